@@ -1,0 +1,74 @@
+# cozo-broker-Meldungen (Deutsch). Jeder Schlüssel existiert in nl, fr, de und en (ein Test prüft dies).
+site-name = CoZo-Anmeldung
+skip-to-content = Zum Inhalt springen
+language-label = Sprache
+footer-help = Probleme bei der Anmeldung? Wenden Sie sich an den Helpdesk der App, von der Sie gekommen sind.
+
+chooser-title = Wie möchten Sie sich anmelden?
+chooser-intro = Wählen Sie, wie Sie gegenüber { $client } nachweisen, wer Sie sind.
+chooser-intro-direct = Wählen Sie, wie Sie nachweisen, wer Sie sind.
+chooser-level-needed = Für diesen Dienst ist eine Anmeldung mit mindestens dem Niveau { $level } erforderlich.
+method-key = Digitaler Schlüssel
+method-key-help = Benutzername und Passwort, danach ein Sicherheitscode aus Ihrer App.
+method-none = Keine Ihrer Anmeldemethoden ist für diesen Dienst sicher genug. Wenden Sie sich an den Helpdesk der App.
+
+level-low = niedrig
+level-substantial = substanziell
+level-high = hoch
+
+key-title = Mit Ihrem digitalen Schlüssel anmelden
+key-intro = Geben Sie den Benutzernamen und das Passwort ein, die Sie bei der Aktivierung Ihres digitalen Schlüssels gewählt haben.
+username-label = Benutzername
+password-label = Passwort
+key-submit = Weiter
+back-to-chooser = Andere Anmeldeart wählen
+wrong-credentials = Der Benutzername oder das Passwort ist nicht korrekt. Bitte prüfen Sie Ihre Eingaben und versuchen Sie es erneut.
+
+code-title = Sicherheitscode
+code-intro = Wählen Sie einen Ihrer Schlüssel und geben Sie den Code ein, den er Ihnen anzeigt.
+code-method-legend = Ihre Schlüssel
+key-totp = Sicherheitscode aus Ihrer App
+key-totp-help = Öffnen Sie Ihre Authentifizierungs-App und geben Sie den 6-stelligen Code ein, der für CoZo angezeigt wird.
+key-sms = Code per SMS
+key-token = Code von Ihrer Token-Karte
+key-webauthn = Sicherheitsschlüssel oder Passkey
+code-label = Sicherheitscode
+code-submit = Anmelden
+wrong-code = Dieser Code ist nicht korrekt. Prüfen Sie den Code in Ihrer App und versuchen Sie es erneut.
+replayed-code = Dieser Code wurde bereits verwendet. Warten Sie auf den nächsten Code in Ihrer App (höchstens 30 Sekunden) und geben Sie ihn ein.
+no-such-key = Sie haben keinen aktiven Schlüssel dieser Art. Wählen Sie einen anderen Schlüssel.
+locked-until = Zu viele fehlerhafte Versuche. Zu Ihrer Sicherheit ist die Anmeldung bis { $until } gesperrt. Versuchen Sie es danach erneut.
+step-expired = Ihre Anmeldung hat zu lange gedauert. Bitte geben Sie Ihren Benutzernamen und Ihr Passwort erneut ein.
+
+session-expired-title = Ihre Sitzung ist abgelaufen
+session-expired = Diese Seite war zu lange geöffnet oder wurde bereits verwendet. Kehren Sie zur App zurück und beginnen Sie erneut.
+csrf-failed = Dieses Formular ist zu Ihrer Sicherheit abgelaufen. Laden Sie die Seite neu und versuchen Sie es erneut.
+bad-client-title = Diese Anmeldeanfrage kann nicht bearbeitet werden
+bad-client = Die App, die Sie hierher geschickt hat, ist für diese Adresse nicht registriert. Kehren Sie zur App zurück und versuchen Sie es erneut; wenn das Problem weiterhin auftritt, wenden Sie sich an den Helpdesk der App.
+no-pending = Keine App wartet auf Ihre Anmeldung. Beginnen Sie in der App, die Sie verwenden möchten.
+error-title = Etwas ist schiefgelaufen
+error-internal = Der Anmeldedienst konnte Ihre Anfrage nicht abschließen. Versuchen Sie es in einigen Minuten erneut.
+back-to-start = Zurück zum Anfang
+
+account-title = Ihr Konto
+account-logged-in-as = Sie sind als { $name } angemeldet.
+account-insz = Nationalregisternummer (INSZ)
+account-level = Niveau Ihrer Anmeldung
+account-history = Ihre letzten Anmeldungen
+account-when = Wann
+account-method = Methode
+account-level-col = Niveau
+account-app = Anwendung
+account-no-history = Noch keine Anmeldungen.
+logout-submit = Abmelden
+logged-out-title = Sie sind abgemeldet
+logged-out = Sie sind von der CoZo-Anmeldung abgemeldet. Schließen Sie den Browser, wenn Sie einen gemeinsam genutzten Computer verwenden.
+logout-confirm-title = Abmelden?
+logout-confirm = Möchten Sie sich von der CoZo-Anmeldung abmelden?
+
+insz-error-length = Eine Nationalregisternummer (INSZ) hat 11 Ziffern.
+insz-error-digits = Eine Nationalregisternummer (INSZ) enthält nur Ziffern.
+insz-error-month = Der Monat in dieser Nationalregisternummer ist nicht möglich.
+insz-error-day = Der Tag in dieser Nationalregisternummer ist nicht möglich.
+insz-error-serial = Die laufende Nummer in dieser Nationalregisternummer ist nicht möglich.
+insz-error-check = Die Prüfziffern dieser Nationalregisternummer sind falsch. Prüfen Sie, ob Sie sich vertippt haben.

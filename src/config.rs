@@ -1,0 +1,425 @@
+//! The one typed configuration: built-in defaults, then the TOML file, then `COZO_<SECTION>__<KEY>`
+//! environment variables (SPEC §1). Unknown keys are refused so that a typo never silently
+//! leaves a default in place.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub secrets: SecretsConfig,
+    pub oidc: OidcConfig,
+    pub login: LoginConfig,
+    pub ui: UiConfig,
+    pub eid: EidConfig,
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The issuer and the base of every URL the broker hands out.
+    pub public_url: Url,
+    /// Request bodies over this are refused with 413 before any parsing.
+    pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted load balancer).
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` (embedded default) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Base64 of 32 random bytes. Encrypts signing keys and TOTP secrets at rest (AES-256-GCM).
+    /// Replicas must share it. When unset, `master_key_file` is used (created on first start).
+    pub master_key: Option<String>,
+    pub master_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    pub code_ttl_s: i64,
+    pub access_token_ttl_s: i64,
+    pub id_token_ttl_s: i64,
+    /// Absolute life of a refresh-token family (the grant), counted from the code exchange.
+    pub refresh_token_ttl_s: i64,
+    /// Life of a pending authorization request (the person's time to log in).
+    pub pending_ttl_s: i64,
+    pub par_ttl_s: i64,
+    /// Idle life of a browser session.
+    pub session_ttl_s: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Wrong passwords or codes for one account within `window_s` before it locks.
+    pub max_failures: i64,
+    pub window_s: i64,
+    pub lock_s: i64,
+    /// Failures from one client address within `window_s` before it is slowed down, and locked.
+    pub address_slowdown_after: i64,
+    pub address_max_failures: i64,
+    /// Argon2id cost (memory in KiB, iterations, parallelism); the floor is 19456/2/1.
+    pub argon2_m_kib: u32,
+    pub argon2_t: u32,
+    pub argon2_p: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Language when neither `ui_locales`, the language cookie nor `Accept-Language` decide.
+    pub default_language: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EidConfig {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub dir: PathBuf,
+}
+
+fn url(s: &str) -> Url {
+    Url::parse(s).unwrap_or_else(|_| unreachable!("built-in default URL {s} parses"))
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: url("http://localhost:8080"),
+            max_body_bytes: 256 * 1024,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/cozo-broker.db".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            master_key_file: PathBuf::from("data/master.key"),
+        }
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            code_ttl_s: 60,
+            access_token_ttl_s: 600,
+            id_token_ttl_s: 600,
+            refresh_token_ttl_s: 8 * 3600,
+            pending_ttl_s: 1800,
+            par_ttl_s: 60,
+            session_ttl_s: 8 * 3600,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window_s: 15 * 60,
+            lock_s: 15 * 60,
+            address_slowdown_after: 10,
+            address_max_failures: 100,
+            argon2_m_kib: 19456,
+            argon2_t: 2,
+            argon2_p: 1,
+        }
+    }
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            default_language: "nl".into(),
+        }
+    }
+}
+
+impl Default for EidConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_url: url("https://localhost:8443"),
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("policies"),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            secrets: SecretsConfig::default(),
+            oidc: OidcConfig::default(),
+            login: LoginConfig::default(),
+            ui: UiConfig::default(),
+            eid: EidConfig::default(),
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+/// A configuration problem, always naming the key (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error at `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults → `file` (or `cozo-broker.toml` if present) → environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    return Err(ConfigError::new(
+                        "--config",
+                        format!("{} does not exist", f.display()),
+                    ));
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None if Path::new("cozo-broker.toml").exists() => {
+                fig = fig.merge(Toml::file("cozo-broker.toml"));
+            }
+            None => {}
+        }
+        Self::from_figment(fig.merge(Self::env()))
+    }
+
+    /// `COZO_SECTION__KEY=value`. Variables without `__` (e.g. `COZO_PASSWORD` for the CLI) are not
+    /// settings.
+    fn env() -> Env {
+        Env::prefixed("COZO_")
+            .filter(|k| k.as_str().contains("__"))
+            .split("__")
+    }
+
+    fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
+        let cfg: Config = fig.extract().map_err(|e| {
+            let key = e.path.join(".");
+            let key = if key.is_empty() {
+                "config".to_string()
+            } else {
+                key
+            };
+            let mut message = e.kind.to_string();
+            if let Some(md) = &e.metadata {
+                message.push_str(&format!(" (from {})", md.name));
+            }
+            ConfigError { key, message }
+        })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks that serde cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        let pu = &self.server.public_url;
+        if !matches!(pu.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                "server.public_url",
+                "must be an http(s) URL",
+            ));
+        }
+        if pu.scheme() == "http" && !is_loopback_host(pu) {
+            return Err(ConfigError::new(
+                "server.public_url",
+                "must be https (plain http is only for localhost)",
+            ));
+        }
+        if pu.query().is_some() || pu.fragment().is_some() {
+            return Err(ConfigError::new(
+                "server.public_url",
+                "must not have a query or fragment",
+            ));
+        }
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres:")
+            || db.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::new(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if let Some(k) = &self.secrets.master_key {
+            crate::crypto::MasterKey::from_base64(k)
+                .map_err(|e| ConfigError::new("secrets.master_key", e.to_string()))?;
+        }
+        let o = &self.oidc;
+        for (key, v) in [
+            ("oidc.code_ttl_s", o.code_ttl_s),
+            ("oidc.access_token_ttl_s", o.access_token_ttl_s),
+            ("oidc.id_token_ttl_s", o.id_token_ttl_s),
+            ("oidc.refresh_token_ttl_s", o.refresh_token_ttl_s),
+            ("oidc.pending_ttl_s", o.pending_ttl_s),
+            ("oidc.par_ttl_s", o.par_ttl_s),
+            ("oidc.session_ttl_s", o.session_ttl_s),
+            ("login.window_s", self.login.window_s),
+            ("login.lock_s", self.login.lock_s),
+            ("login.max_failures", self.login.max_failures),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::new(key, "must be a positive number"));
+            }
+        }
+        if o.code_ttl_s > 600 {
+            return Err(ConfigError::new(
+                "oidc.code_ttl_s",
+                "must be at most 600 (RFC 6749 §4.1.2)",
+            ));
+        }
+        let l = &self.login;
+        if l.argon2_m_kib < 19456 || l.argon2_t < 2 || l.argon2_p < 1 {
+            return Err(ConfigError::new(
+                "login.argon2_m_kib",
+                "argon2id cost below the floor m=19456 KiB, t=2, p=1",
+            ));
+        }
+        if !crate::i18n::is_supported(&self.ui.default_language) {
+            return Err(ConfigError::new(
+                "ui.default_language",
+                "must be one of nl, fr, de, en",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The issuer identifier: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Cookies get `Secure` (and the `__Host-` prefix) except on plain-http localhost.
+    pub fn secure_cookies(&self) -> bool {
+        self.server.public_url.scheme() == "https"
+    }
+}
+
+pub fn is_loopback_host(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str, _env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
+        )
+    }
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let cfg = load_str("", &[]).unwrap();
+        assert_eq!(cfg.server.listen.port(), 8080);
+        assert_eq!(cfg.database.url, "sqlite://data/cozo-broker.db");
+        assert_eq!(cfg.issuer(), "http://localhost:8080");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = load_str("[server]\nlisten = \"not an address\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        let e = load_str("[server]\npublic_url = \"http://broker.example.be\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.public_url");
+        let e = load_str("[server]\nlisten_port = 3\n", &[]).unwrap_err();
+        assert!(e.key.contains("server"), "{e}");
+        let e = load_str("[login]\nargon2_m_kib = 1024\n", &[]).unwrap_err();
+        assert_eq!(e.key, "login.argon2_m_kib");
+        let e = load_str("[database]\nurl = \"mysql://x\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "database.url");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "cozo-broker.toml",
+                "[server]\nlisten = \"127.0.0.1:9000\"\n",
+            )?;
+            jail.set_env("COZO_SERVER__LISTEN", "127.0.0.1:9001");
+            jail.set_env("COZO_PASSWORD", "not a setting");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.server.listen.port(), 9001);
+            jail.set_env("COZO_DATABASE__MAX_CONNECTIONS", "many");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "database.max_connections");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,124 @@
+//! The security code from an authenticator app: RFC 6238 TOTP, SHA-1, 6 digits, 30 s, ±1 step.
+//!
+//! totp-rs computes the codes; the step matching and replay guard are ours, because its `check`
+//! does not say which step matched (constantoine/totp-rs#75) and keeps no record of used codes.
+
+use crate::crypto;
+use totp_rs::{Algorithm, Secret, TOTP};
+
+pub const STEP_S: u64 = 30;
+pub const DIGITS: usize = 6;
+pub const ISSUER: &str = "CoZo";
+
+fn totp(secret: &[u8], account: &str) -> Option<TOTP> {
+    TOTP::new_unchecked(
+        Algorithm::SHA1,
+        DIGITS,
+        1,
+        STEP_S,
+        secret.to_vec(),
+        Some(ISSUER.into()),
+        account.into(),
+    )
+    .into()
+}
+
+/// A new 160-bit secret (RFC 4226 recommends 160 bits).
+pub fn generate_secret() -> Vec<u8> {
+    match Secret::generate_secret().to_bytes() {
+        Ok(b) => b,
+        Err(_) => crypto::random_token(20).into_bytes(),
+    }
+}
+
+pub fn secret_base32(secret: &[u8]) -> String {
+    Secret::Raw(secret.to_vec()).to_encoded().to_string()
+}
+
+pub fn otpauth_uri(secret: &[u8], account: &str) -> String {
+    totp(secret, account)
+        .map(|t| t.get_url())
+        .unwrap_or_default()
+}
+
+/// The code for a unix time; used by the CLI (`totp-code`) and tests.
+pub fn code_at(secret: &[u8], unix: i64) -> String {
+    totp(secret, "")
+        .map(|t| t.generate(unix.max(0) as u64))
+        .unwrap_or_default()
+}
+
+pub fn decode_base32(s: &str) -> Option<Vec<u8>> {
+    Secret::Encoded(s.trim().replace(' ', "").to_uppercase())
+        .to_bytes()
+        .ok()
+}
+
+/// The time step a code matches within ±1 step of `now`, compared in constant time.
+pub fn matching_step(secret: &[u8], code: &str, now: i64) -> Option<i64> {
+    let code = code.trim();
+    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let t = totp(secret, "")?;
+    let step = now.div_euclid(STEP_S as i64);
+    let mut found = None;
+    for s in [step - 1, step, step + 1] {
+        let candidate = t.generate((s.max(0) as u64) * STEP_S);
+        // No early exit: every candidate is computed and compared.
+        if crypto::ct_eq(candidate.as_bytes(), code.as_bytes()) && found.is_none() {
+            found = Some(s);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6238_vector() {
+        // RFC 6238 appendix B, SHA-1 secret "12345678901234567890", T = 59 → 94287082 (8 digits);
+        // the 6-digit code is its last six digits.
+        let secret = b"12345678901234567890";
+        assert_eq!(code_at(secret, 59), "287082");
+        assert_eq!(code_at(secret, 1111111109), "081804");
+    }
+
+    #[test]
+    fn accepts_one_step_of_drift_and_reports_the_step() {
+        let secret = generate_secret();
+        let now = 1_800_000_015;
+        let step = now / 30;
+        assert_eq!(
+            matching_step(&secret, &code_at(&secret, now), now),
+            Some(step)
+        );
+        assert_eq!(
+            matching_step(&secret, &code_at(&secret, now - 30), now),
+            Some(step - 1)
+        );
+        assert_eq!(
+            matching_step(&secret, &code_at(&secret, now + 30), now),
+            Some(step + 1)
+        );
+        assert_eq!(
+            matching_step(&secret, &code_at(&secret, now - 60), now),
+            None
+        );
+        assert_eq!(matching_step(&secret, "12345", now), None);
+        assert_eq!(matching_step(&secret, "abcdef", now), None);
+    }
+
+    #[test]
+    fn base32_roundtrip_and_uri() {
+        let secret = generate_secret();
+        assert_eq!(secret.len(), 20);
+        let b32 = secret_base32(&secret);
+        assert_eq!(decode_base32(&b32).unwrap(), secret);
+        let uri = otpauth_uri(&secret, "anna");
+        assert!(uri.starts_with("otpauth://totp/CoZo:anna?"), "{uri}");
+        assert!(uri.contains(&format!("secret={b32}")));
+    }
+}

@@ -1,0 +1,211 @@
+//! cozo-broker: the identity and authentication broker of the CoZo platform.
+//!
+//! [`serve`] starts the broker on a listener and returns a [`Handle`]; `main.rs` is the CLI.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod assurance;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod i18n;
+pub mod identity;
+pub mod keys;
+pub mod oidc;
+pub mod policy;
+pub mod session;
+pub mod store;
+pub mod web;
+
+#[cfg(feature = "demo")]
+pub mod demo;
+
+use assurance::Method;
+use clock::Clock;
+use config::Config;
+use crypto::MasterKey;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::watch;
+
+/// Everything a running broker is made of, built from the configuration.
+pub struct Broker {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub master: MasterKey,
+    pub clock: Clock,
+    pub state: web::AppState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+    #[error(transparent)]
+    Keys(#[from] oidc::signing::KeyError),
+    #[error(transparent)]
+    KeyService(#[from] keys::KeyError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+pub fn master_key(cfg: &Config) -> Result<MasterKey, crypto::CryptoError> {
+    match &cfg.secrets.master_key {
+        Some(k) => MasterKey::from_base64(k),
+        None => MasterKey::load_or_create(&cfg.secrets.master_key_file),
+    }
+}
+
+/// Connects to the database and applies migrations.
+pub async fn open_store(cfg: &Config) -> Result<Store, store::StoreError> {
+    let store = Store::connect(&cfg.database.url, cfg.database.max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl Broker {
+    pub async fn build(cfg: Config, clock: Clock) -> Result<Self, StartError> {
+        let cfg = Arc::new(cfg);
+        let master = master_key(&cfg)?;
+        let store = open_store(&cfg).await?;
+        let now = clock.now();
+        let retention = cfg.oidc.id_token_ttl_s + 300;
+        let keyring = oidc::signing::KeyRing::load(&store, &master, now, retention).await?;
+        let methods = vec![Method::Totp];
+        let provider = oidc::Provider::new(
+            &cfg,
+            store.clone(),
+            keyring,
+            master.clone(),
+            clock.clone(),
+            methods,
+        );
+        let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
+        let keys = keys::KeyService::new(
+            store.clone(),
+            master.clone(),
+            clock.clone(),
+            cfg.login.clone(),
+        )?;
+        let state = web::AppState(Arc::new(web::Inner {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            provider,
+            sessions,
+            keys,
+        }));
+        Ok(Self {
+            cfg,
+            store,
+            master,
+            clock,
+            state,
+        })
+    }
+}
+
+/// A running broker.
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub clock: Clock,
+    pub master: MasterKey,
+    pub cfg: Arc<Config>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Handle {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.store.close().await;
+    }
+
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    pub fn trigger_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Starts the broker on `listener` (bound by the caller, so tests can use port 0).
+pub async fn serve_on(
+    cfg: Config,
+    clock: Clock,
+    listener: tokio::net::TcpListener,
+) -> Result<Handle, StartError> {
+    let broker = Broker::build(cfg, clock).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(broker.cfg.server.listen, e))?;
+    let (tx, mut rx) = watch::channel(false);
+    spawn_background(&broker, tx.subscribe());
+    let app = web::router(broker.state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        })
+        .await
+    });
+    tracing::info!(%addr, issuer = %broker.cfg.issuer(), "cozo-broker listening");
+    Ok(Handle {
+        addr,
+        store: broker.store,
+        clock: broker.clock,
+        master: broker.master,
+        cfg: broker.cfg,
+        shutdown: tx,
+        task,
+    })
+}
+
+pub async fn serve(cfg: Config) -> Result<Handle, StartError> {
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| StartError::Listen(cfg.server.listen, e))?;
+    serve_on(cfg, Clock::default(), listener).await
+}
+
+/// Periodic work: reload signing keys (rotation by another process), purge expired rows.
+fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
+    let state = broker.state.clone();
+    let master = broker.master.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        let mut n: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            n += 1;
+            let now = state.clock.now();
+            let p = &state.provider;
+            if let Err(e) = p
+                .keys
+                .reload(&state.store, &master, now, p.key_retention_s())
+                .await
+            {
+                tracing::error!(error = %e, "reloading signing keys failed");
+            }
+            if n % 30 == 0 {
+                if let Err(e) = state.store.purge_expired(now).await {
+                    tracing::error!(error = %e, "purge failed");
+                }
+            }
+        }
+    });
+}

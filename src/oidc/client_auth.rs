@@ -1,0 +1,265 @@
+//! Client authentication at the token, revocation and PAR endpoints: `client_secret_basic`,
+//! `client_secret_post`, `private_key_jwt` (RFC 7523), or none for public clients (PKCE only).
+//! A client must use the method it was registered with.
+
+use super::{OidcError, Provider};
+use crate::crypto;
+use crate::store::ClientRow;
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use openidconnect::core::CoreJwsSigningAlgorithm;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Algorithms accepted for client assertions (no `none`, no HMAC).
+pub const ASSERTION_ALGS: [(Algorithm, CoreJwsSigningAlgorithm); 4] = [
+    (
+        Algorithm::RS256,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    ),
+    (Algorithm::PS256, CoreJwsSigningAlgorithm::RsaSsaPssSha256),
+    (Algorithm::ES256, CoreJwsSigningAlgorithm::EcdsaP256Sha256),
+    (Algorithm::EdDSA, CoreJwsSigningAlgorithm::EdDsa),
+];
+
+/// The credentials a request presented, wherever they came from.
+#[derive(Debug, Default, Clone)]
+pub struct ClientCredentials {
+    /// From `Authorization: Basic`.
+    pub basic: Option<(String, String)>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+}
+
+impl ClientCredentials {
+    /// Parses an `Authorization: Basic` header (RFC 6749 §2.3.1: both parts form-urlencoded).
+    pub fn parse_basic(header: &str) -> Option<(String, String)> {
+        let b64 = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (id, secret) = raw.split_once(':')?;
+        let dec = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        Some((dec(id)?, dec(secret)?))
+    }
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    jti: Option<String>,
+    exp: i64,
+}
+
+/// JWKS fetched from clients' `jwks_uri`, kept for five minutes.
+#[derive(Default)]
+pub struct RemoteJwksCache {
+    entries: Mutex<HashMap<String, (i64, JwkSet)>>,
+}
+
+const JWKS_TTL_S: i64 = 300;
+
+impl Provider {
+    pub async fn authenticate_client(&self, c: &ClientCredentials) -> Result<ClientRow, OidcError> {
+        let bad = || OidcError::InvalidClient("client authentication failed".into());
+        let presented = [
+            c.basic.is_some(),
+            c.client_secret.is_some(),
+            c.client_assertion.is_some() || c.client_assertion_type.is_some(),
+        ];
+        if presented.iter().filter(|p| **p).count() > 1 {
+            return Err(OidcError::InvalidRequest(
+                "use one client authentication method".into(),
+            ));
+        }
+        if let Some((id, secret)) = &c.basic {
+            if c.client_id.as_deref().is_some_and(|b| b != id) {
+                return Err(OidcError::InvalidRequest("client_id does not match".into()));
+            }
+            let client = self.store.client(id).await?.ok_or_else(bad)?;
+            return check_secret(&client, "client_secret_basic", secret)
+                .map(|_| client)
+                .map_err(|_| bad());
+        }
+        if let Some(secret) = &c.client_secret {
+            let id = c.client_id.as_deref().ok_or_else(bad)?;
+            let client = self.store.client(id).await?.ok_or_else(bad)?;
+            return check_secret(&client, "client_secret_post", secret)
+                .map(|_| client)
+                .map_err(|_| bad());
+        }
+        if let Some(assertion) = &c.client_assertion {
+            if c.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+                return Err(OidcError::InvalidRequest(
+                    "unsupported client_assertion_type".into(),
+                ));
+            }
+            return self
+                .check_assertion(c.client_id.as_deref(), assertion)
+                .await;
+        }
+        // No credentials: only a public client may do that.
+        let id = c.client_id.as_deref().ok_or_else(bad)?;
+        let client = self.store.client(id).await?.ok_or_else(bad)?;
+        if client.auth_method == "none" {
+            Ok(client)
+        } else {
+            Err(bad())
+        }
+    }
+
+    async fn check_assertion(
+        &self,
+        client_id: Option<&str>,
+        jwt: &str,
+    ) -> Result<ClientRow, OidcError> {
+        let bad = |why: &str| OidcError::InvalidClient(format!("client assertion rejected: {why}"));
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("malformed"))?;
+        if !ASSERTION_ALGS.iter().any(|(a, _)| *a == header.alg) {
+            return Err(bad("algorithm not allowed"));
+        }
+        // The issuer (= subject) names the client; read it before verifying only to find keys.
+        let unverified_sub = unverified_claim(jwt, "sub").ok_or_else(|| bad("no sub"))?;
+        if client_id.is_some_and(|id| id != unverified_sub) {
+            return Err(bad("sub does not match client_id"));
+        }
+        let client = self
+            .store
+            .client(&unverified_sub)
+            .await?
+            .ok_or_else(|| bad("unknown client"))?;
+        if client.auth_method != "private_key_jwt" {
+            return Err(bad("client is not registered for private_key_jwt"));
+        }
+        let keys = self.client_keys(&client, false).await?;
+        let pick = |set: &JwkSet| -> Option<DecodingKey> {
+            let jwk = match &header.kid {
+                Some(kid) => set.find(kid),
+                None if set.keys.len() == 1 => set.keys.first(),
+                None => None,
+            }?;
+            DecodingKey::from_jwk(jwk).ok()
+        };
+        let key = match pick(&keys) {
+            Some(k) => k,
+            None if client.jwks_uri.is_some() => {
+                let fresh = self.client_keys(&client, true).await?;
+                pick(&fresh).ok_or_else(|| bad("no matching key"))?
+            }
+            None => return Err(bad("no matching key")),
+        };
+        let mut v = Validation::new(header.alg);
+        v.set_audience(&[
+            self.endpoint("/token"),
+            self.issuer.clone(),
+            self.endpoint("/par"),
+        ]);
+        v.set_issuer(&[client.id.as_str()]);
+        v.sub = Some(client.id.clone());
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        v.leeway = 30;
+        let data = jsonwebtoken::decode::<AssertionClaims>(jwt, &key, &v)
+            .map_err(|e| bad(&e.to_string()))?;
+        let now = self.clock.now();
+        if data.claims.exp > now + 600 {
+            return Err(bad("exp too far in the future"));
+        }
+        let jti = data.claims.jti.ok_or_else(|| bad("no jti"))?;
+        let key = format!("jti:{}:{}", client.id, crypto::token_hash(&jti));
+        if !self.store.see_once(&key, data.claims.exp + 60).await? {
+            return Err(bad("assertion replayed"));
+        }
+        Ok(client)
+    }
+
+    async fn client_keys(&self, client: &ClientRow, refresh: bool) -> Result<JwkSet, OidcError> {
+        if let Some(jwks) = &client.jwks {
+            return serde_json::from_str(jwks)
+                .map_err(|e| OidcError::Server(format!("stored JWKS of {}: {e}", client.id)));
+        }
+        let Some(uri) = &client.jwks_uri else {
+            return Err(OidcError::InvalidClient("client has no keys".into()));
+        };
+        let now = self.clock.now();
+        if !refresh {
+            let cache = self
+                .jwks_cache
+                .entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, set)) = cache.get(uri) {
+                if now - at < JWKS_TTL_S {
+                    return Ok(set.clone());
+                }
+            }
+        }
+        let set: JwkSet = self
+            .http
+            .get(uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| OidcError::InvalidClient(format!("client jwks_uri unreachable: {e}")))?
+            .json()
+            .await
+            .map_err(|e| OidcError::InvalidClient(format!("client jwks_uri invalid: {e}")))?;
+        self.jwks_cache
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uri.clone(), (now, set.clone()));
+        Ok(set)
+    }
+}
+
+fn check_secret(client: &ClientRow, method: &str, secret: &str) -> Result<(), ()> {
+    if client.auth_method != method {
+        return Err(());
+    }
+    let Some(stored) = &client.secret_hash else {
+        return Err(());
+    };
+    if crypto::ct_eq(crypto::token_hash(secret).as_bytes(), stored.as_bytes()) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+fn unverified_claim(jwt: &str, name: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = crypto::b64url_decode(payload)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get(name)?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let h = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("my%3Aapp:s%2Bcret")
+        );
+        assert_eq!(
+            ClientCredentials::parse_basic(&h),
+            Some(("my:app".to_string(), "s+cret".to_string()))
+        );
+        assert_eq!(ClientCredentials::parse_basic("Bearer x"), None);
+        assert_eq!(ClientCredentials::parse_basic("Basic !!!"), None);
+    }
+}

@@ -1,0 +1,234 @@
+//! The OpenID Connect provider the portal and apps trust (SPEC §5): discovery, JWKS, the
+//! authorization code flow with PKCE, tokens, userinfo, revocation, logout and PAR.
+//!
+//! Protocol only: no HTML. The web layer (`crate::web`) turns its decisions into responses.
+
+pub mod authorize;
+pub mod claims;
+pub mod client_auth;
+mod error;
+pub mod signing;
+pub mod token;
+
+pub use error::OidcError;
+
+use crate::assurance::{AssuranceLevel, Method};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::store::{AuditEvent, Store};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl,
+    LanguageTag, ProviderMetadata, ResponseTypes, Scope, TokenUrl, UserInfoUrl,
+};
+use serde::{Deserialize, Serialize};
+use signing::{KeyRing, SigningAlg};
+use std::sync::Arc;
+
+/// Discovery fields that openidconnect's core metadata does not model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExtraMetadata {
+    pub end_session_endpoint: String,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub pushed_authorization_request_endpoint: String,
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+}
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// Scopes the broker knows; others are ignored (OIDC Core §3.1.2.1).
+pub const SCOPES: [&str; 4] = ["openid", "profile", "insz", "professions"];
+
+pub struct Provider {
+    pub store: Store,
+    pub keys: KeyRing,
+    pub master: MasterKey,
+    pub clock: Clock,
+    pub issuer: String,
+    pub cfg: crate::config::OidcConfig,
+    /// Login methods this deployment offers; the best level among them bounds what a request
+    /// may demand.
+    pub methods: Vec<Method>,
+    discovery_json: bytes::Bytes,
+    http: reqwest::Client,
+    jwks_cache: client_auth::RemoteJwksCache,
+}
+
+impl Provider {
+    pub fn new(
+        cfg: &Config,
+        store: Store,
+        keys: KeyRing,
+        master: MasterKey,
+        clock: Clock,
+        methods: Vec<Method>,
+    ) -> Arc<Self> {
+        let issuer = cfg.issuer();
+        let discovery_json = serde_json::to_vec(&metadata(&issuer))
+            .unwrap_or_default()
+            .into();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Self {
+            store,
+            keys,
+            master,
+            clock,
+            issuer,
+            cfg: cfg.oidc.clone(),
+            methods,
+            discovery_json,
+            http,
+            jwks_cache: Default::default(),
+        })
+    }
+
+    pub fn discovery_json(&self) -> bytes::Bytes {
+        self.discovery_json.clone()
+    }
+
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.keys.current().jwks_json.clone()
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+
+    /// The strongest level any offered method can reach.
+    pub fn best_level(&self) -> AssuranceLevel {
+        self.methods
+            .iter()
+            .map(|m| m.own_level().unwrap_or(AssuranceLevel::High))
+            .max()
+            .unwrap_or(AssuranceLevel::Low)
+    }
+
+    /// How long a retired signing key stays in the JWKS: its ID tokens must still verify.
+    pub fn key_retention_s(&self) -> i64 {
+        self.cfg.id_token_ttl_s + 300
+    }
+
+    pub async fn audit(&self, mut e: AuditEvent) {
+        e.id = crate::crypto::random_id();
+        if e.at == 0 {
+            e.at = self.clock.now();
+        }
+        if e.detail.is_empty() {
+            e.detail = "{}".into();
+        }
+        if let Err(err) = self.store.insert_audit(&e).await {
+            tracing::error!(error = %err, kind = %e.kind, "audit event could not be stored");
+        }
+    }
+}
+
+fn metadata(issuer: &str) -> Metadata {
+    let url = |p: &str| format!("{issuer}{p}");
+    let parse =
+        |p: &str| url::Url::parse(&url(p)).unwrap_or_else(|_| unreachable!("issuer is a URL"));
+    Metadata::new(
+        IssuerUrl::from_url(url::Url::parse(issuer).unwrap_or_else(|_| unreachable!())),
+        AuthUrl::from_url(parse("/authorize")),
+        JsonWebKeySetUrl::from_url(parse("/jwks")),
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        vec![CoreSubjectIdentifierType::Public],
+        SigningAlg::ALL.iter().map(|a| a.jws()).collect(),
+        ExtraMetadata {
+            end_session_endpoint: url("/logout"),
+            revocation_endpoint: url("/revoke"),
+            revocation_endpoint_auth_methods_supported: vec![
+                "client_secret_basic".into(),
+                "client_secret_post".into(),
+                "private_key_jwt".into(),
+            ],
+            pushed_authorization_request_endpoint: url("/par"),
+            code_challenge_methods_supported: vec!["S256".into()],
+            authorization_response_iss_parameter_supported: true,
+        },
+    )
+    .set_token_endpoint(Some(TokenUrl::from_url(parse("/token"))))
+    .set_userinfo_endpoint(Some(UserInfoUrl::from_url(parse("/userinfo"))))
+    .set_scopes_supported(Some(
+        SCOPES.iter().map(|s| Scope::new(s.to_string())).collect(),
+    ))
+    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
+    .set_grant_types_supported(Some(vec![
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+    ]))
+    .set_token_endpoint_auth_methods_supported(Some(vec![
+        CoreClientAuthMethod::ClientSecretBasic,
+        CoreClientAuthMethod::ClientSecretPost,
+        CoreClientAuthMethod::PrivateKeyJwt,
+        CoreClientAuthMethod::None,
+    ]))
+    .set_token_endpoint_auth_signing_alg_values_supported(Some(
+        client_auth::ASSERTION_ALGS
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect(),
+    ))
+    .set_acr_values_supported(Some(
+        AssuranceLevel::ALL
+            .iter()
+            .map(|l| AuthenticationContextClass::new(l.uri().to_string()))
+            .collect(),
+    ))
+    .set_claims_supported(Some(
+        [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "insz",
+            "given_name",
+            "family_name",
+            "birthdate",
+            "professions",
+            "eidas_person_identifier",
+        ]
+        .iter()
+        .map(|c| CoreClaimName::new(c.to_string()))
+        .collect(),
+    ))
+    .set_claims_parameter_supported(Some(true))
+    .set_request_parameter_supported(Some(false))
+    .set_request_uri_parameter_supported(Some(false))
+    .set_ui_locales_supported(Some(
+        crate::i18n::LANGUAGES
+            .iter()
+            .map(|l| LanguageTag::new(l.to_string()))
+            .collect(),
+    ))
+}

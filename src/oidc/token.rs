@@ -1,0 +1,357 @@
+//! Token endpoint (authorization_code with PKCE, refresh_token with rotation and reuse
+//! detection), userinfo, revocation (RFC 7009) and the logout hint check.
+
+use super::authorize::is_pkce_value;
+use super::claims::GrantDetails;
+use super::client_auth::ClientCredentials;
+use super::{OidcError, Provider};
+use crate::crypto;
+use crate::store::{AuditEvent, ClientRow, GrantRow, NewTokens};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenForm {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+    // revocation
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+}
+
+impl TokenForm {
+    pub fn credentials(&self, authorization: Option<&str>) -> ClientCredentials {
+        ClientCredentials {
+            basic: authorization.and_then(ClientCredentials::parse_basic),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_assertion_type: self.client_assertion_type.clone(),
+            client_assertion: self.client_assertion.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub id_token: String,
+    pub scope: String,
+}
+
+impl Provider {
+    pub async fn token(
+        &self,
+        authorization: Option<&str>,
+        form: &TokenForm,
+    ) -> Result<TokenResponse, OidcError> {
+        let client = self
+            .authenticate_client(&form.credentials(authorization))
+            .await?;
+        match form.grant_type.as_deref() {
+            Some("authorization_code") => self.exchange_code(&client, form).await,
+            Some("refresh_token") => self.refresh(&client, form).await,
+            Some(_) => Err(OidcError::UnsupportedGrantType),
+            None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        client: &ClientRow,
+        form: &TokenForm,
+    ) -> Result<TokenResponse, OidcError> {
+        let now = self.clock.now();
+        let code = form
+            .code
+            .as_deref()
+            .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
+        let hash = crypto::token_hash(code);
+        let row = self
+            .store
+            .code(&hash)
+            .await?
+            .ok_or_else(|| OidcError::InvalidGrant("the code is not valid".into()))?;
+        // Checks first, so that a wrong client or verifier leaves the code for its owner.
+        if row.client_id != client.id {
+            return Err(OidcError::InvalidGrant(
+                "the code was issued to another client".into(),
+            ));
+        }
+        if row.used_at.is_some() {
+            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse")
+                .await;
+            return Err(OidcError::InvalidGrant(
+                "the code was already used; the tokens issued with it are revoked".into(),
+            ));
+        }
+        if row.expires_at <= now {
+            return Err(OidcError::InvalidGrant("the code has expired".into()));
+        }
+        if form.redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
+            return Err(OidcError::InvalidGrant(
+                "redirect_uri does not match the request".into(),
+            ));
+        }
+        let verifier = form
+            .code_verifier
+            .as_deref()
+            .ok_or_else(|| OidcError::InvalidGrant("code_verifier is missing (PKCE)".into()))?;
+        if !(43..=128).contains(&verifier.len()) || !is_pkce_value(verifier) {
+            return Err(OidcError::InvalidGrant("code_verifier is malformed".into()));
+        }
+        let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
+        if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
+            return Err(OidcError::InvalidGrant(
+                "code_verifier does not match the challenge".into(),
+            ));
+        }
+        let details: GrantDetails = serde_json::from_str(&row.details)
+            .map_err(|e| OidcError::Server(format!("code details: {e}")))?;
+        let grant = GrantRow {
+            id: row.grant_id.clone(),
+            client_id: client.id.clone(),
+            person_id: row.person_id.clone(),
+            details: row.details.clone(),
+            created_at: now,
+            expires_at: now + self.cfg.refresh_token_ttl_s,
+            revoked_at: None,
+        };
+        let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
+        if !self.store.redeem_code(&hash, now, &grant, &tokens).await? {
+            // Another request redeemed it between our read and write: treat as reuse.
+            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse")
+                .await;
+            return Err(OidcError::InvalidGrant("the code was already used".into()));
+        }
+        self.audit(AuditEvent {
+            kind: "token_code".into(),
+            outcome: "ok".into(),
+            person_id: Some(row.person_id.clone()),
+            client_id: Some(client.id.clone()),
+            method: Some(details.login.method.to_string()),
+            acr: Some(details.login.acr.uri().into()),
+            ..Default::default()
+        })
+        .await;
+        let id_token = self.id_token(
+            &client.id,
+            &client.id_token_alg,
+            &row.person_id,
+            &details,
+            details.nonce.as_deref(),
+            &access,
+        )?;
+        Ok(TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: self.cfg.access_token_ttl_s,
+            refresh_token: refresh,
+            id_token,
+            scope: details.scope.join(" "),
+        })
+    }
+
+    async fn refresh(
+        &self,
+        client: &ClientRow,
+        form: &TokenForm,
+    ) -> Result<TokenResponse, OidcError> {
+        let now = self.clock.now();
+        let presented = form
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
+        let row = self
+            .store
+            .refresh_token(&crypto::token_hash(presented))
+            .await?
+            .ok_or_else(|| OidcError::InvalidGrant("the refresh token is not valid".into()))?;
+        let grant = &row.grant;
+        if grant.client_id != client.id {
+            return Err(OidcError::InvalidGrant(
+                "the refresh token belongs to another client".into(),
+            ));
+        }
+        if grant.revoked_at.is_some() || row.token_revoked_at.is_some() {
+            return Err(OidcError::InvalidGrant(
+                "the refresh token was revoked".into(),
+            ));
+        }
+        if row.rotated_at.is_some() {
+            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse")
+                .await;
+            return Err(OidcError::InvalidGrant(
+                "the refresh token was already used; its whole family is revoked".into(),
+            ));
+        }
+        if grant.expires_at <= now {
+            return Err(OidcError::InvalidGrant(
+                "the refresh token has expired".into(),
+            ));
+        }
+        let details: GrantDetails = serde_json::from_str(&grant.details)
+            .map_err(|e| OidcError::Server(format!("grant details: {e}")))?;
+        if let Some(scope) = &form.scope {
+            // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
+            if scope
+                .split_ascii_whitespace()
+                .any(|s| !details.has_scope(s))
+            {
+                return Err(OidcError::InvalidScope(
+                    "a refresh cannot add scopes".into(),
+                ));
+            }
+        }
+        let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
+        if !self
+            .store
+            .rotate_refresh(&row.token_id, now, &tokens)
+            .await?
+        {
+            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse")
+                .await;
+            return Err(OidcError::InvalidGrant(
+                "the refresh token was already used".into(),
+            ));
+        }
+        // Same auth_time, acr and amr as the login: a refresh never raises the level.
+        let id_token = self.id_token(
+            &client.id,
+            &client.id_token_alg,
+            &grant.person_id,
+            &details,
+            None,
+            &access,
+        )?;
+        Ok(TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: self.cfg.access_token_ttl_s,
+            refresh_token: refresh,
+            id_token,
+            scope: details.scope.join(" "),
+        })
+    }
+
+    /// Fresh access (and, for confidential clients, refresh) token for a grant.
+    fn new_tokens(
+        &self,
+        grant_id: &str,
+        client: &ClientRow,
+        now: i64,
+    ) -> (NewTokens, String, Option<String>) {
+        let access = crypto::random_token(32);
+        let refresh = (client.auth_method != "none").then(|| crypto::random_token(32));
+        let t = NewTokens {
+            id: crypto::random_id(),
+            grant_id: grant_id.to_string(),
+            access_hash: crypto::token_hash(&access),
+            refresh_hash: refresh.as_deref().map(crypto::token_hash),
+            access_expires_at: now + self.cfg.access_token_ttl_s,
+            created_at: now,
+        };
+        (t, access, refresh)
+    }
+
+    async fn revoke_after_reuse(&self, grant_id: &str, client_id: &str, kind: &str) {
+        let now = self.clock.now();
+        let revoked = self
+            .store
+            .revoke_grant(grant_id, now)
+            .await
+            .unwrap_or(false);
+        tracing::warn!(
+            client = client_id,
+            kind,
+            revoked,
+            "credential reuse: token family revoked"
+        );
+        self.audit(AuditEvent {
+            kind: kind.into(),
+            outcome: "revoked".into(),
+            client_id: Some(client_id.into()),
+            detail: serde_json::json!({ "grant": grant_id }).to_string(),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// The claims an access token opens (`/userinfo`).
+    pub async fn userinfo(&self, access_token: &str) -> Result<serde_json::Value, OidcError> {
+        let row = self
+            .store
+            .access_token(&crypto::token_hash(access_token), self.clock.now())
+            .await?
+            .ok_or_else(|| OidcError::InvalidToken("the access token is not valid".into()))?;
+        let details: GrantDetails = serde_json::from_str(&row.grant.details)
+            .map_err(|e| OidcError::Server(format!("grant details: {e}")))?;
+        Ok(self.userinfo_claims(&row.grant.person_id, &details))
+    }
+
+    /// RFC 7009: revoking a refresh token revokes its family; an access token, itself. Unknown
+    /// or foreign tokens are answered the same way (200) and change nothing.
+    pub async fn revoke(
+        &self,
+        authorization: Option<&str>,
+        form: &TokenForm,
+    ) -> Result<(), OidcError> {
+        let client = self
+            .authenticate_client(&form.credentials(authorization))
+            .await?;
+        let token = form
+            .token
+            .as_deref()
+            .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
+        let hash = crypto::token_hash(token);
+        let now = self.clock.now();
+        if form.token_type_hint.as_deref() != Some("access_token") {
+            if let Some(row) = self.store.refresh_token(&hash).await? {
+                if row.grant.client_id == client.id {
+                    self.store.revoke_grant(&row.grant.id, now).await?;
+                }
+                return Ok(());
+            }
+        }
+        self.store
+            .revoke_access_token(&hash, &client.id, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Checks an `id_token_hint` at logout: our signature (expired tokens are fine); returns the
+    /// client it was issued to.
+    pub fn check_id_token_hint(&self, hint: &str) -> Option<String> {
+        let header = jsonwebtoken::decode_header(hint).ok()?;
+        let keys = self.keys.current();
+        let key = keys
+            .published()
+            .iter()
+            .find(|k| Some(&k.kid) == header.kid.as_ref())?;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::to_value(key.jwk())
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())?;
+        let dk = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.set_issuer(&[self.issuer.as_str()]);
+        v.set_required_spec_claims(&["iss", "aud"]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(hint, &dk, &v).ok()?;
+        match data.claims.get("aud")? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) => a.first()?.as_str().map(str::to_string),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Browser sessions: what the broker remembers about one browser between requests, stored
+//! server-side (several replicas share them). The cookie carries only a random id; the database
+//! keeps its hash.
+
+use crate::assurance::{AssuranceLevel, Method};
+use crate::clock::Clock;
+use crate::crypto;
+use crate::store::{SessionRow, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// A completed login: who, when, how and how strongly. It is carried into codes and grants, so
+/// every token says how its person logged in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Login {
+    pub person_id: String,
+    pub auth_time: i64,
+    pub acr: AssuranceLevel,
+    pub amr: Vec<String>,
+    pub method: Method,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eidas_person_identifier: Option<String>,
+}
+
+/// The first factor of a digital-key login passed; the second is awaited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyStep {
+    pub account_id: String,
+    pub person_id: String,
+    pub username: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SessionData {
+    /// The authorization request this browser is logging in for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<Login>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_step: Option<KeyStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The raw id (the cookie value); only its hash is stored.
+    pub id: String,
+    pub csrf: String,
+    pub data: SessionData,
+    pub expires_at: i64,
+}
+
+impl Session {
+    fn id_hash(&self) -> String {
+        crypto::token_hash(&self.id)
+    }
+
+    /// Constant-time check of a form's CSRF token.
+    pub fn csrf_ok(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|t| crypto::ct_eq(t.as_bytes(), self.csrf.as_bytes()))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    store: Store,
+    clock: Clock,
+    ttl_s: i64,
+}
+
+impl Sessions {
+    pub fn new(store: Store, clock: Clock, ttl_s: i64) -> Self {
+        Self {
+            store,
+            clock,
+            ttl_s,
+        }
+    }
+
+    pub async fn load(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        if id.len() != 43 {
+            return Ok(None);
+        }
+        let Some(row) = self
+            .store
+            .session(&crypto::token_hash(id), self.clock.now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // A row that does not parse is treated as no session, not as an error page.
+        let data = serde_json::from_str(&row.data).unwrap_or_default();
+        Ok(Some(Session {
+            id: id.to_string(),
+            csrf: row.csrf,
+            data,
+            expires_at: row.expires_at,
+        }))
+    }
+
+    pub async fn create(&self, data: SessionData) -> Result<Session, StoreError> {
+        let now = self.clock.now();
+        let s = Session {
+            id: crypto::random_token(32),
+            csrf: crypto::random_token(32),
+            data,
+            expires_at: now + self.ttl_s,
+        };
+        self.store
+            .insert_session(&SessionRow {
+                id_hash: s.id_hash(),
+                csrf: s.csrf.clone(),
+                data: serde_json::to_string(&s.data).unwrap_or_default(),
+                person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
+                created_at: now,
+                expires_at: s.expires_at,
+            })
+            .await?;
+        Ok(s)
+    }
+
+    /// Saves the data and extends the idle expiry.
+    pub async fn save(&self, s: &mut Session) -> Result<(), StoreError> {
+        s.expires_at = self.clock.now() + self.ttl_s;
+        self.store
+            .update_session(
+                &s.id_hash(),
+                &serde_json::to_string(&s.data).unwrap_or_default(),
+                s.data.login.as_ref().map(|l| l.person_id.as_str()),
+                s.expires_at,
+            )
+            .await
+    }
+
+    /// Gives the session a fresh id and CSRF token (after a login: no session fixation).
+    pub async fn renew_id(&self, s: &mut Session) -> Result<(), StoreError> {
+        let old = s.id_hash();
+        s.id = crypto::random_token(32);
+        s.csrf = crypto::random_token(32);
+        self.store
+            .rename_session(&old, &s.id_hash(), &s.csrf)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn destroy(&self, s: &Session) -> Result<(), StoreError> {
+        self.store.delete_session(&s.id_hash()).await
+    }
+}

@@ -1,0 +1,329 @@
+//! Pending authorization requests, authorization codes, grants (token families) and tokens.
+
+use super::{col, Result, Store};
+
+#[derive(Debug, Clone)]
+pub struct PendingRow {
+    pub id: String,
+    pub client_id: String,
+    pub params: String,
+    pub pushed: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub person_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub details: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub person_id: String,
+    pub details: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTokens {
+    pub id: String,
+    pub grant_id: String,
+    pub access_hash: String,
+    pub refresh_hash: Option<String>,
+    pub access_expires_at: i64,
+    pub created_at: i64,
+}
+
+/// A refresh token with its grant, as read before rotation.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub token_id: String,
+    pub rotated_at: Option<i64>,
+    pub token_revoked_at: Option<i64>,
+    pub grant: GrantRow,
+}
+
+/// What an access token opens (for userinfo).
+#[derive(Debug, Clone)]
+pub struct AccessRow {
+    pub grant: GrantRow,
+    pub access_expires_at: i64,
+}
+
+const GRANT_COLS: &str =
+    "g.id, g.client_id, g.person_id, g.details, g.created_at, g.expires_at, g.revoked_at";
+
+fn grant_from_row(r: &sqlx::any::AnyRow) -> Result<GrantRow> {
+    Ok(GrantRow {
+        id: col(r, "id")?,
+        client_id: col(r, "client_id")?,
+        person_id: col(r, "person_id")?,
+        details: col(r, "details")?,
+        created_at: col(r, "created_at")?,
+        expires_at: col(r, "expires_at")?,
+        revoked_at: col(r, "revoked_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_pending(&self, p: &PendingRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pending_auth (id, client_id, params, pushed, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&p.id)
+        .bind(&p.client_id)
+        .bind(&p.params)
+        .bind(i64::from(p.pushed))
+        .bind(p.created_at)
+        .bind(p.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pending(&self, id: &str, now: i64) -> Result<Option<PendingRow>> {
+        let row = sqlx::query(
+            "SELECT id, client_id, params, pushed, created_at, expires_at FROM pending_auth \
+             WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(PendingRow {
+                id: col(&r, "id")?,
+                client_id: col(&r, "client_id")?,
+                params: col(&r, "params")?,
+                pushed: col::<i64>(&r, "pushed")? != 0,
+                created_at: col(&r, "created_at")?,
+                expires_at: col(&r, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes a pending request; true if this call removed it (one-time use of PAR URIs).
+    pub async fn take_pending(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM pending_auth WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn insert_code(&self, c: &CodeRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO auth_codes (code_hash, grant_id, client_id, person_id, redirect_uri, \
+             code_challenge, details, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&c.code_hash)
+        .bind(&c.grant_id)
+        .bind(&c.client_id)
+        .bind(&c.person_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(&c.details)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn code(&self, code_hash: &str) -> Result<Option<CodeRow>> {
+        let row = sqlx::query(
+            "SELECT code_hash, grant_id, client_id, person_id, redirect_uri, code_challenge, details, \
+             created_at, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CodeRow {
+                code_hash: col(&r, "code_hash")?,
+                grant_id: col(&r, "grant_id")?,
+                client_id: col(&r, "client_id")?,
+                person_id: col(&r, "person_id")?,
+                redirect_uri: col(&r, "redirect_uri")?,
+                code_challenge: col(&r, "code_challenge")?,
+                details: col(&r, "details")?,
+                created_at: col(&r, "created_at")?,
+                expires_at: col(&r, "expires_at")?,
+                used_at: col(&r, "used_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Redeems a code and starts its grant in one transaction. Returns false (and writes
+    /// nothing) if the code was redeemed before: the single-use guarantee is the conditional
+    /// update, so two concurrent exchanges cannot both succeed.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        grant: &GrantRow,
+        tokens: &NewTokens,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.client_id)
+        .bind(&grant.person_id)
+        .bind(&grant.details)
+        .bind(grant.created_at)
+        .bind(grant.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_tokens(&mut tx, tokens).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn refresh_token(&self, refresh_hash: &str) -> Result<Option<RefreshRow>> {
+        let sql = format!(
+            "SELECT t.id AS token_id, t.rotated_at, t.revoked_at AS token_revoked_at, {GRANT_COLS} \
+             FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.refresh_hash = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(refresh_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(RefreshRow {
+                token_id: col(&r, "token_id")?,
+                rotated_at: col(&r, "rotated_at")?,
+                token_revoked_at: col(&r, "token_revoked_at")?,
+                grant: grant_from_row(&r)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Rotates a refresh token: marks it used and stores its successor, atomically. False if it
+    /// was rotated (or revoked) meanwhile.
+    pub async fn rotate_refresh(&self, token_id: &str, now: i64, next: &NewTokens) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE tokens SET rotated_at = $1 WHERE id = $2 AND rotated_at IS NULL \
+             AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_tokens(&mut tx, next).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Revokes a whole token family.
+    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(grant_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Revokes one access token (RFC 7009 for an access token).
+    pub async fn revoke_access_token(
+        &self,
+        access_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE access_hash = $2 AND revoked_at IS NULL \
+             AND grant_id IN (SELECT id FROM grants WHERE client_id = $3)",
+        )
+        .bind(now)
+        .bind(access_hash)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The grant an access token belongs to, if the token is live.
+    pub async fn access_token(&self, access_hash: &str, now: i64) -> Result<Option<AccessRow>> {
+        let sql = format!(
+            "SELECT t.access_expires_at, {GRANT_COLS} FROM tokens t JOIN grants g ON g.id = t.grant_id \
+             WHERE t.access_hash = $1 AND t.access_expires_at > $2 AND t.revoked_at IS NULL \
+             AND g.revoked_at IS NULL"
+        );
+        let row = sqlx::query(&sql)
+            .bind(access_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(AccessRow {
+                access_expires_at: col(&r, "access_expires_at")?,
+                grant: grant_from_row(&r)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
+        let sql = format!("SELECT {GRANT_COLS} FROM grants g WHERE g.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+}
+
+async fn insert_tokens(tx: &mut sqlx::Transaction<'_, sqlx::Any>, t: &NewTokens) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&t.id)
+    .bind(&t.grant_id)
+    .bind(&t.access_hash)
+    .bind(&t.refresh_hash)
+    .bind(t.access_expires_at)
+    .bind(t.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Persons, their digital-key accounts and keys, and linked external identities.
+
+use super::{col, Result, Store, StoreError};
+use crate::identity::Insz;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: String,
+    pub insz: Insz,
+    pub given_name: String,
+    pub family_name: String,
+    pub birthdate: Option<String>,
+    pub created_at: i64,
+}
+
+impl Person {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        let insz: String = col(r, "insz")?;
+        Ok(Self {
+            id: col(r, "id")?,
+            insz: Insz::parse(&insz).map_err(|e| StoreError::Corrupt(format!("insz: {e}")))?,
+            given_name: col(r, "given_name")?,
+            family_name: col(r, "family_name")?,
+            birthdate: col(r, "birthdate")?,
+            created_at: col(r, "created_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub person_id: String,
+    pub username: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub account_id: String,
+    pub kind: String,
+    pub status: String,
+    pub secret_enc: Option<Vec<u8>>,
+    pub phone: Option<String>,
+    pub data: Option<String>,
+    pub last_step: i64,
+    pub created_at: i64,
+}
+
+impl KeyRow {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            id: col(r, "id")?,
+            account_id: col(r, "account_id")?,
+            kind: col(r, "kind")?,
+            status: col(r, "status")?,
+            secret_enc: col(r, "secret_enc")?,
+            phone: col(r, "phone")?,
+            data: col(r, "data")?,
+            last_step: col(r, "last_step")?,
+            created_at: col(r, "created_at")?,
+        })
+    }
+}
+
+const PERSON_COLS: &str = "id, insz, given_name, family_name, birthdate, created_at";
+const KEY_COLS: &str =
+    "id, account_id, kind, status, secret_enc, phone, data, last_step, created_at";
+
+impl Store {
+    pub async fn insert_person(&self, p: &Person) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO persons (id, insz, given_name, family_name, birthdate, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&p.id)
+        .bind(p.insz.as_str())
+        .bind(&p.given_name)
+        .bind(&p.family_name)
+        .bind(&p.birthdate)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, "a person with this INSZ"))?;
+        Ok(())
+    }
+
+    pub async fn person(&self, id: &str) -> Result<Option<Person>> {
+        let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Person::from_row).transpose()
+    }
+
+    pub async fn person_by_insz(&self, insz: &Insz) -> Result<Option<Person>> {
+        let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE insz = $1");
+        let row = sqlx::query(&sql)
+            .bind(insz.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Person::from_row).transpose()
+    }
+
+    pub async fn insert_account(&self, a: &Account, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, person_id, username, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&a.id)
+        .bind(&a.person_id)
+        .bind(&a.username)
+        .bind(&a.password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, "an account with this username or person"))?;
+        Ok(())
+    }
+
+    fn account_from_row(r: &AnyRow) -> Result<Account> {
+        Ok(Account {
+            id: col(r, "id")?,
+            person_id: col(r, "person_id")?,
+            username: col(r, "username")?,
+            password_hash: col(r, "password_hash")?,
+        })
+    }
+
+    pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, person_id, username, password_hash FROM accounts WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::account_from_row).transpose()
+    }
+
+    pub async fn account_by_person(&self, person_id: &str) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, person_id, username, password_hash FROM accounts WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::account_from_row).transpose()
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, person_id, username, password_hash FROM accounts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::account_from_row).transpose()
+    }
+
+    pub async fn insert_key(&self, k: &KeyRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO keys (id, account_id, kind, status, secret_enc, phone, data, last_step, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&k.id)
+        .bind(&k.account_id)
+        .bind(&k.kind)
+        .bind(&k.status)
+        .bind(&k.secret_enc)
+        .bind(&k.phone)
+        .bind(&k.data)
+        .bind(k.last_step)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every key of an account that is not revoked (active and pending), oldest first.
+    pub async fn keys_of_account(&self, account_id: &str) -> Result<Vec<KeyRow>> {
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM keys WHERE account_id = $1 AND status <> 'revoked' \
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(KeyRow::from_row).collect()
+    }
+
+    /// Accepts TOTP time step `step` for a key only if no equal or later step was accepted
+    /// before: one atomic compare-and-set, so two concurrent requests cannot both win.
+    pub async fn advance_totp_step(&self, key_id: &str, step: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE keys SET last_step = $1 WHERE id = $2 AND status = 'active' AND last_step < $1",
+        )
+        .bind(step)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn revoke_keys_of_account(&self, account_id: &str, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE keys SET status = 'revoked', revoked_at = $1 \
+             WHERE account_id = $2 AND status <> 'revoked'",
+        )
+        .bind(now)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn link_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        person_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO identities (provider, subject, person_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(person_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, "this identity link"))?;
+        Ok(())
+    }
+
+    pub async fn unlink_identity(&self, provider: &str, subject: &str) -> Result<()> {
+        sqlx::query("DELETE FROM identities WHERE provider = $1 AND subject = $2")
+            .bind(provider)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! HTTP: routes, request context (session cookie, language, client address), security headers.
+//! Handlers stay thin: they parse, call the protocol modules, and render.
+
+mod account;
+pub mod error;
+mod login;
+mod oidc;
+pub mod pages;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::i18n::{self, Tr};
+use crate::keys::KeyService;
+use crate::oidc::Provider;
+use crate::session::{Session, SessionData, Sessions};
+use crate::store::Store;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use error::WebError;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub clock: Clock,
+    pub provider: Arc<Provider>,
+    pub sessions: Sessions,
+    pub keys: KeyService,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub const LANG_COOKIE: &str = "cozo_lang";
+
+impl Inner {
+    pub fn session_cookie_name(&self) -> &'static str {
+        // `__Host-` binds the cookie to this host, https and path / (not possible on plain http).
+        if self.cfg.secure_cookies() {
+            "__Host-cozo_session"
+        } else {
+            "cozo_session"
+        }
+    }
+
+    pub fn session_cookie(&self, s: &Session) -> HeaderValue {
+        let secure = if self.cfg.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        let v = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            self.session_cookie_name(),
+            s.id
+        );
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    pub fn clear_session_cookie(&self) -> HeaderValue {
+        let secure = if self.cfg.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        let v = format!(
+            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+            self.session_cookie_name()
+        );
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// What a browser request carries: its session (if any), language and address.
+pub struct Ctx {
+    pub session: Option<Session>,
+    pub tr: Tr,
+    pub address: String,
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+impl AppState {
+    pub async fn ctx(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Ctx, WebError> {
+        let session = match cookie(headers, self.session_cookie_name()) {
+            Some(id) => self.sessions.load(id).await?,
+            None => None,
+        };
+        let lang = session
+            .as_ref()
+            .and_then(|s| s.data.lang.clone())
+            .filter(|l| i18n::is_supported(l))
+            .or_else(|| {
+                cookie(headers, LANG_COOKIE)
+                    .filter(|l| i18n::is_supported(l))
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(i18n::from_accept_language)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| self.cfg.ui.default_language.clone());
+        let address = if self.cfg.server.trust_forwarded_for {
+            headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| peer.ip().to_string())
+        } else {
+            peer.ip().to_string()
+        };
+        Ok(Ctx {
+            session,
+            tr: Tr::new(&lang),
+            address,
+        })
+    }
+
+    /// The session, or a new one (forms need one for their CSRF token).
+    pub async fn session_or_new(&self, ctx: &mut Ctx) -> Result<(Session, bool), WebError> {
+        match ctx.session.take() {
+            Some(s) => Ok((s, false)),
+            None => Ok((self.sessions.create(SessionData::default()).await?, true)),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.cfg.server.max_body_bytes;
+    let hsts = state.cfg.secure_cookies();
+    Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/jwks", get(oidc::jwks))
+        .route(
+            "/authorize",
+            get(oidc::authorize_get).post(oidc::authorize_post),
+        )
+        .route("/token", post(oidc::token))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/revoke", post(oidc::revoke))
+        .route("/par", post(oidc::par))
+        .route("/logout", get(oidc::logout_get).post(oidc::logout_post))
+        .route("/login", get(login::chooser))
+        .route("/login/key", get(login::key_form).post(login::key_password))
+        .route(
+            "/login/key/code",
+            get(login::code_form).post(login::key_code),
+        )
+        .route("/account", get(account::show))
+        .route("/account/logout", post(account::logout))
+        .route("/lang/{code}", get(set_language))
+        .route("/static/style.css", get(stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/", get(|| async { Redirect::to("/account") }))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            security_headers(req, next, hsts)
+        }))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+}
+
+async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: HeaderName, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::CACHE_CONTROL, "no-store");
+    if hsts {
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    resp
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/style.css"),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct Back {
+    back: Option<String>,
+}
+
+/// Remembers the language a person picked (cookie and session) and returns to the page.
+async fn set_language(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<Back>,
+) -> Result<Response, WebError> {
+    if !i18n::is_supported(&code) {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let ctx = st.ctx(&headers, peer).await?;
+    if let Some(mut s) = ctx.session {
+        s.data.lang = Some(code.clone());
+        st.sessions.save(&mut s).await?;
+    }
+    // Only local paths: never an open redirect.
+    let back = q
+        .back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
+    let mut resp = Redirect::to(back.as_deref().unwrap_or("/login")).into_response();
+    let secure = if st.cfg.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LANG_COOKIE}={code}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}"
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let db = st.store.ping().await.is_ok();
+    let keys = st
+        .provider
+        .keys
+        .current()
+        .active(crate::oidc::signing::SigningAlg::Rs256)
+        .is_some();
+    let body = serde_json::json!({ "database": db, "keys": keys });
+    let status = if db && keys {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}

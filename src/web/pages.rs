@@ -1,0 +1,171 @@
+//! Page models for the templates in `templates/`. Handlers fill them; askama renders them.
+
+use crate::i18n::{Tr, LANGUAGES};
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+pub struct LangLink {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub current: bool,
+}
+
+/// What every page has: the language and the language switcher.
+pub struct Chrome {
+    pub tr: Tr,
+    /// Where the language switcher returns to (a local path, URL-encoded).
+    pub back: String,
+    pub langs: Vec<LangLink>,
+}
+
+impl Chrome {
+    pub fn new(tr: Tr, back: &str) -> Self {
+        let names = |l: &str| match l {
+            "nl" => "Nederlands",
+            "fr" => "Français",
+            "de" => "Deutsch",
+            _ => "English",
+        };
+        let langs = LANGUAGES
+            .iter()
+            .map(|l| LangLink {
+                code: l,
+                name: names(l),
+                current: *l == tr.lang,
+            })
+            .collect();
+        let back = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        Self { tr, back, langs }
+    }
+}
+
+pub struct FormError {
+    pub code: &'static str,
+    pub text: String,
+}
+
+impl FormError {
+    pub fn new(tr: &Tr, code: &'static str) -> Self {
+        Self {
+            code,
+            text: tr.t(code),
+        }
+    }
+}
+
+pub struct MethodLink {
+    pub id: &'static str,
+    pub href: String,
+    pub title: String,
+    pub help: String,
+}
+
+#[derive(Template)]
+#[template(path = "chooser.html")]
+pub struct Chooser {
+    pub c: Chrome,
+    pub client: Option<String>,
+    pub level: Option<String>,
+    pub methods: Vec<MethodLink>,
+}
+
+#[derive(Template)]
+#[template(path = "key_login.html")]
+pub struct KeyLogin {
+    pub c: Chrome,
+    pub csrf: String,
+    pub username: String,
+    pub error: Option<FormError>,
+}
+
+pub struct KeyOption {
+    pub value: &'static str,
+    pub label: String,
+    pub help: String,
+    pub checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "key_code.html")]
+pub struct KeyCode {
+    pub c: Chrome,
+    pub csrf: String,
+    pub options: Vec<KeyOption>,
+    pub error: Option<FormError>,
+}
+
+pub struct Link {
+    pub href: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct Message {
+    pub c: Chrome,
+    pub title: String,
+    pub text: String,
+    pub code: Option<&'static str>,
+    pub link: Option<Link>,
+}
+
+pub struct HistoryRow {
+    pub when: String,
+    pub method: String,
+    pub level: String,
+    pub app: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct Account {
+    pub c: Chrome,
+    pub csrf: String,
+    pub name: String,
+    pub insz: String,
+    pub acr: String,
+    pub level: String,
+    pub history: Vec<HistoryRow>,
+}
+
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+pub struct LogoutConfirm {
+    pub c: Chrome,
+    pub csrf: String,
+    pub post_logout_redirect_uri: Option<String>,
+    pub client_id: Option<String>,
+    pub state: Option<String>,
+}
+
+/// Renders a template with a status; a template error becomes a plain 500.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A message page: title key, text (already translated), an error code for tests and assistive
+/// tools, and a link that says what to do next.
+pub fn message(
+    status: StatusCode,
+    tr: &Tr,
+    title_key: &str,
+    text: String,
+    code: Option<&'static str>,
+    link: Option<Link>,
+) -> Response {
+    let page = Message {
+        c: Chrome::new(tr.clone(), "/"),
+        title: tr.t(title_key),
+        text,
+        code,
+        link,
+    };
+    render(status, &page)
+}
