@@ -390,7 +390,10 @@ impl Provider {
     }
 
     pub fn next_step(&self, req: &AuthRequest, login: Option<&Login>) -> Next {
-        if self.satisfies(req, login) {
+        // prompt=login: never answered from the session, whatever its age.
+        if req.prompt == Prompt::Login {
+            Next::LogIn
+        } else if self.satisfies(req, login) {
             Next::Answer
         } else if req.prompt == Prompt::None {
             Next::LoginRequired

@@ -153,7 +153,7 @@ fn metadata(issuer: &str) -> Metadata {
     let parse =
         |p: &str| url::Url::parse(&url(p)).unwrap_or_else(|_| unreachable!("issuer is a URL"));
     Metadata::new(
-        IssuerUrl::from_url(url::Url::parse(issuer).unwrap_or_else(|_| unreachable!())),
+        IssuerUrl::new(issuer.to_string()).unwrap_or_else(|_| unreachable!("issuer is a URL")),
         AuthUrl::from_url(parse("/authorize")),
         JsonWebKeySetUrl::from_url(parse("/jwks")),
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],

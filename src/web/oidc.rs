@@ -36,8 +36,34 @@ pub async fn authorize_get(
     st: State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(params): Query<AuthorizeParams>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
+    // RFC 6749 §3.1: a parameter may not appear twice.
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    let duplicate = names.windows(2).any(|w| w[0] == w[1]);
+    let params = if duplicate {
+        None
+    } else {
+        serde_urlencoded::from_str::<AuthorizeParams>(
+            &serde_urlencoded::to_string(&pairs).unwrap_or_default(),
+        )
+        .ok()
+    };
+    let Some(params) = params else {
+        let ctx = st.0.ctx(&headers, peer.0).await?;
+        return Err(WebError::page(
+            StatusCode::BAD_REQUEST,
+            &ctx.tr,
+            "bad-client-title",
+            "bad-client",
+            "invalid_request",
+        ));
+    };
     authorize(st, peer, headers, params).await
 }
 

@@ -1,0 +1,147 @@
+//! The command line as operators use it: exit codes, JSON output, config errors naming the key.
+
+use crate::common::*;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cozo-broker"))
+}
+
+#[tokio::test]
+async fn bad_config_exits_2_naming_the_key() {
+    let out = bin()
+        .args(["migrate"])
+        .env("COZO_SERVER__LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.listen"), "{err}");
+    let out = bin().args(["client", "frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+async fn scripted_first_login(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let key_file = dir.path().join("master.key");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut c = bin();
+        c.args(args)
+            .env("COZO_DATABASE__URL", &db)
+            .env("COZO_SECRETS__MASTER_KEY_FILE", &key_file)
+            .current_dir(dir.path());
+        if let Some(pw) = stdin {
+            c.env("COZO_PASSWORD", pw);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(
+        &[
+            "client",
+            "add",
+            "--id",
+            "APP",
+            "--redirect-uri",
+            "http://localhost:9/cb",
+            "--policy",
+            "portal",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["client_id"], "APP");
+    assert_eq!(v["client_secret"].as_str().unwrap().len(), 43);
+    // Again: a conflict is a usage error.
+    let (code, _, _) = run(
+        &[
+            "client",
+            "add",
+            "--id",
+            "APP",
+            "--redirect-uri",
+            "http://localhost:9/cb",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(2));
+    let (code, _, err) = run(
+        &[
+            "person",
+            "add",
+            "--insz",
+            "85073003329",
+            "--given-name",
+            "A",
+            "--family-name",
+            "B",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(2), "invalid INSZ");
+    assert!(err.contains("check digits"), "{err}");
+    let (code, _, err) = run(
+        &[
+            "person",
+            "add",
+            "--insz",
+            "85073003328",
+            "--given-name",
+            "Anna",
+            "--family-name",
+            "Peeters",
+            "--birthdate",
+            "1985-07-30",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(
+        &[
+            "key",
+            "add-totp",
+            "--insz",
+            "85073003328",
+            "--username",
+            "anna",
+            "--json",
+        ],
+        Some("correct horse battery"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    let secret = v["secret"].as_str().unwrap();
+    let (code, out, _) = run(&["totp-code", secret], None);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.trim().len(), 6);
+    let (code, out, _) = run(&["key", "list", "--insz", "85073003328", "--json"], None);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["keys"][0]["kind"], "totp");
+    let (code, out, _) = run(&["keys", "rotate", "--json"], None);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["kids"].as_array().unwrap().len(), 3);
+    let (code, out, _) = run(&["client", "list", "--json"], None);
+    assert_eq!(code, Some(0));
+    assert!(!out.contains("secret_hash"));
+    let (code, _, _) = run(&["key", "revoke", "--insz", "85073003328", "--all"], None);
+    assert_eq!(code, Some(0));
+    let (code, out, _) = run(&["audit", "export"], None);
+    assert_eq!(code, Some(0));
+    let _ = out;
+}
+
+crate::both_backends!(scripted_first_login);

@@ -1,0 +1,490 @@
+//! Test harness: a real broker on a random port over a fresh database (SQLite file or a new
+//! PostgreSQL database), and a browser-like client (cookie jar, forms, redirects by hand).
+
+use base64::Engine;
+use cozo_broker::admin::{self, ClientSpec};
+use cozo_broker::clock::Clock;
+use cozo_broker::config::Config;
+use cozo_broker::Handle;
+use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::{Response, StatusCode};
+use scraper::{Html, Selector};
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one async test body on both backends, as two test functions.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+#[allow(dead_code)]
+pub struct TestServer {
+    pub handle: Handle,
+    pub base: String,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+pub fn pg_base_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database for one test; an unreachable server fails the test.
+pub async fn fresh_pg_database() -> String {
+    let base = pg_base_url();
+    let mut conn = sqlx::postgres::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for the tests: {e}"));
+    let name = format!("cozo_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+pub async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/broker.db", dir.display()),
+        Backend::Postgres => fresh_pg_database().await,
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut cfg = Config::default();
+        cfg.server.listen = addr;
+        cfg.server.public_url =
+            url::Url::parse(&format!("http://127.0.0.1:{}", addr.port())).unwrap();
+        cfg.database.url = database_url(backend, dir.path()).await;
+        cfg.database.max_connections = 8;
+        cfg.secrets.master_key = Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
+        cfg.ui.default_language = "en".into();
+        tweak(&mut cfg);
+        let handle = cozo_broker::serve_on(cfg, Clock::default(), listener)
+            .await
+            .expect("broker starts");
+        let base = format!("http://127.0.0.1:{}", addr.port());
+        Self {
+            handle,
+            base,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.handle.clock.now()
+    }
+
+    pub async fn add_client(&self, id: &str, policy: &str) -> TestClient {
+        let redirect_uri = format!("http://127.0.0.1:9/{id}/cb");
+        let mut spec = ClientSpec::new(id, &redirect_uri, policy);
+        spec.post_logout_redirect_uris = vec!["http://127.0.0.1:9/bye".into()];
+        let secret = admin::add_client(&self.handle.store, &spec, self.now())
+            .await
+            .expect("client");
+        TestClient {
+            id: id.into(),
+            secret,
+            redirect_uri,
+        }
+    }
+
+    pub async fn add_client_spec(&self, spec: &ClientSpec) -> TestClient {
+        let secret = admin::add_client(&self.handle.store, spec, self.now())
+            .await
+            .expect("client");
+        TestClient {
+            id: spec.id.clone(),
+            secret,
+            redirect_uri: spec.redirect_uris[0].clone(),
+        }
+    }
+
+    /// A person with a digital-key account and an active TOTP key.
+    pub async fn add_person(&self, insz: &str, username: &str) -> TestPerson {
+        let store = &self.handle.store;
+        admin::add_person(
+            store,
+            insz,
+            "Anna",
+            "Peeters",
+            Some("1985-07-30"),
+            self.now(),
+        )
+        .await
+        .expect("person");
+        let password = "correct horse battery staple".to_string();
+        let t = admin::add_totp_key(
+            store,
+            &self.handle.master,
+            &self.handle.cfg,
+            insz,
+            username,
+            Some(&password),
+            self.now(),
+        )
+        .await
+        .expect("totp key");
+        TestPerson {
+            insz: insz.into(),
+            username: username.into(),
+            password,
+            secret: cozo_broker::keys::totp::decode_base32(&t.secret_base32).unwrap(),
+        }
+    }
+
+    /// The TOTP code for the server's current time.
+    pub fn code(&self, p: &TestPerson) -> String {
+        cozo_broker::keys::totp::code_at(&p.secret, self.now())
+    }
+
+    /// Moves the server's clock to the next TOTP time step (each step is accepted once).
+    pub fn next_step(&self) {
+        self.handle.clock.advance(30);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: Option<String>,
+    pub redirect_uri: String,
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct TestPerson {
+    pub insz: String,
+    pub username: String,
+    pub password: String,
+    pub secret: Vec<u8>,
+}
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+pub fn pkce() -> Pkce {
+    let verifier = cozo_broker::crypto::random_token(32);
+    let challenge = cozo_broker::crypto::b64url(&cozo_broker::crypto::sha256(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+/// A browser: keeps cookies, does not follow redirects by itself.
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn html(&self) -> Html {
+        Html::parse_document(&self.body)
+    }
+
+    /// The form at `action`, with its hidden and prefilled fields.
+    pub fn form(&self, action: &str) -> Vec<(String, String)> {
+        let doc = self.html();
+        let sel = Selector::parse(&format!("form[action=\"{action}\"]")).unwrap();
+        let form = doc
+            .select(&sel)
+            .next()
+            .unwrap_or_else(|| panic!("no form {action} in {}", self.body));
+        let input = Selector::parse("input").unwrap();
+        form.select(&input)
+            .filter(|i| {
+                let t = i.value().attr("type").unwrap_or("text");
+                t != "radio" || i.value().attr("checked").is_some()
+            })
+            .filter_map(|i| {
+                Some((
+                    i.value().attr("name")?.to_string(),
+                    i.value().attr("value").unwrap_or("").to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    pub fn data_error(&self) -> Option<String> {
+        let doc = self.html();
+        let sel = Selector::parse("[data-error]").unwrap();
+        doc.select(&sel)
+            .next()
+            .and_then(|e| e.value().attr("data-error").map(str::to_string))
+    }
+
+    pub fn location(&self) -> Option<String> {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self { http }
+    }
+
+    async fn page(resp: Response) -> Page {
+        let status = resp.status();
+        let url = resp.url().to_string();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Page {
+            status,
+            url,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        Self::page(
+            self.http
+                .get(url)
+                .header("accept-language", "en")
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
+    }
+
+    pub async fn post(&self, url: &str, form: &[(String, String)]) -> Page {
+        Self::page(
+            self.http
+                .post(url)
+                .header("accept-language", "en")
+                .form(form)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// Follows redirects within the broker (`base`); stops at the first one elsewhere.
+    pub async fn follow(&self, base: &str, mut page: Page) -> Page {
+        for _ in 0..10 {
+            let Some(loc) = page.location() else {
+                return page;
+            };
+            let abs = if loc.starts_with('/') {
+                format!("{base}{loc}")
+            } else {
+                loc
+            };
+            if !abs.starts_with(base) {
+                return page;
+            }
+            page = self.get(&abs).await;
+        }
+        page
+    }
+
+    /// Submits the form at `action` on `page` with some fields set.
+    pub async fn submit(
+        &self,
+        base: &str,
+        page: &Page,
+        action: &str,
+        set: &[(&str, &str)],
+    ) -> Page {
+        let mut fields = page.form(action);
+        for (k, v) in set {
+            fields.retain(|(n, _)| n != k);
+            fields.push((k.to_string(), v.to_string()));
+        }
+        self.post(&format!("{base}{action}"), &fields).await
+    }
+}
+
+pub fn authorize_url(
+    server: &TestServer,
+    client: &TestClient,
+    pkce: &Pkce,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &client.id)
+            .append_pair("redirect_uri", &client.redirect_uri)
+            .append_pair("scope", "openid profile insz")
+            .append_pair("state", "st-123")
+            .append_pair("nonce", "n-456")
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256");
+    }
+    // Extra parameters replace the defaults (a parameter may appear only once).
+    let mut pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .collect();
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
+/// Query parameters of a redirect to the client.
+pub fn query(location: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// Logs in through the key pages from an authorization request; returns the redirect to the
+/// client (with the code).
+pub async fn key_login(
+    server: &TestServer,
+    b: &Browser,
+    authorize: &str,
+    p: &TestPerson,
+) -> String {
+    let page = b.follow(&server.base, b.get(authorize).await).await;
+    assert_eq!(page.status, StatusCode::OK, "chooser: {}", page.body);
+    assert!(page.url.ends_with("/login"), "{}", page.url);
+    let form = b
+        .follow(&server.base, b.get(&server.url("/login/key")).await)
+        .await;
+    let after_pw = b
+        .submit(
+            &server.base,
+            &form,
+            "/login/key",
+            &[("username", &p.username), ("password", &p.password)],
+        )
+        .await;
+    let code_page = b.follow(&server.base, after_pw).await;
+    assert_eq!(
+        code_page.status,
+        StatusCode::OK,
+        "code page: {}",
+        code_page.body
+    );
+    let done = b
+        .submit(
+            &server.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &server.code(p))],
+        )
+        .await;
+    let done = b.follow(&server.base, done).await;
+    done.location()
+        .unwrap_or_else(|| panic!("no redirect to the client: {} {}", done.status, done.body))
+}
+
+/// Exchanges a code at the token endpoint with client_secret_basic.
+pub async fn exchange(
+    server: &TestServer,
+    client: &TestClient,
+    code: &str,
+    verifier: &str,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &client.redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn refresh(server: &TestServer, client: &TestClient, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The claims of a JWT, unverified (for assertions after the signature was checked elsewhere).
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&cozo_broker::crypto::b64url_decode(payload).unwrap()).unwrap()
+}
+
+/// A full login ending in tokens: (token response JSON).
+pub async fn login_and_exchange(
+    server: &TestServer,
+    client: &TestClient,
+    p: &TestPerson,
+) -> serde_json::Value {
+    let b = Browser::new();
+    let pk = pkce();
+    let loc = key_login(server, &b, &authorize_url(server, client, &pk, &[]), p).await;
+    let code = query(&loc)["code"].clone();
+    let resp = exchange(server, client, &code, &pk.verifier).await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}

@@ -1,0 +1,480 @@
+//! Hostile input: each attack gets a clear error and changes nothing.
+
+use crate::both_backends;
+use crate::common::*;
+
+both_backends!(
+    reused_code_is_refused_and_revokes_its_tokens,
+    reused_refresh_token_revokes_the_family,
+    redirect_uri_and_client_checks,
+    pkce_is_required_and_checked,
+    expired_code_is_refused,
+    wrong_password_and_unknown_user_get_the_same_answer,
+    wrong_and_replayed_totp,
+    concurrent_replay_of_one_totp_code_wins_once,
+    lockout_after_five_failures_until_the_lock_ends,
+    forms_without_csrf_token_change_nothing,
+    oversized_bodies_are_refused_before_parsing,
+    refresh_token_of_another_client,
+);
+
+async fn reused_code_is_refused_and_revokes_its_tokens(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let pk = pkce();
+    let loc = key_login(&s, &Browser::new(), &authorize_url(&s, &c, &pk, &[]), &p).await;
+    let code = query(&loc)["code"].clone();
+    let first = exchange(&s, &c, &code, &pk.verifier).await;
+    assert_eq!(first.status(), 200);
+    let t: serde_json::Value = first.json().await.unwrap();
+    let second = exchange(&s, &c, &code, &pk.verifier).await;
+    assert_eq!(second.status(), 400);
+    let e: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_grant");
+    // What the first exchange issued is revoked.
+    let r = refresh(&s, &c, t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 400);
+    let ui = reqwest::Client::new()
+        .get(s.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 401);
+}
+
+async fn reused_refresh_token_revokes_the_family(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let t = login_and_exchange(&s, &c, &p).await;
+    let old = t["refresh_token"].as_str().unwrap().to_string();
+    let t2: serde_json::Value = refresh(&s, &c, &old).await.json().await.unwrap();
+    let newer = t2["refresh_token"].as_str().unwrap().to_string();
+    // The old one again: refused, and the newer one (same family) dies with it.
+    let reuse = refresh(&s, &c, &old).await;
+    assert_eq!(reuse.status(), 400);
+    let e: serde_json::Value = reuse.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_grant");
+    assert_eq!(refresh(&s, &c, &newer).await.status(), 400);
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "refresh_reuse"), "audited");
+    // A made-up token.
+    assert_eq!(refresh(&s, &c, "not-a-token").await.status(), 400);
+}
+
+async fn redirect_uri_and_client_checks(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let b = Browser::new();
+    let pk = pkce();
+    // Unregistered redirect URI: an error page, never a redirect.
+    let evil = TestClient {
+        redirect_uri: "http://127.0.0.1:9/app/cb/../evil".into(),
+        ..c.clone()
+    };
+    let page = b.get(&authorize_url(&s, &evil, &pk, &[])).await;
+    assert_eq!(page.status, 400);
+    assert!(page.location().is_none());
+    assert_eq!(page.data_error().as_deref(), Some("invalid_client"));
+    let prefix = TestClient {
+        redirect_uri: format!("{}x", c.redirect_uri),
+        ..c.clone()
+    };
+    assert_eq!(
+        b.get(&authorize_url(&s, &prefix, &pk, &[])).await.status,
+        400
+    );
+    // Unknown client.
+    let unknown = TestClient {
+        id: "nobody".into(),
+        ..c.clone()
+    };
+    assert_eq!(
+        b.get(&authorize_url(&s, &unknown, &pk, &[])).await.status,
+        400
+    );
+    // Wrong response_type / scope: reported to the (registered) redirect URI with state and iss.
+    let page = b
+        .get(&authorize_url(&s, &c, &pk, &[("response_type", "token")]))
+        .await;
+    let loc = page.location().unwrap();
+    let q = query(&loc);
+    assert!(q.contains_key("error"));
+    assert_eq!(q["iss"], s.base);
+    // Token endpoint: wrong secret.
+    let bad = TestClient {
+        secret: Some("wrong".into()),
+        ..c.clone()
+    };
+    let r = exchange(&s, &bad, "x", &pk.verifier).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+}
+
+async fn pkce_is_required_and_checked(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    // No challenge at all.
+    let mut url = url::Url::parse(&authorize_url(&s, &c, &pkce(), &[])).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| !k.starts_with("code_challenge"))
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let q = query(&b.get(url.as_str()).await.location().unwrap());
+    assert_eq!(q["error"], "invalid_request");
+    // plain method refused.
+    let plain = b.get(&authorize_url(&s, &c, &pkce(), &[])).await; // baseline OK
+    assert!(plain.location().unwrap().ends_with("/login"));
+    let mut url = url::Url::parse(&authorize_url(&s, &c, &pkce(), &[])).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == "code_challenge_method" {
+                (k, "plain".to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    assert_eq!(
+        query(&b.get(url.as_str()).await.location().unwrap())["error"],
+        "invalid_request"
+    );
+
+    // Missing or wrong verifier: refused, and the code still works with the right one.
+    let pk = pkce();
+    let loc = key_login(&s, &Browser::new(), &authorize_url(&s, &c, &pk, &[]), &p).await;
+    let code = query(&loc)["code"].clone();
+    let http = reqwest::Client::new();
+    let missing = http
+        .post(s.url("/token"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &c.redirect_uri),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let wrong = exchange(&s, &c, &code, &pkce().verifier).await;
+    assert_eq!(wrong.status(), 400);
+    let e: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_grant");
+    assert_eq!(exchange(&s, &c, &code, &pk.verifier).await.status(), 200);
+}
+
+async fn expired_code_is_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let pk = pkce();
+    let loc = key_login(&s, &Browser::new(), &authorize_url(&s, &c, &pk, &[]), &p).await;
+    s.handle.clock.advance(61);
+    let r = exchange(&s, &c, &query(&loc)["code"], &pk.verifier).await;
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_grant");
+    assert!(e["error_description"].as_str().unwrap().contains("expired"));
+}
+
+async fn start_key_login(s: &TestServer, b: &Browser) -> Page {
+    b.follow(&s.base, b.get(&s.url("/login/key")).await).await
+}
+
+async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    let form = start_key_login(&s, &b).await;
+    let wrong = b
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[("username", "anna"), ("password", "nope nope nope")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.data_error().as_deref(), Some("wrong-credentials"));
+    let unknown = b
+        .submit(
+            &s.base,
+            &wrong,
+            "/login/key",
+            &[("username", "nobody"), ("password", "nope nope nope")],
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!(unknown.data_error(), wrong.data_error());
+    // Same page, apart from the username echoed back.
+    assert_eq!(
+        unknown.body.replace("nobody", "X"),
+        wrong.body.replace("anna", "X")
+    );
+}
+
+async fn wrong_and_replayed_totp(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    b.get(&authorize_url(&s, &c, &pkce(), &[])).await;
+    let form = start_key_login(&s, &b).await;
+    let r = b
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[("username", "anna"), ("password", &p.password)],
+        )
+        .await;
+    let code_page = b.follow(&s.base, r).await;
+    let right = s.code(&p);
+    let wrong_code = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let wrong = b
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", wrong_code)],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.data_error().as_deref(), Some("wrong-code"));
+    // The right code logs in once...
+    let ok = b
+        .submit(
+            &s.base,
+            &wrong,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &right)],
+        )
+        .await;
+    assert!(ok.location().unwrap().starts_with(&c.redirect_uri));
+    // ...and the same code (same time step) in another browser is a replay.
+    let b2 = Browser::new();
+    let form = start_key_login(&s, &b2).await;
+    let r = b2
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[("username", "anna"), ("password", &p.password)],
+        )
+        .await;
+    let code_page = b2.follow(&s.base, r).await;
+    let replay = b2
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &right)],
+        )
+        .await;
+    assert_eq!(replay.status, 401);
+    assert_eq!(replay.data_error().as_deref(), Some("replayed-code"));
+}
+
+async fn concurrent_replay_of_one_totp_code_wins_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let mut pages = Vec::new();
+    let mut browsers = Vec::new();
+    for _ in 0..4 {
+        let b = Browser::new();
+        let form = start_key_login(&s, &b).await;
+        let r = b
+            .submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", "anna"), ("password", &p.password)],
+            )
+            .await;
+        pages.push(b.follow(&s.base, r).await);
+        browsers.push(b);
+    }
+    let code = s.code(&p);
+    let futs = browsers.iter().zip(pages.iter()).map(|(b, page)| {
+        let code = code.clone();
+        let base = s.base.clone();
+        async move {
+            b.submit(
+                &base,
+                page,
+                "/login/key/code",
+                &[("method", "totp"), ("code", &code)],
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(futs).await;
+    let wins = results.iter().filter(|r| r.status == 303).count();
+    assert_eq!(
+        wins,
+        1,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+}
+
+async fn lockout_after_five_failures_until_the_lock_ends(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    let mut page = start_key_login(&s, &b).await;
+    for i in 0..5 {
+        page = b
+            .submit(
+                &s.base,
+                &page,
+                "/login/key",
+                &[("username", "anna"), ("password", "wrong password!")],
+            )
+            .await;
+        let expected = if i < 4 { 401 } else { 429 };
+        assert_eq!(page.status, expected, "attempt {i}");
+    }
+    assert_eq!(page.data_error().as_deref(), Some("locked"));
+    // Even the right password is refused while locked, with the time it ends.
+    let locked = b
+        .submit(
+            &s.base,
+            &page,
+            "/login/key",
+            &[("username", "anna"), ("password", &p.password)],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.body.contains("blocked until"), "{}", locked.body);
+    // An unknown username locks the same way (no account enumeration).
+    let mut page = locked;
+    for _ in 0..5 {
+        page = b
+            .submit(
+                &s.base,
+                &page,
+                "/login/key",
+                &[("username", "ghost"), ("password", "wrong password!")],
+            )
+            .await;
+    }
+    assert_eq!(page.status, 429);
+    // After 15 minutes the account opens again.
+    s.handle.clock.advance(15 * 60 + 1);
+    let open = b
+        .submit(
+            &s.base,
+            &page,
+            "/login/key",
+            &[("username", "anna"), ("password", &p.password)],
+        )
+        .await;
+    assert_eq!(open.status, 303, "{}", open.body);
+    // Wrong codes count too.
+    let code_page = b.follow(&s.base, open).await;
+    let mut page = code_page;
+    for _ in 0..5 {
+        page = b
+            .submit(
+                &s.base,
+                &page,
+                "/login/key/code",
+                &[("method", "totp"), ("code", "999999")],
+            )
+            .await;
+    }
+    assert_eq!(page.status, 429);
+    let right = b
+        .submit(
+            &s.base,
+            &page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&p))],
+        )
+        .await;
+    assert_eq!(right.status, 429, "a right code while locked is refused");
+}
+
+async fn forms_without_csrf_token_change_nothing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    let form = start_key_login(&s, &b).await;
+    let no_csrf = b
+        .post(
+            &s.url("/login/key"),
+            &[
+                ("username".into(), "anna".into()),
+                ("password".into(), p.password.clone()),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, 403);
+    assert_eq!(no_csrf.data_error().as_deref(), Some("csrf"));
+    let forged = b
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[
+                ("csrf", "forged"),
+                ("username", "anna"),
+                ("password", &p.password),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    // Nothing happened: the code step is not open.
+    let code = b.get(&s.url("/login/key/code")).await;
+    assert_eq!(code.location().as_deref(), Some("/login/key"));
+    // And no failure was counted against the account.
+    let ok = b
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[("username", "anna"), ("password", &p.password)],
+        )
+        .await;
+    assert_eq!(ok.status, 303);
+}
+
+async fn oversized_bodies_are_refused_before_parsing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let big = "a".repeat(300 * 1024);
+    let r = reqwest::Client::new()
+        .post(s.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=authorization_code&code={big}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+
+async fn refresh_token_of_another_client(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.add_client("app-a", "portal").await;
+    let other = s.add_client("app-b", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let t = login_and_exchange(&s, &a, &p).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&s, &other, rt).await.status(), 400);
+    // Its owner still can: the foreign attempt changed nothing.
+    assert_eq!(refresh(&s, &a, rt).await.status(), 200);
+}
