@@ -53,9 +53,7 @@ fn check_uri(u: &str, what: &str) -> Result<(), AdminError> {
     let url =
         url::Url::parse(u).map_err(|_| AdminError::Invalid(format!("{what} {u} is not a URL")))?;
     if url.fragment().is_some() {
-        return Err(AdminError::Invalid(format!(
-            "{what} {u} must not have a fragment"
-        )));
+        return Err(AdminError::Invalid(format!("{what} {u} must not have a fragment")));
     }
     if url.scheme() == "http" && !crate::config::is_loopback_host(&url) {
         return Err(AdminError::Invalid(format!(
@@ -73,14 +71,9 @@ pub async fn add_client(
 ) -> Result<Option<String>, AdminError> {
     if spec.id.is_empty()
         || spec.id.len() > 128
-        || !spec
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || !spec.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(AdminError::Invalid(
-            "--id: letters, digits, - _ . only".into(),
-        ));
+        return Err(AdminError::Invalid("--id: letters, digits, - _ . only".into()));
     }
     if spec.redirect_uris.is_empty() {
         return Err(AdminError::Invalid("--redirect-uri is required".into()));
@@ -99,15 +92,9 @@ pub async fn add_client(
         )));
     }
     if SigningAlg::parse(&spec.id_token_alg).is_none() {
-        return Err(AdminError::Invalid(
-            "--id-token-alg: RS256, ES256 or EdDSA".into(),
-        ));
+        return Err(AdminError::Invalid("--id-token-alg: RS256, ES256 or EdDSA".into()));
     }
-    let auth_method = if spec.public {
-        "none".to_string()
-    } else {
-        spec.auth_method.clone()
-    };
+    let auth_method = if spec.public { "none".to_string() } else { spec.auth_method.clone() };
     match auth_method.as_str() {
         "client_secret_basic" | "client_secret_post" | "none" => {}
         "private_key_jwt" => {
@@ -122,16 +109,11 @@ pub async fn add_client(
             }
         }
         other => {
-            return Err(AdminError::Invalid(format!(
-                "--auth-method {other} is not supported"
-            )))
+            return Err(AdminError::Invalid(format!("--auth-method {other} is not supported")))
         }
     }
-    let secret = matches!(
-        auth_method.as_str(),
-        "client_secret_basic" | "client_secret_post"
-    )
-    .then(|| crypto::random_token(32));
+    let secret = matches!(auth_method.as_str(), "client_secret_basic" | "client_secret_post")
+        .then(|| crypto::random_token(32));
     store
         .insert_client(&ClientRow {
             id: spec.id.clone(),
@@ -159,9 +141,7 @@ pub async fn add_person(
 ) -> Result<Person, AdminError> {
     let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("--insz: {e}")))?;
     if given_name.trim().is_empty() || family_name.trim().is_empty() {
-        return Err(AdminError::Invalid(
-            "--given-name and --family-name are required".into(),
-        ));
+        return Err(AdminError::Invalid("--given-name and --family-name are required".into()));
     }
     if let Some(b) = birthdate {
         chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d")
@@ -202,9 +182,7 @@ pub async fn add_totp_key(
     let account = match store.account_by_person(&person.id).await? {
         Some(a) if a.username == keys::normalize_username(username) => a,
         Some(_) => {
-            return Err(AdminError::Invalid(
-                "this person's account has another username".into(),
-            ))
+            return Err(AdminError::Invalid("this person's account has another username".into()))
         }
         None => {
             let password = password.ok_or_else(|| {
@@ -230,10 +208,7 @@ pub async fn list_keys(store: &Store, insz: &str) -> Result<(String, Vec<KeyRow>
     let Some(account) = store.account_by_person(&person.id).await? else {
         return Ok((String::new(), vec![]));
     };
-    Ok((
-        account.username.clone(),
-        store.keys_of_account(&account.id).await?,
-    ))
+    Ok((account.username.clone(), store.keys_of_account(&account.id).await?))
 }
 
 pub async fn revoke_all_keys(store: &Store, insz: &str, now: i64) -> Result<u64, AdminError> {

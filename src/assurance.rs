@@ -34,9 +34,7 @@ impl AssuranceLevel {
 
     /// Parses `low`/`substantial`/`high` or the full eIDAS URI (config and `acr_values` use both).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|l| s.eq_ignore_ascii_case(l.short()) || s == l.uri())
+        Self::ALL.into_iter().find(|l| s.eq_ignore_ascii_case(l.short()) || s == l.uri())
     }
 }
 
@@ -137,18 +135,12 @@ mod tests {
     fn levels_are_ordered_and_parse_both_forms() {
         assert!(AssuranceLevel::Low < AssuranceLevel::Substantial);
         assert!(AssuranceLevel::Substantial < AssuranceLevel::High);
-        assert_eq!(
-            AssuranceLevel::parse("substantial"),
-            Some(AssuranceLevel::Substantial)
-        );
+        assert_eq!(AssuranceLevel::parse("substantial"), Some(AssuranceLevel::Substantial));
         assert_eq!(
             AssuranceLevel::parse("http://eidas.europa.eu/LoA/high"),
             Some(AssuranceLevel::High)
         );
-        assert_eq!(
-            AssuranceLevel::parse("http://eidas.europa.eu/LoA/medium"),
-            None
-        );
+        assert_eq!(AssuranceLevel::parse("http://eidas.europa.eu/LoA/medium"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use url::Url;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -119,19 +119,13 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: "sqlite://data/cozo-broker.db".into(),
-            max_connections: 16,
-        }
+        Self { url: "sqlite://data/cozo-broker.db".into(), max_connections: 16 }
     }
 }
 
 impl Default for SecretsConfig {
     fn default() -> Self {
-        Self {
-            master_key: None,
-            master_key_file: PathBuf::from("data/master.key"),
-        }
+        Self { master_key: None, master_key_file: PathBuf::from("data/master.key") }
     }
 }
 
@@ -166,9 +160,7 @@ impl Default for LoginConfig {
 
 impl Default for UiConfig {
     fn default() -> Self {
-        Self {
-            default_language: "nl".into(),
-        }
+        Self { default_language: "nl".into() }
     }
 }
 
@@ -183,24 +175,7 @@ impl Default for EidConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self {
-            dir: PathBuf::from("policies"),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            secrets: SecretsConfig::default(),
-            oidc: OidcConfig::default(),
-            login: LoginConfig::default(),
-            ui: UiConfig::default(),
-            eid: EidConfig::default(),
-            policy: PolicyConfig::default(),
-        }
+        Self { dir: PathBuf::from("policies") }
     }
 }
 
@@ -214,10 +189,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, message: impl Into<String>) -> Self {
-        Self {
-            key: key.to_string(),
-            message: message.into(),
-        }
+        Self { key: key.to_string(), message: message.into() }
     }
 }
 
@@ -246,19 +218,13 @@ impl Config {
     /// `COZO_SECTION__KEY=value`. Variables without `__` (e.g. `COZO_PASSWORD` for the CLI) are not
     /// settings.
     fn env() -> Env {
-        Env::prefixed("COZO_")
-            .filter(|k| k.as_str().contains("__"))
-            .split("__")
+        Env::prefixed("COZO_").filter(|k| k.as_str().contains("__")).split("__")
     }
 
     fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
         let cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
-            let key = if key.is_empty() {
-                "config".to_string()
-            } else {
-                key
-            };
+            let key = if key.is_empty() { "config".to_string() } else { key };
             let mut message = e.kind.to_string();
             if let Some(md) = &e.metadata {
                 message.push_str(&format!(" (from {})", md.name));
@@ -273,10 +239,7 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         let pu = &self.server.public_url;
         if !matches!(pu.scheme(), "http" | "https") {
-            return Err(ConfigError::new(
-                "server.public_url",
-                "must be an http(s) URL",
-            ));
+            return Err(ConfigError::new("server.public_url", "must be an http(s) URL"));
         }
         if pu.scheme() == "http" && !is_loopback_host(pu) {
             return Err(ConfigError::new(
@@ -285,10 +248,7 @@ impl Config {
             ));
         }
         if pu.query().is_some() || pu.fragment().is_some() {
-            return Err(ConfigError::new(
-                "server.public_url",
-                "must not have a query or fragment",
-            ));
+            return Err(ConfigError::new("server.public_url", "must not have a query or fragment"));
         }
         let db = &self.database.url;
         if !(db.starts_with("sqlite:")
@@ -301,10 +261,7 @@ impl Config {
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::new(
-                "database.max_connections",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
         }
         if let Some(k) = &self.secrets.master_key {
             crate::crypto::MasterKey::from_base64(k)
@@ -341,21 +298,14 @@ impl Config {
             ));
         }
         if !crate::i18n::is_supported(&self.ui.default_language) {
-            return Err(ConfigError::new(
-                "ui.default_language",
-                "must be one of nl, fr, de, en",
-            ));
+            return Err(ConfigError::new("ui.default_language", "must be one of nl, fr, de, en"));
         }
         Ok(())
     }
 
     /// The issuer identifier: the public URL without a trailing slash.
     pub fn issuer(&self) -> String {
-        self.server
-            .public_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_string()
+        self.server.public_url.as_str().trim_end_matches('/').to_string()
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) except on plain-http localhost.
@@ -406,12 +356,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "cozo-broker.toml",
-                "[server]\nlisten = \"127.0.0.1:9000\"\n",
-            )?;
+            jail.create_file("cozo-broker.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n")?;
             jail.set_env("COZO_SERVER__LISTEN", "127.0.0.1:9001");
             jail.set_env("COZO_PASSWORD", "not a setting");
             let cfg = Config::load(None).map_err(|e| e.to_string())?;

@@ -77,9 +77,7 @@ impl MasterKey {
         }
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self {
-            key: std::sync::Arc::new(LessSafeKey::new(unbound)),
-        })
+        Ok(Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) })
     }
 
     pub fn from_base64(s: &str) -> Result<Self, CryptoError> {
@@ -144,11 +142,7 @@ impl MasterKey {
 fn write_owner_only(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(data)
 }
 

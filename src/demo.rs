@@ -55,15 +55,7 @@ pub async fn run(
     // The demo person and a fresh TOTP key.
     let insz = crate::identity::Insz::parse(DEMO_INSZ)?;
     if store.person_by_insz(&insz).await?.is_none() {
-        admin::add_person(
-            &store,
-            DEMO_INSZ,
-            "Anna",
-            "Peeters",
-            Some("1985-07-30"),
-            now,
-        )
-        .await?;
+        admin::add_person(&store, DEMO_INSZ, "Anna", "Peeters", Some("1985-07-30"), now).await?;
     }
     admin::revoke_all_keys(&store, DEMO_INSZ, now).await?;
     let totp = admin::add_totp_key(
@@ -82,11 +74,7 @@ pub async fn run(
     let broker = crate::serve(cfg.clone()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8090").await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let demo_cfg = DemoAppConfig {
-        issuer,
-        public_url: app_url,
-        apps,
-    };
+    let demo_cfg = DemoAppConfig { issuer, public_url: app_url, apps };
     let demo = tokio::spawn(idp_mocks::demo_app::serve(listener, demo_cfg, async move {
         let _ = stop_rx.await;
     }));

@@ -28,13 +28,7 @@ pub fn is_supported(lang: &str) -> bool {
 /// The first supported language among tags like `nl-BE`, `fr`, `de-DE;q=0.8`.
 pub fn pick<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
     tags.into_iter().find_map(|t| {
-        let primary = t
-            .split(';')
-            .next()?
-            .trim()
-            .split(['-', '_'])
-            .next()?
-            .to_ascii_lowercase();
+        let primary = t.split(';').next()?.trim().split(['-', '_']).next()?.to_ascii_lowercase();
         LANGUAGES.iter().copied().find(|l| *l == primary)
     })
 }
@@ -47,11 +41,7 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
             let mut it = part.split(';');
             let tag = it.next().unwrap_or("").trim();
             let q = it
-                .find_map(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .and_then(|q| q.parse::<f32>().ok())
-                })
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
                 .unwrap_or(1.0);
             (q, tag)
         })
@@ -69,11 +59,7 @@ pub struct Tr {
 
 impl Tr {
     pub fn new(lang: &str) -> Self {
-        let lang = LANGUAGES
-            .iter()
-            .copied()
-            .find(|l| *l == lang)
-            .unwrap_or("en");
+        let lang = LANGUAGES.iter().copied().find(|l| *l == lang).unwrap_or("en");
         let id = lang.parse().unwrap_or_default();
         Self { lang, id }
     }

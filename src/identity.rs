@@ -68,9 +68,7 @@ impl Insz {
             return Err(InszError::Length);
         }
         let num = |r: std::ops::Range<usize>| -> u64 {
-            digits[r]
-                .bytes()
-                .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'))
+            digits[r].bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'))
         };
         let month = num(2..4);
         let day = num(4..6);
@@ -116,14 +114,7 @@ impl Insz {
     /// The number grouped as people write it: `85.07.30-033.28`.
     pub fn formatted(&self) -> String {
         let d = &self.0;
-        format!(
-            "{}.{}.{}-{}.{}",
-            &d[0..2],
-            &d[2..4],
-            &d[4..6],
-            &d[6..9],
-            &d[9..11]
-        )
+        format!("{}.{}.{}-{}.{}", &d[0..2], &d[2..4], &d[4..6], &d[6..9], &d[9..11])
     }
 
     /// Shown on pages where the whole number is not needed: `85.07.30-***.**`.
@@ -195,19 +186,13 @@ mod tests {
     #[test]
     fn bis_numbers() {
         let unknown_gender = with_check("852730033", false); // month 07 + 20
-        assert_eq!(
-            Insz::parse(&unknown_gender).unwrap().kind(),
-            InszKind::BisGenderUnknown
-        );
+        assert_eq!(Insz::parse(&unknown_gender).unwrap().kind(), InszKind::BisGenderUnknown);
         let known_gender = with_check("854730034", false); // month 07 + 40
         let insz = Insz::parse(&known_gender).unwrap();
         assert_eq!(insz.kind(), InszKind::BisGenderKnown);
         assert!(insz.is_bis());
         let born_2003 = with_check("034511002", true); // November 2003 + 40
-        assert_eq!(
-            Insz::parse(&born_2003).unwrap().kind(),
-            InszKind::BisGenderKnown
-        );
+        assert_eq!(Insz::parse(&born_2003).unwrap().kind(), InszKind::BisGenderKnown);
     }
 
     #[test]
@@ -227,30 +212,12 @@ mod tests {
         assert_eq!(Insz::parse(""), Err(InszError::Length));
         assert_eq!(Insz::parse("85O73003328"), Err(InszError::NotDigits));
         assert_eq!(Insz::parse("85073003329"), Err(InszError::CheckDigits));
-        assert_eq!(
-            Insz::parse(&with_check("851330033", false)),
-            Err(InszError::Month)
-        );
-        assert_eq!(
-            Insz::parse(&with_check("856030033", false)),
-            Err(InszError::Month)
-        );
-        assert_eq!(
-            Insz::parse(&with_check("853330033", false)),
-            Err(InszError::Month)
-        );
-        assert_eq!(
-            Insz::parse(&with_check("850732033", false)),
-            Err(InszError::Day)
-        );
-        assert_eq!(
-            Insz::parse(&with_check("850730000", false)),
-            Err(InszError::Serial)
-        );
-        assert_eq!(
-            Insz::parse(&with_check("850730999", false)),
-            Err(InszError::Serial)
-        );
+        assert_eq!(Insz::parse(&with_check("851330033", false)), Err(InszError::Month));
+        assert_eq!(Insz::parse(&with_check("856030033", false)), Err(InszError::Month));
+        assert_eq!(Insz::parse(&with_check("853330033", false)), Err(InszError::Month));
+        assert_eq!(Insz::parse(&with_check("850732033", false)), Err(InszError::Day));
+        assert_eq!(Insz::parse(&with_check("850730000", false)), Err(InszError::Serial));
+        assert_eq!(Insz::parse(&with_check("850730999", false)), Err(InszError::Serial));
     }
 
     #[test]

@@ -85,12 +85,8 @@ impl Broker {
             methods,
         );
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
-        let keys = keys::KeyService::new(
-            store.clone(),
-            master.clone(),
-            clock.clone(),
-            cfg.login.clone(),
-        )?;
+        let keys =
+            keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?;
         let state = web::AppState(Arc::new(web::Inner {
             cfg: cfg.clone(),
             store: store.clone(),
@@ -99,13 +95,7 @@ impl Broker {
             sessions,
             keys,
         }));
-        Ok(Self {
-            cfg,
-            store,
-            master,
-            clock,
-            state,
-        })
+        Ok(Self { cfg, store, master, clock, state })
     }
 }
 
@@ -144,21 +134,17 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
 ) -> Result<Handle, StartError> {
     let broker = Broker::build(cfg, clock).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Listen(broker.cfg.server.listen, e))?;
+    let addr =
+        listener.local_addr().map_err(|e| StartError::Listen(broker.cfg.server.listen, e))?;
     let (tx, mut rx) = watch::channel(false);
     spawn_background(&broker, tx.subscribe());
     let app = web::router(broker.state.clone());
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx.wait_for(|v| *v).await;
-        })
-        .await
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
     });
     tracing::info!(%addr, issuer = %broker.cfg.issuer(), "cozo-broker listening");
     Ok(Handle {
@@ -194,11 +180,7 @@ fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
             n += 1;
             let now = state.clock.now();
             let p = &state.provider;
-            if let Err(e) = p
-                .keys
-                .reload(&state.store, &master, now, p.key_retention_s())
-                .await
-            {
+            if let Err(e) = p.keys.reload(&state.store, &master, now, p.key_retention_s()).await {
                 tracing::error!(error = %e, "reloading signing keys failed");
             }
             if n % 30 == 0 {

@@ -9,11 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "cozo-broker",
-    version,
-    about = "Identity and authentication broker for CoZo"
-)]
+#[command(name = "cozo-broker", version, about = "Identity and authentication broker for CoZo")]
 struct Cli {
     /// Configuration file (default: cozo-broker.toml if present, else built-in defaults).
     #[arg(long, global = true)]
@@ -177,11 +173,7 @@ fn runtime<E: std::fmt::Display>(e: E) -> Failure {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("COZO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn print_json(v: serde_json::Value) {
@@ -251,14 +243,10 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             #[cfg(feature = "demo")]
             {
                 init_logging();
-                cozo_broker::demo::run(cfg, shutdown_signal())
-                    .await
-                    .map_err(runtime)
+                cozo_broker::demo::run(cfg, shutdown_signal()).await.map_err(runtime)
             }
             #[cfg(not(feature = "demo"))]
-            Err(Failure::Usage(
-                "this build has no demo (feature `demo`)".into(),
-            ))
+            Err(Failure::Usage("this build has no demo (feature `demo`)".into()))
         }
         Command::Migrate => {
             cozo_broker::open_store(&cfg).await.map_err(runtime)?;
@@ -294,11 +282,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                                 "{}\t{}\t{}",
                                 r.kid,
                                 r.alg,
-                                if r.retired_at.is_some() {
-                                    "retired"
-                                } else {
-                                    "active"
-                                }
+                                if r.retired_at.is_some() { "retired" } else { "active" }
                             );
                         }
                     }
@@ -309,13 +293,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
         Command::Person(p) => {
             let store = cozo_broker::open_store(&cfg).await.map_err(runtime)?;
             match p {
-                PersonCmd::Add {
-                    insz,
-                    given_name,
-                    family_name,
-                    birthdate,
-                    json,
-                } => {
+                PersonCmd::Add { insz, given_name, family_name, birthdate, json } => {
                     let person = admin::add_person(
                         &store,
                         &insz,
@@ -343,12 +321,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                     if json {
                         print_json(v);
                     } else {
-                        println!(
-                            "{} {} ({})",
-                            p.given_name,
-                            p.family_name,
-                            p.insz.formatted()
-                        );
+                        println!("{} {} ({})", p.given_name, p.family_name, p.insz.formatted());
                     }
                 }
             }
@@ -357,11 +330,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
         Command::Key(k) => {
             let store = cozo_broker::open_store(&cfg).await.map_err(runtime)?;
             match k {
-                KeyCmd::AddTotp {
-                    insz,
-                    username,
-                    json,
-                } => {
+                KeyCmd::AddTotp { insz, username, json } => {
                     let master = cozo_broker::master_key(&cfg).map_err(runtime)?;
                     let password = read_password();
                     let t = admin::add_totp_key(
@@ -379,10 +348,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                             serde_json::json!({ "secret": t.secret_base32, "otpauth_uri": t.otpauth_uri }),
                         );
                     } else {
-                        println!(
-                            "secret (shown once): {}\n{}",
-                            t.secret_base32, t.otpauth_uri
-                        );
+                        println!("secret (shown once): {}\n{}", t.secret_base32, t.otpauth_uri);
                     }
                 }
                 KeyCmd::List { insz, json } => {
@@ -408,11 +374,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
         }
         Command::Audit(AuditCmd::Export { since, limit }) => {
             let store = cozo_broker::open_store(&cfg).await.map_err(runtime)?;
-            for e in store
-                .audit_events(None, since, limit)
-                .await
-                .map_err(runtime)?
-            {
+            for e in store.audit_events(None, since, limit).await.map_err(runtime)? {
                 println!("{}", serde_json::to_string(&e).unwrap_or_default());
             }
             Ok(())

@@ -72,32 +72,19 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(store: Store, clock: Clock, ttl_s: i64) -> Self {
-        Self {
-            store,
-            clock,
-            ttl_s,
-        }
+        Self { store, clock, ttl_s }
     }
 
     pub async fn load(&self, id: &str) -> Result<Option<Session>, StoreError> {
         if id.len() != 43 {
             return Ok(None);
         }
-        let Some(row) = self
-            .store
-            .session(&crypto::token_hash(id), self.clock.now())
-            .await?
-        else {
+        let Some(row) = self.store.session(&crypto::token_hash(id), self.clock.now()).await? else {
             return Ok(None);
         };
         // A row that does not parse is treated as no session, not as an error page.
         let data = serde_json::from_str(&row.data).unwrap_or_default();
-        Ok(Some(Session {
-            id: id.to_string(),
-            csrf: row.csrf,
-            data,
-            expires_at: row.expires_at,
-        }))
+        Ok(Some(Session { id: id.to_string(), csrf: row.csrf, data, expires_at: row.expires_at }))
     }
 
     pub async fn create(&self, data: SessionData) -> Result<Session, StoreError> {
@@ -139,9 +126,7 @@ impl Sessions {
         let old = s.id_hash();
         s.id = crypto::random_token(32);
         s.csrf = crypto::random_token(32);
-        self.store
-            .rename_session(&old, &s.id_hash(), &s.csrf)
-            .await?;
+        self.store.rename_session(&old, &s.id_hash(), &s.csrf).await?;
         Ok(())
     }
 

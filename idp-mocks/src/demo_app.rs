@@ -80,10 +80,7 @@ impl fmt::Debug for DemoApp {
             .field("title", &self.title)
             .field("path", &self.path)
             .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
             .field("scope", &self.scope)
             .field("description", &self.description)
             .finish()
@@ -121,18 +118,12 @@ impl DemoAppConfig {
             bail!("demo app: issuer {} is not an http(s) URL", self.issuer);
         }
         if !matches!(self.public_url.scheme(), "http" | "https") {
-            bail!(
-                "demo app: public URL {} is not an http(s) URL",
-                self.public_url
-            );
+            bail!("demo app: public URL {} is not an http(s) URL", self.public_url);
         }
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             if app.path.is_empty()
-                || !app
-                    .path
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || !app.path.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 bail!(
                     "demo app {:?}: path {:?} must be non-empty and use only letters, digits, '-' and '_'",
@@ -265,11 +256,7 @@ struct ExpiringStore<K, V> {
 
 impl<K: Eq + Hash + Clone, V> ExpiringStore<K, V> {
     fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { ttl, capacity, entries: Mutex::new(HashMap::new()) }
     }
 
     fn insert(&self, key: K, value: V) {
@@ -285,10 +272,8 @@ impl<K: Eq + Hash + Clone, V> ExpiringStore<K, V> {
         let ttl = self.ttl;
         entries.retain(|_, (created, _)| now.saturating_duration_since(*created) < ttl);
         while entries.len() >= self.capacity.max(1) {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, (created, _))| *created)
-                .map(|(k, _)| k.clone());
+            let oldest =
+                entries.iter().min_by_key(|(_, (created, _))| *created).map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => {
                     entries.remove(&k);
@@ -367,16 +352,10 @@ async fn security_headers(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; style-src 'self'"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // The callback URL carries the authorization code: never leak it in a Referer.
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -401,10 +380,7 @@ impl DemoState {
             }
         }
         let metadata = self.discover().await?;
-        let d = Arc::new(Discovered {
-            metadata,
-            fetched: Instant::now(),
-        });
+        let d = Arc::new(Discovered { metadata, fetched: Instant::now() });
         *cached = Some(d.clone());
         Ok(d)
     }
@@ -752,22 +728,9 @@ async fn start_login(st: &DemoState, idx: usize, q: LoginQuery) -> Result<Respon
         }
     }
     let (url, state, nonce) = request.url();
-    st.pending.insert(
-        state.secret().clone(),
-        PendingLogin {
-            app: idx,
-            pkce_verifier,
-            nonce,
-        },
-    );
+    st.pending.insert(state.secret().clone(), PendingLogin { app: idx, pkce_verifier, nonce });
     let cookie = st.state_cookie(app, state.secret(), PENDING_TTL.as_secs());
-    Ok((
-        StatusCode::FOUND,
-        [
-            (header::LOCATION, url.to_string()),
-            (header::SET_COOKIE, cookie),
-        ],
-    )
+    Ok((StatusCode::FOUND, [(header::LOCATION, url.to_string()), (header::SET_COOKIE, cookie)])
         .into_response())
 }
 
@@ -812,12 +775,10 @@ async fn finish_login(
     let bad = |code: &str, d: String| Failure::new(StatusCode::BAD_REQUEST, code, d);
 
     // 1. state: present, bound to this browser, pending, and for this app.
-    let state = q.state.filter(|s| !s.is_empty()).ok_or_else(|| {
-        bad(
-            "state_mismatch",
-            "The callback has no state parameter.".into(),
-        )
-    })?;
+    let state = q
+        .state
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("state_mismatch", "The callback has no state parameter.".into()))?;
     match cookie_value(headers, &state_cookie_name(app)) {
         None => {
             return Err(bad(
@@ -887,12 +848,10 @@ async fn finish_login(
             .unwrap_or_else(|| format!("The provider returned the error {error}."));
         return Err(bad(&error, description));
     }
-    let code = q.code.filter(|c| !c.is_empty()).ok_or_else(|| {
-        bad(
-            "missing_code",
-            "The callback has neither code nor error.".into(),
-        )
-    })?;
+    let code = q
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| bad("missing_code", "The callback has neither code nor error.".into()))?;
 
     // 4. Token request.
     let client = st
@@ -953,10 +912,7 @@ async fn finish_login(
             })?
         }
         Err(e) => {
-            return Err(invalid(format!(
-                "ID token verification failed: {}",
-                error_chain(&e)
-            )))
+            return Err(invalid(format!("ID token verification failed: {}", error_chain(&e))))
         }
     };
     if let Some(expected) = claims.access_token_hash() {
@@ -966,9 +922,7 @@ async fn finish_login(
         let actual = access_token_hash(alg, token.access_token().secret())
             .ok_or_else(|| invalid(format!("Cannot compute at_hash for alg {alg:?}.")))?;
         if actual != expected.as_str() {
-            return Err(invalid(
-                "The at_hash claim does not match the access token.".into(),
-            ));
+            return Err(invalid("The at_hash claim does not match the access token.".into()));
         }
     }
 
@@ -995,12 +949,8 @@ async fn finish_login(
         };
 
     // 7. RP-initiated logout link.
-    let logout_url = provider
-        .metadata
-        .additional_metadata()
-        .end_session_endpoint
-        .clone()
-        .and_then(|endpoint| {
+    let logout_url =
+        provider.metadata.additional_metadata().end_session_endpoint.clone().and_then(|endpoint| {
             let post_logout = PostLogoutRedirectUrl::new(st.cfg.post_logout_redirect_uri()).ok()?;
             let logout_state = CsrfToken::new_random();
             st.logouts.insert(logout_state.secret().clone(), idx);
@@ -1014,12 +964,7 @@ async fn finish_login(
             )
         });
 
-    Ok(render_logged_in(
-        app,
-        &payload,
-        &userinfo,
-        logout_url.as_ref(),
-    ))
+    Ok(render_logged_in(app, &payload, &userinfo, logout_url.as_ref()))
 }
 
 fn verify_id_token(
@@ -1146,20 +1091,11 @@ mod tests {
         let t0 = Instant::now();
         store.insert_at("a".into(), 1, t0);
         store.insert_at("b".into(), 2, t0);
-        assert_eq!(
-            store.take_at(&"a".into(), t0 + Duration::from_secs(59)),
-            Some(1)
-        );
+        assert_eq!(store.take_at(&"a".into(), t0 + Duration::from_secs(59)), Some(1));
         // Taken once.
-        assert_eq!(
-            store.take_at(&"a".into(), t0 + Duration::from_secs(59)),
-            None
-        );
+        assert_eq!(store.take_at(&"a".into(), t0 + Duration::from_secs(59)), None);
         // Expired.
-        assert_eq!(
-            store.take_at(&"b".into(), t0 + Duration::from_secs(60)),
-            None
-        );
+        assert_eq!(store.take_at(&"b".into(), t0 + Duration::from_secs(60)), None);
         assert_eq!(store.take_at(&"missing".into(), t0), None);
     }
 
@@ -1193,48 +1129,27 @@ mod tests {
     #[test]
     fn issuer_candidates_cover_trailing_slash() {
         let u = url::Url::parse("http://localhost:8080").unwrap();
-        assert_eq!(
-            issuer_candidates(&u),
-            vec!["http://localhost:8080", "http://localhost:8080/"]
-        );
+        assert_eq!(issuer_candidates(&u), vec!["http://localhost:8080", "http://localhost:8080/"]);
         let u = url::Url::parse("https://idp.example/realms/cozo").unwrap();
-        assert_eq!(
-            issuer_candidates(&u),
-            vec!["https://idp.example/realms/cozo"]
-        );
+        assert_eq!(issuer_candidates(&u), vec!["https://idp.example/realms/cozo"]);
     }
 
     #[test]
     fn reads_cookies() {
         let mut h = HeaderMap::new();
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; demo_state_portal=xyz"),
-        );
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; demo_state_portal=xyz"));
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
-        assert_eq!(
-            cookie_value(&h, "demo_state_portal").as_deref(),
-            Some("xyz")
-        );
+        assert_eq!(cookie_value(&h, "demo_state_portal").as_deref(), Some("xyz"));
         assert_eq!(cookie_value(&h, "b").as_deref(), Some("2"));
         assert_eq!(cookie_value(&h, "demo_state_ehealth"), None);
     }
 
     #[test]
     fn displays_claims() {
-        assert_eq!(
-            claim_display(&Value::String("85073003328".into())),
-            "85073003328"
-        );
-        assert_eq!(
-            claim_display(&serde_json::json!(["doctor", "nurse"])),
-            r#"["doctor","nurse"]"#
-        );
+        assert_eq!(claim_display(&Value::String("85073003328".into())), "85073003328");
+        assert_eq!(claim_display(&serde_json::json!(["doctor", "nurse"])), r#"["doctor","nurse"]"#);
         assert_eq!(claim_display(&serde_json::json!(12)), "12");
-        assert_eq!(
-            claim_display(&serde_json::json!({"a": true})),
-            r#"{"a":true}"#
-        );
+        assert_eq!(claim_display(&serde_json::json!({"a": true})), r#"{"a":true}"#);
     }
 
     #[test]
@@ -1246,17 +1161,10 @@ mod tests {
             Some("77QmUPtjPfzWtF2AnpK9RQ")
         );
         assert_eq!(
-            access_token_hash(&CoreJwsSigningAlgorithm::EcdsaP384Sha384, "x")
-                .unwrap()
-                .len(),
+            access_token_hash(&CoreJwsSigningAlgorithm::EcdsaP384Sha384, "x").unwrap().len(),
             32
         );
-        assert_eq!(
-            access_token_hash(&CoreJwsSigningAlgorithm::EdDsa, "x")
-                .unwrap()
-                .len(),
-            43
-        );
+        assert_eq!(access_token_hash(&CoreJwsSigningAlgorithm::EdDsa, "x").unwrap().len(), 43);
     }
 
     #[test]
@@ -1292,10 +1200,7 @@ mod tests {
         assert!(cfg(vec![app("a/b")]).validate().is_err());
         assert!(cfg(vec![app("")]).validate().is_err());
         let c = cfg(vec![app("portal")]);
-        assert_eq!(
-            c.redirect_uri(&c.apps[0]),
-            "http://localhost:8090/portal/callback"
-        );
+        assert_eq!(c.redirect_uri(&c.apps[0]), "http://localhost:8090/portal/callback");
         assert_eq!(c.post_logout_redirect_uri(), "http://localhost:8090/");
     }
 
@@ -1340,19 +1245,14 @@ mod tests {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("demo-portal:{SECRET}"))
         );
-        let auth_ok = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let auth_ok = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
             == Some(expected_auth.as_str());
         let (issuer, expect) = {
             let op = op.lock().unwrap();
             (op.issuer.clone(), op.expect.clone())
         };
         let Some((challenge, nonce)) = expect else {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"error": "invalid_grant"})),
-            )
+            return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": "invalid_grant"})))
                 .into_response();
         };
         let verifier = form.get("code_verifier").cloned().unwrap_or_default();
@@ -1399,11 +1299,7 @@ mod tests {
     }
 
     async fn op_userinfo(headers: HeaderMap) -> Response {
-        if headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            != Some("Bearer at-1")
-        {
+        if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some("Bearer at-1") {
             return StatusCode::UNAUTHORIZED.into_response();
         }
         Json(serde_json::json!({"sub": "user-1", "insz": "85073003328", "name": "Jan Peeters"}))
@@ -1411,9 +1307,7 @@ mod tests {
     }
 
     fn query_param(url: &url::Url, name: &str) -> Option<String> {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 
     #[tokio::test]
@@ -1461,10 +1355,8 @@ mod tests {
             let _ = stop_rx.await;
         }));
 
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
         // Home page.
         let r = http.get(format!("{base}/")).send().await.unwrap();
@@ -1481,10 +1373,7 @@ mod tests {
 
         let r = http.get(format!("{base}/demo.css")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css"));
+        assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
 
         // Unknown app.
         let r = http.get(format!("{base}/nope/login")).send().await.unwrap();
@@ -1495,11 +1384,7 @@ mod tests {
             let http = http.clone();
             let base = base.clone();
             async move {
-                let r = http
-                    .get(format!("{base}/portal/login{query}"))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = http.get(format!("{base}/portal/login{query}")).send().await.unwrap();
                 assert_eq!(r.status(), 302);
                 let location =
                     url::Url::parse(r.headers()[header::LOCATION].to_str().unwrap()).unwrap();
@@ -1518,29 +1403,12 @@ mod tests {
         // Login.
         let (state, cookie, location) =
             start("?prompt=login&acr_values=eid&max_age=0&ui_locales=").await;
-        assert!(location
-            .as_str()
-            .starts_with(&format!("{issuer}/authorize?")));
-        assert_eq!(
-            query_param(&location, "response_type").as_deref(),
-            Some("code")
-        );
-        assert_eq!(
-            query_param(&location, "client_id").as_deref(),
-            Some("demo-portal")
-        );
-        assert_eq!(
-            query_param(&location, "redirect_uri"),
-            Some(format!("{base}/portal/callback"))
-        );
-        assert_eq!(
-            query_param(&location, "scope").as_deref(),
-            Some("openid profile insz")
-        );
-        assert_eq!(
-            query_param(&location, "code_challenge_method").as_deref(),
-            Some("S256")
-        );
+        assert!(location.as_str().starts_with(&format!("{issuer}/authorize?")));
+        assert_eq!(query_param(&location, "response_type").as_deref(), Some("code"));
+        assert_eq!(query_param(&location, "client_id").as_deref(), Some("demo-portal"));
+        assert_eq!(query_param(&location, "redirect_uri"), Some(format!("{base}/portal/callback")));
+        assert_eq!(query_param(&location, "scope").as_deref(), Some("openid profile insz"));
+        assert_eq!(query_param(&location, "code_challenge_method").as_deref(), Some("S256"));
         assert_eq!(query_param(&location, "prompt").as_deref(), Some("login"));
         assert_eq!(query_param(&location, "acr_values").as_deref(), Some("eid"));
         assert_eq!(query_param(&location, "max_age").as_deref(), Some("0"));
@@ -1555,11 +1423,7 @@ mod tests {
         let callback = format!("{base}/portal/callback?code=good-code&state={state}&iss={issuer}");
         let r = http.get(&callback).send().await.unwrap();
         assert_eq!(r.status(), 400);
-        assert!(r
-            .text()
-            .await
-            .unwrap()
-            .contains("data-error=\"state_mismatch\""));
+        assert!(r.text().await.unwrap().contains("data-error=\"state_mismatch\""));
 
         // Callback with the wrong iss.
         let r = http
@@ -1570,11 +1434,7 @@ mod tests {
             .send()
             .await
             .unwrap();
-        assert!(r
-            .text()
-            .await
-            .unwrap()
-            .contains("data-error=\"issuer_mismatch\""));
+        assert!(r.text().await.unwrap().contains("data-error=\"issuer_mismatch\""));
 
         // That consumed the state: log in again, this time successfully.
         let (state, cookie, location) = start("").await;
@@ -1583,12 +1443,7 @@ mod tests {
             query_param(&location, "nonce").unwrap(),
         ));
         let callback = format!("{base}/portal/callback?code=good-code&state={state}&iss={issuer}");
-        let r = http
-            .get(&callback)
-            .header(header::COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap();
+        let r = http.get(&callback).header(header::COOKIE, &cookie).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let html = r.text().await.unwrap();
         assert!(html.contains("<h1>Logged in to Portal</h1>"), "{html}");
@@ -1617,14 +1472,8 @@ mod tests {
         let logout = url::Url::parse(&href).unwrap();
         assert!(logout.as_str().starts_with(&format!("{issuer}/logout?")));
         assert!(query_param(&logout, "id_token_hint").is_some());
-        assert_eq!(
-            query_param(&logout, "post_logout_redirect_uri"),
-            Some(format!("{base}/"))
-        );
-        assert_eq!(
-            query_param(&logout, "client_id").as_deref(),
-            Some("demo-portal")
-        );
+        assert_eq!(query_param(&logout, "post_logout_redirect_uri"), Some(format!("{base}/")));
+        assert_eq!(query_param(&logout, "client_id").as_deref(), Some("demo-portal"));
         let logout_state = query_param(&logout, "state").unwrap();
         let html = http
             .get(format!("{base}/?state={logout_state}"))
@@ -1637,17 +1486,8 @@ mod tests {
         assert!(html.contains("You have been logged out of Portal."));
 
         // Replaying the callback fails.
-        let r = http
-            .get(&callback)
-            .header(header::COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap();
-        assert!(r
-            .text()
-            .await
-            .unwrap()
-            .contains("data-error=\"state_mismatch\""));
+        let r = http.get(&callback).header(header::COOKIE, &cookie).send().await.unwrap();
+        assert!(r.text().await.unwrap().contains("data-error=\"state_mismatch\""));
 
         // Error response from the provider.
         let (state, cookie, _) = start("").await;
@@ -1671,39 +1511,26 @@ mod tests {
             query_param(&location, "nonce").unwrap(),
         ));
         let r = http
-            .get(format!(
-                "{base}/portal/callback?code=bad-code&state={state}&iss={issuer}"
-            ))
+            .get(format!("{base}/portal/callback?code=bad-code&state={state}&iss={issuer}"))
             .header(header::COOKIE, &cookie)
             .send()
             .await
             .unwrap();
         let html = r.text().await.unwrap();
-        assert!(
-            html.contains("data-error=\"token_exchange_failed\""),
-            "{html}"
-        );
+        assert!(html.contains("data-error=\"token_exchange_failed\""), "{html}");
         assert!(html.contains("data-oauth-error=\"invalid_grant\""));
 
         // Nonce mismatch: the provider puts another nonce in the ID token.
         let (state, cookie, location) = start("").await;
-        op.lock().unwrap().expect = Some((
-            query_param(&location, "code_challenge").unwrap(),
-            "another-nonce".to_string(),
-        ));
+        op.lock().unwrap().expect =
+            Some((query_param(&location, "code_challenge").unwrap(), "another-nonce".to_string()));
         let r = http
-            .get(format!(
-                "{base}/portal/callback?code=good-code&state={state}&iss={issuer}"
-            ))
+            .get(format!("{base}/portal/callback?code=good-code&state={state}&iss={issuer}"))
             .header(header::COOKIE, &cookie)
             .send()
             .await
             .unwrap();
-        assert!(r
-            .text()
-            .await
-            .unwrap()
-            .contains("data-error=\"id_token_invalid\""));
+        assert!(r.text().await.unwrap().contains("data-error=\"id_token_invalid\""));
 
         stop_tx.send(()).unwrap();
         server.await.unwrap().unwrap();
@@ -1735,28 +1562,15 @@ mod tests {
         let server = tokio::spawn(serve(listener, cfg, async move {
             let _ = stop_rx.await;
         }));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
-        let r = http
-            .get(format!("{base}/ehealth/login"))
-            .send()
-            .await
-            .unwrap();
+        let r = http.get(format!("{base}/ehealth/login")).send().await.unwrap();
         assert_eq!(r.status(), 502);
-        assert!(r
-            .text()
-            .await
-            .unwrap()
-            .contains("data-error=\"discovery_failed\""));
+        assert!(r.text().await.unwrap().contains("data-error=\"discovery_failed\""));
 
         // The provider comes up.
-        let op: Op = Arc::new(Mutex::new(FakeOp {
-            issuer: issuer.clone(),
-            expect: None,
-        }));
+        let op: Op = Arc::new(Mutex::new(FakeOp { issuer: issuer.clone(), expect: None }));
         let op_listener = tokio::net::TcpListener::bind(op_addr).await.unwrap();
         let op_router = Router::new()
             .route("/.well-known/openid-configuration", get(op_discovery))
@@ -1764,21 +1578,11 @@ mod tests {
             .with_state(op);
         tokio::spawn(async move { axum::serve(op_listener, op_router).await.unwrap() });
 
-        let r = http
-            .get(format!("{base}/ehealth/login"))
-            .send()
-            .await
-            .unwrap();
+        let r = http.get(format!("{base}/ehealth/login")).send().await.unwrap();
         assert_eq!(r.status(), 302);
         let location = url::Url::parse(r.headers()[header::LOCATION].to_str().unwrap()).unwrap();
-        assert_eq!(
-            query_param(&location, "client_id").as_deref(),
-            Some("demo-ehealth")
-        );
-        assert_eq!(
-            query_param(&location, "code_challenge_method").as_deref(),
-            Some("S256")
-        );
+        assert_eq!(query_param(&location, "client_id").as_deref(), Some("demo-ehealth"));
+        assert_eq!(query_param(&location, "code_challenge_method").as_deref(), Some("S256"));
         assert_eq!(query_param(&location, "scope").as_deref(), Some("openid"));
 
         stop_tx.send(()).unwrap();

@@ -81,13 +81,7 @@ impl KeyService {
     ) -> Result<Self, KeyError> {
         let dummy_hash =
             password::hash(cost(&cfg), &crypto::random_token(16)).map_err(KeyError::Hash)?;
-        Ok(Self {
-            store,
-            master,
-            clock,
-            cfg,
-            dummy_hash,
-        })
+        Ok(Self { store, master, clock, cfg, dummy_hash })
     }
 
     fn account_key(username: &str) -> String {
@@ -104,23 +98,15 @@ impl KeyService {
         address: &str,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let a = self
-            .store
-            .locked_until(&Self::account_key(username), now)
-            .await?;
-        let b = self
-            .store
-            .locked_until(&Self::address_key(address), now)
-            .await?;
+        let a = self.store.locked_until(&Self::account_key(username), now).await?;
+        let b = self.store.locked_until(&Self::address_key(address), now).await?;
         Ok(a.max(b))
     }
 
     /// Slows down an address with many recent failures, before any work is done.
     async fn slow_down(&self, address: &str, now: i64) -> Result<(), StoreError> {
-        let n = self
-            .store
-            .failure_count(&Self::address_key(address), now, self.cfg.window_s)
-            .await?;
+        let n =
+            self.store.failure_count(&Self::address_key(address), now, self.cfg.window_s).await?;
         let over = n - self.cfg.address_slowdown_after;
         if over > 0 {
             tokio::time::sleep(Duration::from_millis((over as u64 * 250).min(3000))).await;
@@ -138,13 +124,7 @@ impl KeyService {
         let c = &self.cfg;
         let acct = self
             .store
-            .record_failure(
-                &Self::account_key(username),
-                now,
-                c.window_s,
-                c.max_failures,
-                c.lock_s,
-            )
+            .record_failure(&Self::account_key(username), now, c.window_s, c.max_failures, c.lock_s)
             .await?;
         let addr = self
             .store
@@ -176,9 +156,7 @@ impl KeyService {
         } else {
             self.store.account_by_username(&username).await?
         };
-        let hash = account
-            .as_ref()
-            .map_or(self.dummy_hash.clone(), |a| a.password_hash.clone());
+        let hash = account.as_ref().map_or(self.dummy_hash.clone(), |a| a.password_hash.clone());
         let right =
             password::verify_blocking(hash, password.to_string()).await && account.is_some();
         let Some(account) = account.filter(|_| right) else {
@@ -206,10 +184,7 @@ impl KeyService {
         let keys = self.store.keys_of_account(account_id).await?;
         Ok(Method::KEY_FACTORS
             .into_iter()
-            .filter(|m| {
-                keys.iter()
-                    .any(|k| k.status == "active" && k.kind == m.as_str())
-            })
+            .filter(|m| keys.iter().any(|k| k.status == "active" && k.kind == m.as_str()))
             .collect())
     }
 
@@ -243,9 +218,7 @@ impl KeyService {
             let secret = self.master.decrypt(&totp_purpose(&key.id), enc)?;
             if let Some(s) = totp::matching_step(&secret, code, now) {
                 if self.store.advance_totp_step(&key.id, s).await? {
-                    self.store
-                        .clear_failures(&Self::account_key(&step.username))
-                        .await?;
+                    self.store.clear_failures(&Self::account_key(&step.username)).await?;
                     return Ok(CodeCheck::Ok(Login {
                         person_id: step.person_id.clone(),
                         auth_time: now,
@@ -259,8 +232,7 @@ impl KeyService {
             }
         }
         let locked = self.fail(&step.username, address, now).await?;
-        self.audit_failure(Some(&step.person_id), "totp", locked)
-            .await;
+        self.audit_failure(Some(&step.person_id), "totp", locked).await;
         Ok(match (locked, replayed) {
             (Some(until), _) => CodeCheck::Locked { until },
             (None, true) => CodeCheck::Replayed,
@@ -272,11 +244,7 @@ impl KeyService {
         let e = AuditEvent {
             id: crypto::random_id(),
             at: self.clock.now(),
-            kind: if locked.is_some() {
-                "lockout".into()
-            } else {
-                "login".into()
-            },
+            kind: if locked.is_some() { "lockout".into() } else { "login".into() },
             outcome: "failed".into(),
             person_id: person_id.map(str::to_string),
             method: Some(method.into()),
@@ -294,11 +262,7 @@ impl KeyService {
 }
 
 pub fn cost(cfg: &LoginConfig) -> password::Cost {
-    password::Cost {
-        m_kib: cfg.argon2_m_kib,
-        t: cfg.argon2_t,
-        p: cfg.argon2_p,
-    }
+    password::Cost { m_kib: cfg.argon2_m_kib, t: cfg.argon2_t, p: cfg.argon2_p }
 }
 
 fn totp_purpose(key_id: &str) -> String {
@@ -317,16 +281,13 @@ pub async fn create_account(
     let username = normalize_username(username);
     if username.len() < 3
         || username.len() > MAX_USERNAME
-        || !username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
     {
         return Err(KeyError::Invalid("username-rules"));
     }
     password::check_new(password, &username).map_err(KeyError::Invalid)?;
-    let hash = password::hash_blocking(cost(cfg), password.to_string())
-        .await
-        .map_err(KeyError::Hash)?;
+    let hash =
+        password::hash_blocking(cost(cfg), password.to_string()).await.map_err(KeyError::Hash)?;
     let account = Account {
         id: crypto::random_id(),
         person_id: person_id.to_string(),

@@ -33,23 +33,17 @@ pub fn hash(cost: Cost, password: &str) -> Result<String, String> {
 /// change). Constant-time comparison is argon2's.
 pub fn verify(stored: &str, password: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(h) => Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok(),
+        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
         Err(_) => false,
     }
 }
 
 pub async fn hash_blocking(cost: Cost, password: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || hash(cost, &password))
-        .await
-        .map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || hash(cost, &password)).await.map_err(|e| e.to_string())?
 }
 
 pub async fn verify_blocking(stored: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || verify(&stored, &password))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify(&stored, &password)).await.unwrap_or(false)
 }
 
 /// Password rules for new passwords (SPEC §7, issue #3): at least 12 characters, not containing
@@ -104,11 +98,7 @@ const COMMON: &[&str] = &[
 mod tests {
     use super::*;
 
-    const COST: Cost = Cost {
-        m_kib: 19456,
-        t: 2,
-        p: 1,
-    };
+    const COST: Cost = Cost { m_kib: 19456, t: 2, p: 1 };
 
     #[test]
     fn hash_is_argon2id_with_the_floor_cost_and_verifies() {
@@ -122,10 +112,7 @@ mod tests {
     #[test]
     fn new_password_rules() {
         assert_eq!(check_new("short", "anna"), Err("password-too-short"));
-        assert_eq!(
-            check_new("anna-is-my-name-1", "anna"),
-            Err("password-contains-username")
-        );
+        assert_eq!(check_new("anna-is-my-name-1", "anna"), Err("password-contains-username"));
         assert_eq!(check_new("Password1234", "bob"), Err("password-too-common"));
         assert_eq!(check_new("blue tram at 8 o'clock", "bob"), Ok(()));
     }

@@ -36,22 +36,16 @@ pub fn secret_base32(secret: &[u8]) -> String {
 }
 
 pub fn otpauth_uri(secret: &[u8], account: &str) -> String {
-    totp(secret, account)
-        .map(|t| t.get_url())
-        .unwrap_or_default()
+    totp(secret, account).map(|t| t.get_url()).unwrap_or_default()
 }
 
 /// The code for a unix time; used by the CLI (`totp-code`) and tests.
 pub fn code_at(secret: &[u8], unix: i64) -> String {
-    totp(secret, "")
-        .map(|t| t.generate(unix.max(0) as u64))
-        .unwrap_or_default()
+    totp(secret, "").map(|t| t.generate(unix.max(0) as u64)).unwrap_or_default()
 }
 
 pub fn decode_base32(s: &str) -> Option<Vec<u8>> {
-    Secret::Encoded(s.trim().replace(' ', "").to_uppercase())
-        .to_bytes()
-        .ok()
+    Secret::Encoded(s.trim().replace(' ', "").to_uppercase()).to_bytes().ok()
 }
 
 /// The time step a code matches within ±1 step of `now`, compared in constant time.
@@ -91,22 +85,10 @@ mod tests {
         let secret = generate_secret();
         let now = 1_800_000_015;
         let step = now / 30;
-        assert_eq!(
-            matching_step(&secret, &code_at(&secret, now), now),
-            Some(step)
-        );
-        assert_eq!(
-            matching_step(&secret, &code_at(&secret, now - 30), now),
-            Some(step - 1)
-        );
-        assert_eq!(
-            matching_step(&secret, &code_at(&secret, now + 30), now),
-            Some(step + 1)
-        );
-        assert_eq!(
-            matching_step(&secret, &code_at(&secret, now - 60), now),
-            None
-        );
+        assert_eq!(matching_step(&secret, &code_at(&secret, now), now), Some(step));
+        assert_eq!(matching_step(&secret, &code_at(&secret, now - 30), now), Some(step - 1));
+        assert_eq!(matching_step(&secret, &code_at(&secret, now + 30), now), Some(step + 1));
+        assert_eq!(matching_step(&secret, &code_at(&secret, now - 60), now), None);
         assert_eq!(matching_step(&secret, "12345", now), None);
         assert_eq!(matching_step(&secret, "abcdef", now), None);
     }

@@ -110,23 +110,17 @@ impl Provider {
                 return self.load_pushed(params, uri, now).await;
             }
         }
-        let client_id = params
-            .client_id
-            .as_deref()
-            .ok_or(AuthorizeError::BadClient("client_id"))?;
+        let client_id =
+            params.client_id.as_deref().ok_or(AuthorizeError::BadClient("client_id"))?;
         let client = match pushed_by {
             Some(c) if c.id == client_id => c.clone(),
             Some(_) => return Err(AuthorizeError::BadClient("client_id")),
-            None => self
-                .store
-                .client(client_id)
-                .await?
-                .ok_or(AuthorizeError::BadClient("client_id"))?,
+            None => {
+                self.store.client(client_id).await?.ok_or(AuthorizeError::BadClient("client_id"))?
+            }
         };
-        let redirect_uri = params
-            .redirect_uri
-            .as_deref()
-            .ok_or(AuthorizeError::BadClient("redirect_uri"))?;
+        let redirect_uri =
+            params.redirect_uri.as_deref().ok_or(AuthorizeError::BadClient("redirect_uri"))?;
         // Exact string match against the registered URIs (no prefix or pattern matching).
         if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
             return Err(AuthorizeError::BadClient("redirect_uri"));
@@ -137,14 +131,8 @@ impl Provider {
             error,
             description: description.to_string(),
         };
-        for v in [
-            &params.state,
-            &params.nonce,
-            &params.login_hint,
-            &params.claims,
-        ]
-        .into_iter()
-        .flatten()
+        for v in
+            [&params.state, &params.nonce, &params.login_hint, &params.claims].into_iter().flatten()
         {
             if v.len() > MAX_PARAM {
                 return Err(fail("invalid_request", "a parameter is too long"));
@@ -157,61 +145,36 @@ impl Provider {
             ));
         }
         if params.request_uri.is_some() {
-            return Err(fail(
-                "invalid_request",
-                "request_uri is only accepted at /authorize",
-            ));
+            return Err(fail("invalid_request", "request_uri is only accepted at /authorize"));
         }
         if params.response_type.as_deref() != Some("code") {
-            return Err(fail(
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            ));
+            return Err(fail("unsupported_response_type", "only response_type=code is supported"));
         }
         if !matches!(params.response_mode.as_deref(), None | Some("query")) {
-            return Err(fail(
-                "invalid_request",
-                "only response_mode=query is supported",
-            ));
+            return Err(fail("invalid_request", "only response_mode=query is supported"));
         }
-        let requested: Vec<&str> = params
-            .scope
-            .as_deref()
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .collect();
+        let requested: Vec<&str> =
+            params.scope.as_deref().unwrap_or_default().split_ascii_whitespace().collect();
         if !requested.contains(&"openid") {
             return Err(fail("invalid_scope", "the scope must contain openid"));
         }
-        let scope: Vec<String> = super::SCOPES
-            .iter()
-            .filter(|s| requested.contains(s))
-            .map(|s| s.to_string())
-            .collect();
-        let code_challenge = match (
-            params.code_challenge.as_deref(),
-            params.code_challenge_method.as_deref(),
-        ) {
-            (Some(c), Some("S256")) if is_pkce_value(c) && c.len() == 43 => c.to_string(),
-            (Some(_), Some("S256")) => {
-                return Err(fail(
-                    "invalid_request",
-                    "code_challenge is not a S256 challenge",
-                ))
-            }
-            _ => {
-                return Err(fail(
-                    "invalid_request",
-                    "PKCE with code_challenge_method=S256 is required",
-                ))
-            }
-        };
-        let prompts: Vec<&str> = params
-            .prompt
-            .as_deref()
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .collect();
+        let scope: Vec<String> =
+            super::SCOPES.iter().filter(|s| requested.contains(s)).map(|s| s.to_string()).collect();
+        let code_challenge =
+            match (params.code_challenge.as_deref(), params.code_challenge_method.as_deref()) {
+                (Some(c), Some("S256")) if is_pkce_value(c) && c.len() == 43 => c.to_string(),
+                (Some(_), Some("S256")) => {
+                    return Err(fail("invalid_request", "code_challenge is not a S256 challenge"))
+                }
+                _ => {
+                    return Err(fail(
+                        "invalid_request",
+                        "PKCE with code_challenge_method=S256 is required",
+                    ))
+                }
+            };
+        let prompts: Vec<&str> =
+            params.prompt.as_deref().unwrap_or_default().split_ascii_whitespace().collect();
         let prompt = if prompts.contains(&"none") {
             if prompts.len() > 1 {
                 return Err(fail("invalid_request", "prompt=none cannot be combined"));
@@ -228,12 +191,7 @@ impl Provider {
             None | Some("") => None,
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= 0 => Some(n),
-                _ => {
-                    return Err(fail(
-                        "invalid_request",
-                        "max_age must be a non-negative integer",
-                    ))
-                }
+                _ => return Err(fail("invalid_request", "max_age must be a non-negative integer")),
             },
         };
         let mut asked = requested_level(params.acr_values.as_deref());
@@ -242,10 +200,7 @@ impl Provider {
                 Ok(Some(l)) => asked = Some(asked.map_or(l, |a| a.max(l))),
                 Ok(None) => {}
                 Err(()) => {
-                    return Err(fail(
-                        "invalid_request",
-                        "the claims parameter is not valid JSON",
-                    ))
+                    return Err(fail("invalid_request", "the claims parameter is not valid JSON"))
                 }
             }
         }
@@ -287,13 +242,10 @@ impl Provider {
         uri: &str,
         now: i64,
     ) -> Result<AuthRequest, AuthorizeError> {
-        let client_id = params
-            .client_id
-            .as_deref()
-            .ok_or(AuthorizeError::BadClient("client_id"))?;
-        let id = uri
-            .strip_prefix(PAR_URN_PREFIX)
-            .ok_or(AuthorizeError::BadClient("request_uri"))?;
+        let client_id =
+            params.client_id.as_deref().ok_or(AuthorizeError::BadClient("client_id"))?;
+        let id =
+            uri.strip_prefix(PAR_URN_PREFIX).ok_or(AuthorizeError::BadClient("request_uri"))?;
         let row = self
             .store
             .pending(id, now)
@@ -316,18 +268,15 @@ impl Provider {
         client: &ClientRow,
         params: &AuthorizeParams,
     ) -> Result<(String, i64), OidcError> {
-        let req = self
-            .validate_authorize(params, Some(client))
-            .await
-            .map_err(|e| match e {
-                AuthorizeError::BadClient(what) => {
-                    OidcError::InvalidRequest(format!("{what} is missing or not registered"))
-                }
-                AuthorizeError::Redirect {
-                    error, description, ..
-                } => OidcError::Custom(error, description),
-                AuthorizeError::Server(s) => OidcError::Server(s),
-            })?;
+        let req = self.validate_authorize(params, Some(client)).await.map_err(|e| match e {
+            AuthorizeError::BadClient(what) => {
+                OidcError::InvalidRequest(format!("{what} is missing or not registered"))
+            }
+            AuthorizeError::Redirect { error, description, .. } => {
+                OidcError::Custom(error, description)
+            }
+            AuthorizeError::Server(s) => OidcError::Server(s),
+        })?;
         let now = self.clock.now();
         let id = crypto::random_token(32);
         self.store
@@ -459,16 +408,13 @@ impl Provider {
 
     pub fn error_redirect(&self, e: &AuthorizeError) -> Option<String> {
         match e {
-            AuthorizeError::Redirect {
-                redirect_uri,
-                state,
-                error,
-                description,
-            } => Some(self.redirect(
-                redirect_uri,
-                state.as_deref(),
-                &[("error", error), ("error_description", description)],
-            )),
+            AuthorizeError::Redirect { redirect_uri, state, error, description } => {
+                Some(self.redirect(
+                    redirect_uri,
+                    state.as_deref(),
+                    &[("error", error), ("error_description", description)],
+                ))
+            }
             _ => None,
         }
     }
@@ -476,17 +422,13 @@ impl Provider {
 
 /// RFC 7636 §4.1 character set.
 pub fn is_pkce_value(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// The minimum level an `acr_values` list asks for: any listed level is acceptable, so the
 /// weakest one listed. Unknown values are ignored.
 fn requested_level(acr_values: Option<&str>) -> Option<AssuranceLevel> {
-    acr_values?
-        .split_ascii_whitespace()
-        .filter_map(AssuranceLevel::parse)
-        .min()
+    acr_values?.split_ascii_whitespace().filter_map(AssuranceLevel::parse).min()
 }
 
 /// The level asked through `claims` (`id_token.acr` or `userinfo.acr`, `value` or `values`).
@@ -502,11 +444,7 @@ fn claims_level(claims: &str) -> Result<Option<AssuranceLevel>, ()> {
             vals.extend(AssuranceLevel::parse(s));
         }
         if let Some(arr) = acr.get("values").and_then(|x| x.as_array()) {
-            vals.extend(
-                arr.iter()
-                    .filter_map(|x| x.as_str())
-                    .filter_map(AssuranceLevel::parse),
-            );
+            vals.extend(arr.iter().filter_map(|x| x.as_str()).filter_map(AssuranceLevel::parse));
         }
         if let Some(l) = vals.into_iter().min() {
             level = Some(level.map_or(l, |x: AssuranceLevel| x.max(l)));

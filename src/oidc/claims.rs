@@ -96,9 +96,7 @@ impl Provider {
         let now = self.clock.now();
         let alg = SigningAlg::parse(alg).unwrap_or(SigningAlg::Rs256);
         let keys = self.keys.current();
-        let key = keys
-            .active(alg)
-            .ok_or_else(|| OidcError::Server(format!("no {alg:?} key")))?;
+        let key = keys.active(alg).ok_or_else(|| OidcError::Server(format!("no {alg:?} key")))?;
         let issuer =
             IssuerUrl::new(self.issuer.clone()).map_err(|e| OidcError::Server(e.to_string()))?;
         let mut standard = StandardClaims::new(SubjectIdentifier::new(subject.to_string()));
@@ -113,9 +111,7 @@ impl Provider {
                 .set_birthdate(details.person.birthdate.clone().map(EndUserBirthday::new));
         }
         let extra = BrokerClaims {
-            insz: details
-                .has_scope("insz")
-                .then(|| details.person.insz.clone()),
+            insz: details.has_scope("insz").then(|| details.person.insz.clone()),
             professions: None,
             eidas_person_identifier: details.login.eidas_person_identifier.clone(),
         };
@@ -130,15 +126,9 @@ impl Provider {
         )
         .set_auth_time(Some(time(login.auth_time)))
         .set_nonce(nonce.map(|n| Nonce::new(n.to_string())))
-        .set_auth_context_ref(Some(AuthenticationContextClass::new(
-            login.acr.uri().to_string(),
-        )))
+        .set_auth_context_ref(Some(AuthenticationContextClass::new(login.acr.uri().to_string())))
         .set_auth_method_refs(Some(
-            login
-                .amr
-                .iter()
-                .map(|a| AuthenticationMethodReference::new(a.clone()))
-                .collect(),
+            login.amr.iter().map(|a| AuthenticationMethodReference::new(a.clone())).collect(),
         ));
         let token = BrokerIdToken::new(
             claims,
@@ -159,14 +149,8 @@ impl Provider {
             m.insert("insz".into(), details.person.insz.clone().into());
         }
         if details.has_scope("profile") {
-            m.insert(
-                "given_name".into(),
-                details.person.given_name.clone().into(),
-            );
-            m.insert(
-                "family_name".into(),
-                details.person.family_name.clone().into(),
-            );
+            m.insert("given_name".into(), details.person.given_name.clone().into());
+            m.insert("family_name".into(), details.person.family_name.clone().into());
             if let Some(b) = &details.person.birthdate {
                 m.insert("birthdate".into(), b.clone().into());
             }

@@ -17,10 +17,7 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 
 /// Algorithms accepted for client assertions (no `none`, no HMAC).
 pub const ASSERTION_ALGS: [(Algorithm, CoreJwsSigningAlgorithm); 4] = [
-    (
-        Algorithm::RS256,
-        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    ),
+    (Algorithm::RS256, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256),
     (Algorithm::PS256, CoreJwsSigningAlgorithm::RsaSsaPssSha256),
     (Algorithm::ES256, CoreJwsSigningAlgorithm::EcdsaP256Sha256),
     (Algorithm::EdDSA, CoreJwsSigningAlgorithm::EdDsa),
@@ -40,12 +37,8 @@ pub struct ClientCredentials {
 impl ClientCredentials {
     /// Parses an `Authorization: Basic` header (RFC 6749 §2.3.1: both parts form-urlencoded).
     pub fn parse_basic(header: &str) -> Option<(String, String)> {
-        let b64 = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .ok()?;
+        let b64 = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (id, secret) = raw.split_once(':')?;
         let dec = |s: &str| {
@@ -80,9 +73,7 @@ impl Provider {
             c.client_assertion.is_some() || c.client_assertion_type.is_some(),
         ];
         if presented.iter().filter(|p| **p).count() > 1 {
-            return Err(OidcError::InvalidRequest(
-                "use one client authentication method".into(),
-            ));
+            return Err(OidcError::InvalidRequest("use one client authentication method".into()));
         }
         if let Some((id, secret)) = &c.basic {
             if c.client_id.as_deref().is_some_and(|b| b != id) {
@@ -102,13 +93,9 @@ impl Provider {
         }
         if let Some(assertion) = &c.client_assertion {
             if c.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
-                return Err(OidcError::InvalidRequest(
-                    "unsupported client_assertion_type".into(),
-                ));
+                return Err(OidcError::InvalidRequest("unsupported client_assertion_type".into()));
             }
-            return self
-                .check_assertion(c.client_id.as_deref(), assertion)
-                .await;
+            return self.check_assertion(c.client_id.as_deref(), assertion).await;
         }
         // No credentials: only a public client may do that.
         let id = c.client_id.as_deref().ok_or_else(bad)?;
@@ -135,11 +122,8 @@ impl Provider {
         if client_id.is_some_and(|id| id != unverified_sub) {
             return Err(bad("sub does not match client_id"));
         }
-        let client = self
-            .store
-            .client(&unverified_sub)
-            .await?
-            .ok_or_else(|| bad("unknown client"))?;
+        let client =
+            self.store.client(&unverified_sub).await?.ok_or_else(|| bad("unknown client"))?;
         if client.auth_method != "private_key_jwt" {
             return Err(bad("client is not registered for private_key_jwt"));
         }
@@ -161,11 +145,7 @@ impl Provider {
             None => return Err(bad("no matching key")),
         };
         let mut v = Validation::new(header.alg);
-        v.set_audience(&[
-            self.endpoint("/token"),
-            self.issuer.clone(),
-            self.endpoint("/par"),
-        ]);
+        v.set_audience(&[self.endpoint("/token"), self.issuer.clone(), self.endpoint("/par")]);
         v.set_issuer(&[client.id.as_str()]);
         v.sub = Some(client.id.clone());
         v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -194,11 +174,7 @@ impl Provider {
         };
         let now = self.clock.now();
         if !refresh {
-            let cache = self
-                .jwks_cache
-                .entries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let cache = self.jwks_cache.entries.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((at, set)) = cache.get(uri) {
                 if now - at < JWKS_TTL_S {
                     return Ok(set.clone());

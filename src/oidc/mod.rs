@@ -86,9 +86,7 @@ impl Provider {
         methods: Vec<Method>,
     ) -> Arc<Self> {
         let issuer = cfg.issuer();
-        let discovery_json = serde_json::to_vec(&metadata(&issuer))
-            .unwrap_or_default()
-            .into();
+        let discovery_json = serde_json::to_vec(&metadata(&issuer)).unwrap_or_default().into();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(5))
@@ -174,9 +172,7 @@ fn metadata(issuer: &str) -> Metadata {
     )
     .set_token_endpoint(Some(TokenUrl::from_url(parse("/token"))))
     .set_userinfo_endpoint(Some(UserInfoUrl::from_url(parse("/userinfo"))))
-    .set_scopes_supported(Some(
-        SCOPES.iter().map(|s| Scope::new(s.to_string())).collect(),
-    ))
+    .set_scopes_supported(Some(SCOPES.iter().map(|s| Scope::new(s.to_string())).collect()))
     .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
     .set_grant_types_supported(Some(vec![
         CoreGrantType::AuthorizationCode,
@@ -189,10 +185,7 @@ fn metadata(issuer: &str) -> Metadata {
         CoreClientAuthMethod::None,
     ]))
     .set_token_endpoint_auth_signing_alg_values_supported(Some(
-        client_auth::ASSERTION_ALGS
-            .iter()
-            .map(|(_, a)| a.clone())
-            .collect(),
+        client_auth::ASSERTION_ALGS.iter().map(|(_, a)| a.clone()).collect(),
     ))
     .set_acr_values_supported(Some(
         AssuranceLevel::ALL
@@ -226,9 +219,6 @@ fn metadata(issuer: &str) -> Metadata {
     .set_request_parameter_supported(Some(false))
     .set_request_uri_parameter_supported(Some(false))
     .set_ui_locales_supported(Some(
-        crate::i18n::LANGUAGES
-            .iter()
-            .map(|l| LanguageTag::new(l.to_string()))
-            .collect(),
+        crate::i18n::LANGUAGES.iter().map(|l| LanguageTag::new(l.to_string())).collect(),
     ))
 }

@@ -93,17 +93,11 @@ impl SigningKey {
             SigningAlg::Es256 => {
                 let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                     .map_err(|_| KeyError::Generate)?;
-                kp.to_pkcs8v1()
-                    .map_err(|_| KeyError::Generate)?
-                    .as_ref()
-                    .to_vec()
+                kp.to_pkcs8v1().map_err(|_| KeyError::Generate)?.as_ref().to_vec()
             }
             SigningAlg::EdDsa => {
                 let kp = Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
-                kp.to_pkcs8()
-                    .map_err(|_| KeyError::Generate)?
-                    .as_ref()
-                    .to_vec()
+                kp.to_pkcs8().map_err(|_| KeyError::Generate)?.as_ref().to_vec()
             }
         };
         let kid = crypto::random_token(12);
@@ -151,12 +145,7 @@ impl SigningKey {
                 (Material::Ed(kp), jwk)
             }
         };
-        Ok(Self {
-            kid: kid.to_string(),
-            alg,
-            material,
-            jwk,
-        })
+        Ok(Self { kid: kid.to_string(), alg, material, jwk })
     }
 
     pub fn jwk(&self) -> &CoreJsonWebKey {
@@ -231,9 +220,7 @@ impl KeyRing {
     ) -> Result<Self, KeyError> {
         ensure_keys(store, master, now).await?;
         let set = load_set(store, master, now, retention_s).await?;
-        Ok(Self {
-            current: RwLock::new(Arc::new(set)),
-        })
+        Ok(Self { current: RwLock::new(Arc::new(set)) })
     }
 
     pub async fn reload(
@@ -250,20 +237,14 @@ impl KeyRing {
     }
 
     pub fn current(&self) -> Arc<KeySet> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
 async fn ensure_keys(store: &Store, master: &MasterKey, now: i64) -> Result<(), KeyError> {
     let rows = store.signing_keys(now).await?;
     for alg in SigningAlg::ALL {
-        if !rows
-            .iter()
-            .any(|r| r.alg == alg.as_str() && r.retired_at.is_none())
-        {
+        if !rows.iter().any(|r| r.alg == alg.as_str() && r.retired_at.is_none()) {
             insert_new_key(store, master, alg, now).await?;
         }
     }
@@ -328,15 +309,8 @@ async fn load_set(
         return Err(KeyError::NoKey("RS256"));
     }
     let jwks = openidconnect::JsonWebKeySet::new(
-        published
-            .iter()
-            .map(|k| k.jwk().clone())
-            .collect::<Vec<CoreJsonWebKey>>(),
+        published.iter().map(|k| k.jwk().clone()).collect::<Vec<CoreJsonWebKey>>(),
     );
     let jwks_json = serde_json::to_vec(&jwks).unwrap_or_default().into();
-    Ok(KeySet {
-        active,
-        published,
-        jwks_json,
-    })
+    Ok(KeySet { active, published, jwks_json })
 }

@@ -55,9 +55,7 @@ impl Provider {
         authorization: Option<&str>,
         form: &TokenForm,
     ) -> Result<TokenResponse, OidcError> {
-        let client = self
-            .authenticate_client(&form.credentials(authorization))
-            .await?;
+        let client = self.authenticate_client(&form.credentials(authorization)).await?;
         match form.grant_type.as_deref() {
             Some("authorization_code") => self.exchange_code(&client, form).await,
             Some("refresh_token") => self.refresh(&client, form).await,
@@ -84,13 +82,10 @@ impl Provider {
             .ok_or_else(|| OidcError::InvalidGrant("the code is not valid".into()))?;
         // Checks first, so that a wrong client or verifier leaves the code for its owner.
         if row.client_id != client.id {
-            return Err(OidcError::InvalidGrant(
-                "the code was issued to another client".into(),
-            ));
+            return Err(OidcError::InvalidGrant("the code was issued to another client".into()));
         }
         if row.used_at.is_some() {
-            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse")
-                .await;
+            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse").await;
             return Err(OidcError::InvalidGrant(
                 "the code was already used; the tokens issued with it are revoked".into(),
             ));
@@ -99,9 +94,7 @@ impl Provider {
             return Err(OidcError::InvalidGrant("the code has expired".into()));
         }
         if form.redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
-            return Err(OidcError::InvalidGrant(
-                "redirect_uri does not match the request".into(),
-            ));
+            return Err(OidcError::InvalidGrant("redirect_uri does not match the request".into()));
         }
         let verifier = form
             .code_verifier
@@ -130,8 +123,7 @@ impl Provider {
         let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
         if !self.store.redeem_code(&hash, now, &grant, &tokens).await? {
             // Another request redeemed it between our read and write: treat as reuse.
-            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse")
-                .await;
+            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse").await;
             return Err(OidcError::InvalidGrant("the code was already used".into()));
         }
         self.audit(AuditEvent {
@@ -184,46 +176,29 @@ impl Provider {
             ));
         }
         if grant.revoked_at.is_some() || row.token_revoked_at.is_some() {
-            return Err(OidcError::InvalidGrant(
-                "the refresh token was revoked".into(),
-            ));
+            return Err(OidcError::InvalidGrant("the refresh token was revoked".into()));
         }
         if row.rotated_at.is_some() {
-            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse")
-                .await;
+            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse").await;
             return Err(OidcError::InvalidGrant(
                 "the refresh token was already used; its whole family is revoked".into(),
             ));
         }
         if grant.expires_at <= now {
-            return Err(OidcError::InvalidGrant(
-                "the refresh token has expired".into(),
-            ));
+            return Err(OidcError::InvalidGrant("the refresh token has expired".into()));
         }
         let details: GrantDetails = serde_json::from_str(&grant.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}")))?;
         if let Some(scope) = &form.scope {
             // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
-            if scope
-                .split_ascii_whitespace()
-                .any(|s| !details.has_scope(s))
-            {
-                return Err(OidcError::InvalidScope(
-                    "a refresh cannot add scopes".into(),
-                ));
+            if scope.split_ascii_whitespace().any(|s| !details.has_scope(s)) {
+                return Err(OidcError::InvalidScope("a refresh cannot add scopes".into()));
             }
         }
         let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
-        if !self
-            .store
-            .rotate_refresh(&row.token_id, now, &tokens)
-            .await?
-        {
-            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse")
-                .await;
-            return Err(OidcError::InvalidGrant(
-                "the refresh token was already used".into(),
-            ));
+        if !self.store.rotate_refresh(&row.token_id, now, &tokens).await? {
+            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse").await;
+            return Err(OidcError::InvalidGrant("the refresh token was already used".into()));
         }
         // Same auth_time, acr and amr as the login: a refresh never raises the level.
         let id_token = self.id_token(
@@ -266,17 +241,8 @@ impl Provider {
 
     async fn revoke_after_reuse(&self, grant_id: &str, client_id: &str, kind: &str) {
         let now = self.clock.now();
-        let revoked = self
-            .store
-            .revoke_grant(grant_id, now)
-            .await
-            .unwrap_or(false);
-        tracing::warn!(
-            client = client_id,
-            kind,
-            revoked,
-            "credential reuse: token family revoked"
-        );
+        let revoked = self.store.revoke_grant(grant_id, now).await.unwrap_or(false);
+        tracing::warn!(client = client_id, kind, revoked, "credential reuse: token family revoked");
         self.audit(AuditEvent {
             kind: kind.into(),
             outcome: "revoked".into(),
@@ -306,9 +272,7 @@ impl Provider {
         authorization: Option<&str>,
         form: &TokenForm,
     ) -> Result<(), OidcError> {
-        let client = self
-            .authenticate_client(&form.credentials(authorization))
-            .await?;
+        let client = self.authenticate_client(&form.credentials(authorization)).await?;
         let token = form
             .token
             .as_deref()
@@ -323,9 +287,7 @@ impl Provider {
                 return Ok(());
             }
         }
-        self.store
-            .revoke_access_token(&hash, &client.id, now)
-            .await?;
+        self.store.revoke_access_token(&hash, &client.id, now).await?;
         Ok(())
     }
 
@@ -334,13 +296,9 @@ impl Provider {
     pub fn check_id_token_hint(&self, hint: &str) -> Option<String> {
         let header = jsonwebtoken::decode_header(hint).ok()?;
         let keys = self.keys.current();
-        let key = keys
-            .published()
-            .iter()
-            .find(|k| Some(&k.kid) == header.kid.as_ref())?;
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::to_value(key.jwk())
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())?;
+        let key = keys.published().iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::to_value(key.jwk()).ok().and_then(|v| serde_json::from_value(v).ok())?;
         let dk = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
         let mut v = jsonwebtoken::Validation::new(header.alg);
         v.validate_exp = false;

@@ -52,22 +52,13 @@ impl Store {
                     "SELECT {COLS} FROM audit WHERE person_id = $1 AND at >= $2 \
                      ORDER BY at DESC, id LIMIT $3"
                 );
-                sqlx::query(&sql)
-                    .bind(p)
-                    .bind(since)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&sql).bind(p).bind(since).bind(limit).fetch_all(&self.pool).await?
             }
             None => {
                 let sql = format!(
                     "SELECT {COLS} FROM audit WHERE at >= $1 ORDER BY at DESC, id LIMIT $2"
                 );
-                sqlx::query(&sql)
-                    .bind(since)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&sql).bind(since).bind(limit).fetch_all(&self.pool).await?
             }
         };
         rows.iter()

@@ -143,11 +143,7 @@ impl Store {
             "DELETE FROM seen_once WHERE expires_at < $1",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",
         ] {
-            n += sqlx::query(sql)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            n += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();
         }
         Ok(n)
     }
@@ -159,8 +155,7 @@ where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     use sqlx::Row;
-    row.try_get::<T, _>(name)
-        .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+    row.try_get::<T, _>(name).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
 fn json_col<T: serde::de::DeserializeOwned>(row: &AnyRow, name: &str) -> Result<T> {

@@ -215,10 +215,7 @@ impl Store {
             "SELECT t.id AS token_id, t.rotated_at, t.revoked_at AS token_revoked_at, {GRANT_COLS} \
              FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.refresh_hash = $1"
         );
-        let row = sqlx::query(&sql)
-            .bind(refresh_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(refresh_hash).fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(RefreshRow {
                 token_id: col(&r, "token_id")?,
@@ -288,11 +285,7 @@ impl Store {
              WHERE t.access_hash = $1 AND t.access_expires_at > $2 AND t.revoked_at IS NULL \
              AND g.revoked_at IS NULL"
         );
-        let row = sqlx::query(&sql)
-            .bind(access_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(access_hash).bind(now).fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(AccessRow {
                 access_expires_at: col(&r, "access_expires_at")?,
@@ -304,10 +297,7 @@ impl Store {
 
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
         let sql = format!("SELECT {GRANT_COLS} FROM grants g WHERE g.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(grant_from_row).transpose()
     }
 }

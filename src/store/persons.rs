@@ -89,19 +89,13 @@ impl Store {
 
     pub async fn person(&self, id: &str) -> Result<Option<Person>> {
         let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(Person::from_row).transpose()
     }
 
     pub async fn person_by_insz(&self, insz: &Insz) -> Result<Option<Person>> {
         let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE insz = $1");
-        let row = sqlx::query(&sql)
-            .bind(insz.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(insz.as_str()).fetch_optional(&self.pool).await?;
         row.as_ref().map(Person::from_row).transpose()
     }
 
@@ -185,10 +179,7 @@ impl Store {
             "SELECT {KEY_COLS} FROM keys WHERE account_id = $1 AND status <> 'revoked' \
              ORDER BY created_at, id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&sql).bind(account_id).fetch_all(&self.pool).await?;
         rows.iter().map(KeyRow::from_row).collect()
     }
 

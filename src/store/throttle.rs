@@ -56,15 +56,9 @@ impl Store {
             .bind(key)
             .execute(&self.pool)
             .await?;
-            return Ok(FailureCount {
-                failures,
-                locked_until: Some(until),
-            });
+            return Ok(FailureCount { failures, locked_until: Some(until) });
         }
-        Ok(FailureCount {
-            failures,
-            locked_until: None,
-        })
+        Ok(FailureCount { failures, locked_until: None })
     }
 
     /// Failures counted for `key` in the current window (0 if none).

@@ -83,12 +83,8 @@ pub async fn logout(
         "logged-out-title",
         ctx.tr.t("logged-out"),
         None,
-        Some(Link {
-            href: "/login".into(),
-            label: ctx.tr.t("back-to-start"),
-        }),
+        Some(Link { href: "/login".into(), label: ctx.tr.t("back-to-start") }),
     );
-    resp.headers_mut()
-        .append(header::SET_COOKIE, st.clear_session_cookie());
+    resp.headers_mut().append(header::SET_COOKIE, st.clear_session_cookie());
     Ok(resp)
 }

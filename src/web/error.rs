@@ -32,13 +32,7 @@ impl WebError {
         text_key: &'static str,
         code: &'static str,
     ) -> Self {
-        Self::Page {
-            status,
-            tr: tr.clone(),
-            title_key,
-            text_key,
-            code,
-        }
+        Self::Page { status, tr: tr.clone(), title_key, text_key, code }
     }
 }
 
@@ -64,22 +58,13 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::Oidc(e) => oidc_error_response(&e),
-            WebError::Page {
-                status,
-                tr,
-                title_key,
-                text_key,
-                code,
-            } => message(
+            WebError::Page { status, tr, title_key, text_key, code } => message(
                 status,
                 &tr,
                 title_key,
                 tr.t(text_key),
                 Some(code),
-                Some(Link {
-                    href: "/login".into(),
-                    label: tr.t("back-to-start"),
-                }),
+                Some(Link { href: "/login".into(), label: tr.t("back-to-start") }),
             ),
             WebError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

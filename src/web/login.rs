@@ -16,8 +16,7 @@ use std::net::SocketAddr;
 /// Adds the session cookie when the session was created by this request.
 fn with_cookie(st: &AppState, mut resp: Response, s: &Session, is_new: bool) -> Response {
     if is_new {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, st.session_cookie(s));
+        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(s));
     }
     resp
 }
@@ -33,20 +32,16 @@ pub async fn chooser(
 ) -> Result<Response, WebError> {
     let ctx = st.ctx(&headers, peer).await?;
     let pending = match ctx.session.as_ref().and_then(|s| s.data.pending.clone()) {
-        Some(id) => st
-            .provider
-            .load_pending(&id)
-            .await
-            .map_err(|e| WebError::Internal(format!("{e:?}")))?,
+        Some(id) => {
+            st.provider.load_pending(&id).await.map_err(|e| WebError::Internal(format!("{e:?}")))?
+        }
         None => None,
     };
     let tr = &ctx.tr;
     let min = pending.as_ref().map(|p| p.min_level);
     let mut methods = Vec::new();
     // The digital key reaches `substantial` with the app code (or a security key).
-    let key_level = Method::Totp
-        .own_level()
-        .unwrap_or(crate::assurance::AssuranceLevel::Low);
+    let key_level = Method::Totp.own_level().unwrap_or(crate::assurance::AssuranceLevel::Low);
     if st.provider.methods.contains(&Method::Totp) && min.is_none_or(|m| key_level >= m) {
         methods.push(MethodLink {
             id: "key",
@@ -79,12 +74,7 @@ pub async fn key_form(
         username: String::new(),
         error: None,
     };
-    Ok(with_cookie(
-        &st,
-        render(StatusCode::OK, &page),
-        &session,
-        is_new,
-    ))
+    Ok(with_cookie(&st, render(StatusCode::OK, &page), &session, is_new))
 }
 
 #[derive(serde::Deserialize)]
@@ -135,11 +125,7 @@ pub async fn key_password(
         };
         render(status, &page)
     };
-    match st
-        .keys
-        .check_password(&username, &password, &ctx.address)
-        .await?
-    {
+    match st.keys.check_password(&username, &password, &ctx.address).await? {
         PasswordCheck::Ok { step, methods: _ } => {
             session.data.key_step = Some(step);
             st.sessions.save(&mut session).await?;
@@ -153,10 +139,7 @@ pub async fn key_password(
         )),
         PasswordCheck::Locked { until } => Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
-            FormError {
-                code: "locked",
-                text: locked_text(&tr, until),
-            },
+            FormError { code: "locked", text: locked_text(&tr, until) },
             username,
             session.csrf.clone(),
         )),
@@ -183,11 +166,7 @@ async fn code_page(
         .map(|(i, m)| KeyOption {
             value: m.as_str(),
             label: tr.t(&format!("key-{}", m.as_str())),
-            help: if *m == Method::Totp {
-                tr.t("key-totp-help")
-            } else {
-                String::new()
-            },
+            help: if *m == Method::Totp { tr.t("key-totp-help") } else { String::new() },
             checked: chosen.map_or(i == 0, |c| c == *m),
         })
         .collect();
@@ -201,11 +180,7 @@ async fn code_page(
 }
 
 fn step_is_live(st: &AppState, session: &Session) -> bool {
-    session
-        .data
-        .key_step
-        .as_ref()
-        .is_some_and(|s| st.clock.now() - s.at <= KEY_STEP_TTL_S)
+    session.data.key_step.as_ref().is_some_and(|s| st.clock.now() - s.at <= KEY_STEP_TTL_S)
 }
 
 pub async fn code_form(
@@ -255,34 +230,22 @@ pub async fn key_code(
     let Some(step) = session.data.key_step.clone() else {
         return Ok(Redirect::to("/login/key").into_response());
     };
-    let method = form
-        .method
-        .as_deref()
-        .and_then(Method::parse)
-        .filter(|m| Method::KEY_FACTORS.contains(m));
+    let method =
+        form.method.as_deref().and_then(Method::parse).filter(|m| Method::KEY_FACTORS.contains(m));
     let code = form.code.unwrap_or_default();
     let Some(method) = method else {
         let e = FormError::new(&tr, "no-such-key");
         return code_page(&st, &ctx, &session, Some(e), StatusCode::BAD_REQUEST, None).await;
     };
-    let outcome = st
-        .keys
-        .check_code(&step, method, &code, &ctx.address)
-        .await?;
+    let outcome = st.keys.check_code(&step, method, &code, &ctx.address).await?;
     let (status, error) = match outcome {
         CodeCheck::Ok(login) => return complete_login(&st, &ctx, session, login).await,
         CodeCheck::Wrong => (StatusCode::UNAUTHORIZED, FormError::new(&tr, "wrong-code")),
-        CodeCheck::Replayed => (
-            StatusCode::UNAUTHORIZED,
-            FormError::new(&tr, "replayed-code"),
-        ),
+        CodeCheck::Replayed => (StatusCode::UNAUTHORIZED, FormError::new(&tr, "replayed-code")),
         CodeCheck::NoSuchKey => (StatusCode::BAD_REQUEST, FormError::new(&tr, "no-such-key")),
         CodeCheck::Locked { until } => (
             StatusCode::TOO_MANY_REQUESTS,
-            FormError {
-                code: "locked",
-                text: locked_text(&tr, until),
-            },
+            FormError { code: "locked", text: locked_text(&tr, until) },
         ),
     };
     code_page(&st, &ctx, &session, Some(error), status, Some(method)).await
@@ -301,11 +264,9 @@ pub async fn complete_login(
     st.sessions.renew_id(&mut session).await?;
     let pending_id = session.data.pending.take();
     let pending = match &pending_id {
-        Some(id) => st
-            .provider
-            .load_pending(id)
-            .await
-            .map_err(|e| WebError::Internal(format!("{e:?}")))?,
+        Some(id) => {
+            st.provider.load_pending(id).await.map_err(|e| WebError::Internal(format!("{e:?}")))?
+        }
         None => None,
     };
     st.provider
@@ -340,7 +301,6 @@ pub async fn complete_login(
     };
     st.sessions.save(&mut session).await?;
     let mut resp = Redirect::to(&target).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, st.session_cookie(&session));
+    resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
     Ok(resp)
 }

@@ -57,11 +57,7 @@ impl Inner {
     }
 
     pub fn session_cookie(&self, s: &Session) -> HeaderValue {
-        let secure = if self.cfg.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
+        let secure = if self.cfg.secure_cookies() { "; Secure" } else { "" };
         let v = format!(
             "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
             self.session_cookie_name(),
@@ -71,11 +67,7 @@ impl Inner {
     }
 
     pub fn clear_session_cookie(&self) -> HeaderValue {
-        let secure = if self.cfg.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
+        let secure = if self.cfg.secure_cookies() { "; Secure" } else { "" };
         let v = format!(
             "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
             self.session_cookie_name()
@@ -114,9 +106,7 @@ impl AppState {
             .and_then(|s| s.data.lang.clone())
             .filter(|l| i18n::is_supported(l))
             .or_else(|| {
-                cookie(headers, LANG_COOKIE)
-                    .filter(|l| i18n::is_supported(l))
-                    .map(str::to_string)
+                cookie(headers, LANG_COOKIE).filter(|l| i18n::is_supported(l)).map(str::to_string)
             })
             .or_else(|| {
                 headers
@@ -136,11 +126,7 @@ impl AppState {
         } else {
             peer.ip().to_string()
         };
-        Ok(Ctx {
-            session,
-            tr: Tr::new(&lang),
-            address,
-        })
+        Ok(Ctx { session, tr: Tr::new(&lang), address })
     }
 
     /// The session, or a new one (forms need one for their CSRF token).
@@ -158,10 +144,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route("/jwks", get(oidc::jwks))
-        .route(
-            "/authorize",
-            get(oidc::authorize_get).post(oidc::authorize_post),
-        )
+        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
         .route("/token", post(oidc::token))
         .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/revoke", post(oidc::revoke))
@@ -169,10 +152,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", get(oidc::logout_get).post(oidc::logout_post))
         .route("/login", get(login::chooser))
         .route("/login/key", get(login::key_form).post(login::key_password))
-        .route(
-            "/login/key/code",
-            get(login::code_form).post(login::key_code),
-        )
+        .route("/login/key/code", get(login::code_form).post(login::key_code))
         .route("/account", get(account::show))
         .route("/account/logout", post(account::logout))
         .route("/lang/{code}", get(set_language))
@@ -181,9 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(|| async { Redirect::to("/account") }))
         .with_state(state)
-        .layer(axum::middleware::from_fn(move |req, next| {
-            security_headers(req, next, hsts)
-        }))
+        .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, hsts)))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }
@@ -205,11 +183,7 @@ async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {
     set(h, header::REFERRER_POLICY, "no-referrer");
     set(h, header::CACHE_CONTROL, "no-store");
     if hsts {
-        set(
-            h,
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        );
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
     }
     resp
 }
@@ -246,15 +220,9 @@ async fn set_language(
         st.sessions.save(&mut s).await?;
     }
     // Only local paths: never an open redirect.
-    let back = q
-        .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
+    let back = q.back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
     let mut resp = Redirect::to(back.as_deref().unwrap_or("/login")).into_response();
-    let secure = if st.cfg.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if st.cfg.secure_cookies() { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{LANG_COOKIE}={code}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}"
     )) {
@@ -265,17 +233,8 @@ async fn set_language(
 
 async fn readyz(State(st): State<AppState>) -> Response {
     let db = st.store.ping().await.is_ok();
-    let keys = st
-        .provider
-        .keys
-        .current()
-        .active(crate::oidc::signing::SigningAlg::Rs256)
-        .is_some();
+    let keys = st.provider.keys.current().active(crate::oidc::signing::SigningAlg::Rs256).is_some();
     let body = serde_json::json!({ "database": db, "keys": keys });
-    let status = if db && keys {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if db && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }

@@ -14,13 +14,7 @@ use axum::{Form, Json};
 use std::net::SocketAddr;
 
 fn json_bytes(body: bytes::Bytes, cache: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, cache),
-        ],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, cache)], body)
         .into_response()
 }
 
@@ -40,9 +34,7 @@ pub async fn authorize_get(
 ) -> Result<Response, WebError> {
     // RFC 6749 §3.1: a parameter may not appear twice.
     let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
     names.sort_unstable();
     let duplicate = names.windows(2).any(|w| w[0] == w[1]);
@@ -101,7 +93,7 @@ async fn authorize(
         }
         Err(e) => {
             return Ok(
-                Redirect::to(&st.provider.error_redirect(&e).unwrap_or_default()).into_response(),
+                Redirect::to(&st.provider.error_redirect(&e).unwrap_or_default()).into_response()
             )
         }
     };
@@ -111,11 +103,8 @@ async fn authorize(
     }
     let resp = match st.provider.next_step(&req, session.data.login.as_ref()) {
         Next::Answer => {
-            let login = session
-                .data
-                .login
-                .clone()
-                .ok_or_else(|| WebError::Internal("no login".into()))?;
+            let login =
+                session.data.login.clone().ok_or_else(|| WebError::Internal("no login".into()))?;
             match st.store.person(&login.person_id).await? {
                 Some(person) => {
                     let url = st
@@ -135,10 +124,7 @@ async fn authorize(
         Next::LoginRequired => Redirect::to(&st.provider.redirect(
             &req.redirect_uri,
             req.state.as_deref(),
-            &[
-                ("error", "login_required"),
-                ("error_description", "the person must log in"),
-            ],
+            &[("error", "login_required"), ("error_description", "the person must log in")],
         ))
         .into_response(),
         Next::LogIn => login_redirect(&st, &req, &mut session).await?,
@@ -146,8 +132,7 @@ async fn authorize(
     st.sessions.save(&mut session).await?;
     let mut resp = resp;
     if is_new {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, st.session_cookie(&session));
+        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
     }
     Ok(resp)
 }
@@ -157,11 +142,7 @@ async fn login_redirect(
     req: &crate::oidc::authorize::AuthRequest,
     session: &mut crate::session::Session,
 ) -> Result<Response, WebError> {
-    let id = st
-        .provider
-        .save_pending(req)
-        .await
-        .map_err(authz_internal)?;
+    let id = st.provider.save_pending(req).await.map_err(authz_internal)?;
     session.data.pending = Some(id);
     session.data.key_step = None;
     Ok(Redirect::to("/login").into_response())
@@ -172,9 +153,7 @@ fn authz_internal(e: AuthorizeError) -> WebError {
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 fn no_store(mut resp: Response) -> Response {
@@ -199,9 +178,7 @@ pub async fn token(
 }
 
 pub async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let token = authorization(&headers)
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim);
+    let token = authorization(&headers).and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
     let Some(token) = token else {
         return oidc_error_response(&OidcError::InvalidToken(
             "a bearer access token is required".into(),
@@ -288,10 +265,7 @@ pub async fn logout_get(
     Query(p): Query<LogoutParams>,
 ) -> Result<Response, WebError> {
     let ctx = st.ctx(&headers, peer).await?;
-    let hinted_client = p
-        .id_token_hint
-        .as_deref()
-        .and_then(|h| st.provider.check_id_token_hint(h));
+    let hinted_client = p.id_token_hint.as_deref().and_then(|h| st.provider.check_id_token_hint(h));
     let target = logout_target(&st, &p, hinted_client.as_deref()).await?;
     if hinted_client.is_some() || ctx.session.is_none() {
         return finish_logout(&st, ctx, target).await;
@@ -302,10 +276,7 @@ pub async fn logout_get(
     let page = LogoutConfirm {
         c: Chrome::new(ctx.tr.clone(), "/login"),
         csrf: session.csrf.clone(),
-        post_logout_redirect_uri: target
-            .as_ref()
-            .map(|_| p.post_logout_redirect_uri.clone())
-            .flatten(),
+        post_logout_redirect_uri: target.as_ref().and(p.post_logout_redirect_uri.clone()),
         client_id: p.client_id.clone(),
         state: p.state.clone(),
     };
@@ -330,10 +301,7 @@ pub async fn logout_post(
             ));
         }
     }
-    let hinted_client = p
-        .id_token_hint
-        .as_deref()
-        .and_then(|h| st.provider.check_id_token_hint(h));
+    let hinted_client = p.id_token_hint.as_deref().and_then(|h| st.provider.check_id_token_hint(h));
     let target = logout_target(&st, &p, hinted_client.as_deref()).await?;
     finish_logout(&st, ctx, target).await
 }
@@ -350,11 +318,7 @@ async fn logout_target(
     let Some(client_id) = hinted_client.or(p.client_id.as_deref()) else {
         return Ok(None);
     };
-    if hinted_client.is_some()
-        && p.client_id
-            .as_deref()
-            .is_some_and(|c| Some(c) != hinted_client)
-    {
+    if hinted_client.is_some() && p.client_id.as_deref().is_some_and(|c| Some(c) != hinted_client) {
         return Ok(None);
     }
     let Some(client) = st.store.client(client_id).await? else {
@@ -396,13 +360,9 @@ async fn finish_logout(
             "logged-out-title",
             ctx.tr.t("logged-out"),
             None,
-            Some(Link {
-                href: "/login".into(),
-                label: ctx.tr.t("back-to-start"),
-            }),
+            Some(Link { href: "/login".into(), label: ctx.tr.t("back-to-start") }),
         ),
     };
-    resp.headers_mut()
-        .append(header::SET_COOKIE, st.clear_session_cookie());
+    resp.headers_mut().append(header::SET_COOKIE, st.clear_session_cookie());
     Ok(resp)
 }

@@ -29,11 +29,7 @@ impl Chrome {
         };
         let langs = LANGUAGES
             .iter()
-            .map(|l| LangLink {
-                code: l,
-                name: names(l),
-                current: *l == tr.lang,
-            })
+            .map(|l| LangLink { code: l, name: names(l), current: *l == tr.lang })
             .collect();
         let back = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
         Self { tr, back, langs }
@@ -47,10 +43,7 @@ pub struct FormError {
 
 impl FormError {
     pub fn new(tr: &Tr, code: &'static str) -> Self {
-        Self {
-            code,
-            text: tr.t(code),
-        }
+        Self { code, text: tr.t(code) }
     }
 }
 
@@ -160,12 +153,7 @@ pub fn message(
     code: Option<&'static str>,
     link: Option<Link>,
 ) -> Response {
-    let page = Message {
-        c: Chrome::new(tr.clone(), "/"),
-        title: tr.t(title_key),
-        text,
-        code,
-        link,
-    };
+    let page =
+        Message { c: Chrome::new(tr.clone(), "/"), title: tr.t(title_key), text, code, link };
     render(status, &page)
 }

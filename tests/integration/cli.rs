@@ -9,11 +9,7 @@ fn bin() -> Command {
 
 #[tokio::test]
 async fn bad_config_exits_2_naming_the_key() {
-    let out = bin()
-        .args(["migrate"])
-        .env("COZO_SERVER__LISTEN", "nowhere")
-        .output()
-        .unwrap();
+    let out = bin().args(["migrate"]).env("COZO_SERVER__LISTEN", "nowhere").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.listen"), "{err}");
@@ -61,29 +57,12 @@ async fn scripted_first_login(backend: Backend) {
     assert_eq!(v["client_secret"].as_str().unwrap().len(), 43);
     // Again: a conflict is a usage error.
     let (code, _, _) = run(
-        &[
-            "client",
-            "add",
-            "--id",
-            "APP",
-            "--redirect-uri",
-            "http://localhost:9/cb",
-            "--json",
-        ],
+        &["client", "add", "--id", "APP", "--redirect-uri", "http://localhost:9/cb", "--json"],
         None,
     );
     assert_eq!(code, Some(2));
     let (code, _, err) = run(
-        &[
-            "person",
-            "add",
-            "--insz",
-            "85073003329",
-            "--given-name",
-            "A",
-            "--family-name",
-            "B",
-        ],
+        &["person", "add", "--insz", "85073003329", "--given-name", "A", "--family-name", "B"],
         None,
     );
     assert_eq!(code, Some(2), "invalid INSZ");
@@ -105,23 +84,12 @@ async fn scripted_first_login(backend: Backend) {
     );
     assert_eq!(code, Some(0), "{err}");
     let (code, out, err) = run(
-        &[
-            "key",
-            "add-totp",
-            "--insz",
-            "85073003328",
-            "--username",
-            "anna",
-            "--json",
-        ],
+        &["key", "add-totp", "--insz", "85073003328", "--username", "anna", "--json"],
         Some("correct horse battery"),
     );
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert!(v["otpauth_uri"]
-        .as_str()
-        .unwrap()
-        .starts_with("otpauth://totp/"));
+    assert!(v["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
     let secret = v["secret"].as_str().unwrap();
     let (code, out, _) = run(&["totp-code", secret], None);
     assert_eq!(code, Some(0));

@@ -79,9 +79,7 @@ impl TestServer {
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut cfg = Config::default();
         cfg.server.listen = addr;
@@ -92,16 +90,10 @@ impl TestServer {
         cfg.secrets.master_key = Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
         cfg.ui.default_language = "en".into();
         tweak(&mut cfg);
-        let handle = cozo_broker::serve_on(cfg, Clock::default(), listener)
-            .await
-            .expect("broker starts");
+        let handle =
+            cozo_broker::serve_on(cfg, Clock::default(), listener).await.expect("broker starts");
         let base = format!("http://127.0.0.1:{}", addr.port());
-        Self {
-            handle,
-            base,
-            backend,
-            _dir: dir,
-        }
+        Self { handle, base, backend, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,40 +108,22 @@ impl TestServer {
         let redirect_uri = format!("http://127.0.0.1:9/{id}/cb");
         let mut spec = ClientSpec::new(id, &redirect_uri, policy);
         spec.post_logout_redirect_uris = vec!["http://127.0.0.1:9/bye".into()];
-        let secret = admin::add_client(&self.handle.store, &spec, self.now())
-            .await
-            .expect("client");
-        TestClient {
-            id: id.into(),
-            secret,
-            redirect_uri,
-        }
+        let secret =
+            admin::add_client(&self.handle.store, &spec, self.now()).await.expect("client");
+        TestClient { id: id.into(), secret, redirect_uri }
     }
 
     pub async fn add_client_spec(&self, spec: &ClientSpec) -> TestClient {
-        let secret = admin::add_client(&self.handle.store, spec, self.now())
-            .await
-            .expect("client");
-        TestClient {
-            id: spec.id.clone(),
-            secret,
-            redirect_uri: spec.redirect_uris[0].clone(),
-        }
+        let secret = admin::add_client(&self.handle.store, spec, self.now()).await.expect("client");
+        TestClient { id: spec.id.clone(), secret, redirect_uri: spec.redirect_uris[0].clone() }
     }
 
     /// A person with a digital-key account and an active TOTP key.
     pub async fn add_person(&self, insz: &str, username: &str) -> TestPerson {
         let store = &self.handle.store;
-        admin::add_person(
-            store,
-            insz,
-            "Anna",
-            "Peeters",
-            Some("1985-07-30"),
-            self.now(),
-        )
-        .await
-        .expect("person");
+        admin::add_person(store, insz, "Anna", "Peeters", Some("1985-07-30"), self.now())
+            .await
+            .expect("person");
         let password = "correct horse battery staple".to_string();
         let t = admin::add_totp_key(
             store,
@@ -205,10 +179,7 @@ pub struct Pkce {
 pub fn pkce() -> Pkce {
     let verifier = cozo_broker::crypto::random_token(32);
     let challenge = cozo_broker::crypto::b64url(&cozo_broker::crypto::sha256(verifier.as_bytes()));
-    Pkce {
-        verifier,
-        challenge,
-    }
+    Pkce { verifier, challenge }
 }
 
 /// A browser: keeps cookies, does not follow redirects by itself.
@@ -232,10 +203,8 @@ impl Page {
     pub fn form(&self, action: &str) -> Vec<(String, String)> {
         let doc = self.html();
         let sel = Selector::parse(&format!("form[action=\"{action}\"]")).unwrap();
-        let form = doc
-            .select(&sel)
-            .next()
-            .unwrap_or_else(|| panic!("no form {action} in {}", self.body));
+        let form =
+            doc.select(&sel).next().unwrap_or_else(|| panic!("no form {action} in {}", self.body));
         let input = Selector::parse("input").unwrap();
         form.select(&input)
             .filter(|i| {
@@ -254,16 +223,11 @@ impl Page {
     pub fn data_error(&self) -> Option<String> {
         let doc = self.html();
         let sel = Selector::parse("[data-error]").unwrap();
-        doc.select(&sel)
-            .next()
-            .and_then(|e| e.value().attr("data-error").map(str::to_string))
+        doc.select(&sel).next().and_then(|e| e.value().attr("data-error").map(str::to_string))
     }
 
     pub fn location(&self) -> Option<String> {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)
     }
 }
 
@@ -288,24 +252,12 @@ impl Browser {
         let url = resp.url().to_string();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
-        Page {
-            status,
-            url,
-            headers,
-            body,
-        }
+        Page { status, url, headers, body }
     }
 
     pub async fn get(&self, url: &str) -> Page {
-        Self::page(
-            self.http
-                .get(url)
-                .header("accept-language", "en")
-                .send()
-                .await
-                .expect("GET"),
-        )
-        .await
+        Self::page(self.http.get(url).header("accept-language", "en").send().await.expect("GET"))
+            .await
     }
 
     pub async fn post(&self, url: &str, form: &[(String, String)]) -> Page {
@@ -327,11 +279,7 @@ impl Browser {
             let Some(loc) = page.location() else {
                 return page;
             };
-            let abs = if loc.starts_with('/') {
-                format!("{base}{loc}")
-            } else {
-                loc
-            };
+            let abs = if loc.starts_with('/') { format!("{base}{loc}") } else { loc };
             if !abs.starts_with(base) {
                 return page;
             }
@@ -388,11 +336,7 @@ pub fn authorize_url(
 
 /// Query parameters of a redirect to the client.
 pub fn query(location: &str) -> std::collections::HashMap<String, String> {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
+    url::Url::parse(location).unwrap().query_pairs().into_owned().collect()
 }
 
 /// Logs in through the key pages from an authorization request; returns the redirect to the
@@ -406,9 +350,7 @@ pub async fn key_login(
     let page = b.follow(&server.base, b.get(authorize).await).await;
     assert_eq!(page.status, StatusCode::OK, "chooser: {}", page.body);
     assert!(page.url.ends_with("/login"), "{}", page.url);
-    let form = b
-        .follow(&server.base, b.get(&server.url("/login/key")).await)
-        .await;
+    let form = b.follow(&server.base, b.get(&server.url("/login/key")).await).await;
     let after_pw = b
         .submit(
             &server.base,
@@ -418,12 +360,7 @@ pub async fn key_login(
         )
         .await;
     let code_page = b.follow(&server.base, after_pw).await;
-    assert_eq!(
-        code_page.status,
-        StatusCode::OK,
-        "code page: {}",
-        code_page.body
-    );
+    assert_eq!(code_page.status, StatusCode::OK, "code page: {}", code_page.body);
     let done = b
         .submit(
             &server.base,

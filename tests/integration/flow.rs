@@ -26,10 +26,8 @@ async fn standard_rp_completes_discovery_login_and_verifies_the_id_token(backend
     let c = s.add_client("portal-app", "portal").await;
     let p = s.add_person("85073003328", "anna").await;
 
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(s.base.clone()).unwrap(), &http)
         .await
         .expect("discovery");
@@ -67,19 +65,13 @@ async fn standard_rp_completes_discovery_login_and_verifies_the_id_token(backend
         .expect("code exchange");
     let id_token = tokens.id_token().expect("id token");
     // Signature against /jwks, issuer, audience, expiry and nonce, by the standard library.
-    let claims = id_token
-        .claims(&client.id_token_verifier(), &nonce)
-        .expect("ID token verifies");
+    let claims = id_token.claims(&client.id_token_verifier(), &nonce).expect("ID token verifies");
     assert_eq!(
         claims.auth_context_ref().unwrap().as_str(),
         "http://eidas.europa.eu/LoA/substantial"
     );
-    let amr: Vec<String> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let amr: Vec<String> =
+        claims.auth_method_refs().unwrap().iter().map(|a| a.to_string()).collect();
     assert_eq!(amr, vec!["pwd", "totp"]);
     assert!(claims.auth_time().is_some());
     let raw = jwt_claims(&id_token.to_string());
@@ -87,10 +79,7 @@ async fn standard_rp_completes_discovery_login_and_verifies_the_id_token(backend
     assert_eq!(raw["given_name"], "Anna");
     assert_eq!(raw["family_name"], "Peeters");
     assert_eq!(raw["birthdate"], "1985-07-30");
-    assert!(
-        tokens.refresh_token().is_some(),
-        "confidential clients get a refresh token"
-    );
+    assert!(tokens.refresh_token().is_some(), "confidential clients get a refresh token");
     let header: serde_json::Value = serde_json::from_slice(
         &cozo_broker::crypto::b64url_decode(id_token.to_string().split('.').next().unwrap())
             .unwrap(),
@@ -113,10 +102,7 @@ async fn refresh_rotates_and_keeps_the_login(backend: Backend) {
     assert_ne!(t2["refresh_token"], t["refresh_token"], "rotated");
     assert_ne!(t2["access_token"], t["access_token"]);
     let second = jwt_claims(t2["id_token"].as_str().unwrap());
-    assert_eq!(
-        second["auth_time"], first["auth_time"],
-        "original auth_time"
-    );
+    assert_eq!(second["auth_time"], first["auth_time"], "original auth_time");
     assert_eq!(second["acr"], first["acr"]);
     assert_eq!(second["amr"], first["amr"]);
     assert!(second["iat"].as_i64() > first["iat"].as_i64());
@@ -132,20 +118,10 @@ async fn userinfo_revoke_and_logout(backend: Backend) {
     let t = login_and_exchange(&s, &c, &p).await;
     let at = t["access_token"].as_str().unwrap();
     let http = reqwest::Client::new();
-    let ui: serde_json::Value = http
-        .get(s.url("/userinfo"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ui: serde_json::Value =
+        http.get(s.url("/userinfo")).bearer_auth(at).send().await.unwrap().json().await.unwrap();
     assert_eq!(ui["insz"], "85073003328");
-    assert_eq!(
-        ui["sub"],
-        jwt_claims(t["id_token"].as_str().unwrap())["sub"]
-    );
+    assert_eq!(ui["sub"], jwt_claims(t["id_token"].as_str().unwrap())["sub"]);
     // Revoke the refresh token: the family (and its access tokens) stop working.
     let r = http
         .post(s.url("/revoke"))
@@ -157,17 +133,9 @@ async fn userinfo_revoke_and_logout(backend: Backend) {
     assert_eq!(r.status(), 200);
     let r = refresh(&s, &c, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(r.status(), 400);
-    let ui = http
-        .get(s.url("/userinfo"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap();
+    let ui = http.get(s.url("/userinfo")).bearer_auth(at).send().await.unwrap();
     assert_eq!(ui.status(), 401);
-    assert!(ui.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .contains("invalid_token"));
+    assert!(ui.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
 
     // RP-initiated logout with id_token_hint ends the browser session and returns to the app.
     let b = Browser::new();
@@ -175,11 +143,7 @@ async fn userinfo_revoke_and_logout(backend: Backend) {
     let pk = pkce();
     let loc = key_login(&s, &b, &authorize_url(&s, &c, &pk, &[]), &p).await;
     let code = query(&loc)["code"].clone();
-    let t: serde_json::Value = exchange(&s, &c, &code, &pk.verifier)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t: serde_json::Value = exchange(&s, &c, &code, &pk.verifier).await.json().await.unwrap();
     let logout = format!(
         "{}?id_token_hint={}&post_logout_redirect_uri={}&state=bye1",
         s.url("/logout"),
@@ -211,42 +175,24 @@ async fn existing_session_is_reused_unless_prompt_login_or_max_age(backend: Back
     key_login(&s, &b, &authorize_url(&s, &c, &pkce(), &[]), &p).await;
     // Same browser, same app: straight back with a code (SSO).
     let again = b.get(&authorize_url(&s, &c, &pkce(), &[])).await;
-    assert!(
-        again.location().unwrap().starts_with(&c.redirect_uri),
-        "{:?}",
-        again.location()
-    );
+    assert!(again.location().unwrap().starts_with(&c.redirect_uri), "{:?}", again.location());
     // prompt=login forces a new login.
-    let forced = b
-        .get(&authorize_url(&s, &c, &pkce(), &[("prompt", "login")]))
-        .await;
+    let forced = b.get(&authorize_url(&s, &c, &pkce(), &[("prompt", "login")])).await;
     assert!(forced.location().unwrap().ends_with("/login"));
     // max_age shorter than the login's age forces a new login.
     s.handle.clock.advance(120);
-    let aged = b
-        .get(&authorize_url(&s, &c, &pkce(), &[("max_age", "60")]))
-        .await;
+    let aged = b.get(&authorize_url(&s, &c, &pkce(), &[("max_age", "60")])).await;
     assert!(aged.location().unwrap().ends_with("/login"));
     // prompt=none without a fitting session: login_required at the client.
-    let none = Browser::new()
-        .get(&authorize_url(&s, &c, &pkce(), &[("prompt", "none")]))
-        .await;
+    let none = Browser::new().get(&authorize_url(&s, &c, &pkce(), &[("prompt", "none")])).await;
     let q = query(&none.location().unwrap());
     assert_eq!(q["error"], "login_required");
     assert_eq!(q["state"], "st-123");
     // acr_values asking for high: no method here reaches it.
     let high = b
-        .get(&authorize_url(
-            &s,
-            &c,
-            &pkce(),
-            &[("acr_values", "http://eidas.europa.eu/LoA/high")],
-        ))
+        .get(&authorize_url(&s, &c, &pkce(), &[("acr_values", "http://eidas.europa.eu/LoA/high")]))
         .await;
-    assert_eq!(
-        query(&high.location().unwrap())["error"],
-        "unmet_authentication_requirements"
-    );
+    assert_eq!(query(&high.location().unwrap())["error"], "unmet_authentication_requirements");
     // acr_values asking for substantial (more than the portal policy) is honoured, and the
     // session's substantial login answers it.
     let sub = b
@@ -257,11 +203,7 @@ async fn existing_session_is_reused_unless_prompt_login_or_max_age(backend: Back
             &[("acr_values", "http://eidas.europa.eu/LoA/substantial")],
         ))
         .await;
-    assert!(
-        sub.location().unwrap().starts_with(&c.redirect_uri),
-        "{:?}",
-        sub.location()
-    );
+    assert!(sub.location().unwrap().starts_with(&c.redirect_uri), "{:?}", sub.location());
 }
 
 async fn pushed_authorization_request(backend: Backend) {
@@ -303,12 +245,7 @@ async fn pushed_authorization_request(backend: Backend) {
     let reuse = Browser::new().get(&url).await;
     assert_eq!(reuse.status, 400);
     // PAR without client authentication is refused.
-    let r = http
-        .post(s.url("/par"))
-        .form(&[("client_id", c.id.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(s.url("/par")).form(&[("client_id", c.id.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
 
@@ -340,12 +277,7 @@ async fn client_secret_post_and_public_clients(backend: Backend) {
     // Basic auth is not this client's registered method.
     let wrong_method = exchange(&s, &c, &code, &pk.verifier).await;
     assert_eq!(wrong_method.status(), 401);
-    let ok = http
-        .post(s.url("/token"))
-        .form(&form(code, c.secret.clone()))
-        .send()
-        .await
-        .unwrap();
+    let ok = http.post(s.url("/token")).form(&form(code, c.secret.clone())).send().await.unwrap();
     assert_eq!(ok.status(), 200);
 
     // A public client: PKCE only, no refresh token.
@@ -356,13 +288,7 @@ async fn client_secret_post_and_public_clients(backend: Backend) {
     assert!(pubc.secret.is_none());
     s.next_step();
     let pk2 = pkce();
-    let loc = key_login(
-        &s,
-        &Browser::new(),
-        &authorize_url(&s, &pubc, &pk2, &[]),
-        &p,
-    )
-    .await;
+    let loc = key_login(&s, &Browser::new(), &authorize_url(&s, &pubc, &pk2, &[]), &p).await;
     let t: serde_json::Value = http
         .post(s.url("/token"))
         .form(&[
@@ -505,10 +431,7 @@ async fn keys_rotate_and_jwks_keeps_the_previous_key(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     assert!(new.iter().all(|k| after.contains(k)), "new keys published");
-    assert!(
-        before.iter().all(|k| after.contains(k)),
-        "previous keys still published"
-    );
+    assert!(before.iter().all(|k| after.contains(k)), "previous keys still published");
 }
 
 async fn account_page_shows_login_history(backend: Backend) {
@@ -518,12 +441,7 @@ async fn account_page_shows_login_history(backend: Backend) {
     // Direct login (no app waiting) ends on the account page.
     let form = b.follow(&s.base, b.get(&s.url("/login/key")).await).await;
     let r = b
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", "anna"), ("password", &p.password)],
-        )
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
         .await;
     let code_page = b.follow(&s.base, r).await;
     let done = b
@@ -540,10 +458,7 @@ async fn account_page_shows_login_history(backend: Backend) {
     assert!(account.body.contains("Anna Peeters"));
     assert!(account.body.contains("85.07.30-***.**"), "INSZ masked");
     assert_eq!(
-        account
-            .html()
-            .select(&scraper::Selector::parse("tr[data-login]").unwrap())
-            .count(),
+        account.html().select(&scraper::Selector::parse("tr[data-login]").unwrap()).count(),
         1
     );
 }
@@ -568,15 +483,9 @@ async fn es256_and_eddsa_id_tokens(backend: Backend) {
         .unwrap();
         assert_eq!(header["alg"], *alg);
         // Verify with the published key.
-        let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(s.url("/jwks"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let jwk = jwks
-            .find(header["kid"].as_str().unwrap())
-            .expect("kid in JWKS");
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            reqwest::get(s.url("/jwks")).await.unwrap().json().await.unwrap();
+        let jwk = jwks.find(header["kid"].as_str().unwrap()).expect("kid in JWKS");
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::from_str_alg(alg));
         v.set_audience(&[c.id.as_str()]);
         jsonwebtoken::decode::<serde_json::Value>(

@@ -70,44 +70,24 @@ async fn redirect_uri_and_client_checks(backend: Backend) {
     let b = Browser::new();
     let pk = pkce();
     // Unregistered redirect URI: an error page, never a redirect.
-    let evil = TestClient {
-        redirect_uri: "http://127.0.0.1:9/app/cb/../evil".into(),
-        ..c.clone()
-    };
+    let evil = TestClient { redirect_uri: "http://127.0.0.1:9/app/cb/../evil".into(), ..c.clone() };
     let page = b.get(&authorize_url(&s, &evil, &pk, &[])).await;
     assert_eq!(page.status, 400);
     assert!(page.location().is_none());
     assert_eq!(page.data_error().as_deref(), Some("invalid_client"));
-    let prefix = TestClient {
-        redirect_uri: format!("{}x", c.redirect_uri),
-        ..c.clone()
-    };
-    assert_eq!(
-        b.get(&authorize_url(&s, &prefix, &pk, &[])).await.status,
-        400
-    );
+    let prefix = TestClient { redirect_uri: format!("{}x", c.redirect_uri), ..c.clone() };
+    assert_eq!(b.get(&authorize_url(&s, &prefix, &pk, &[])).await.status, 400);
     // Unknown client.
-    let unknown = TestClient {
-        id: "nobody".into(),
-        ..c.clone()
-    };
-    assert_eq!(
-        b.get(&authorize_url(&s, &unknown, &pk, &[])).await.status,
-        400
-    );
+    let unknown = TestClient { id: "nobody".into(), ..c.clone() };
+    assert_eq!(b.get(&authorize_url(&s, &unknown, &pk, &[])).await.status, 400);
     // Wrong response_type / scope: reported to the (registered) redirect URI with state and iss.
-    let page = b
-        .get(&authorize_url(&s, &c, &pk, &[("response_type", "token")]))
-        .await;
+    let page = b.get(&authorize_url(&s, &c, &pk, &[("response_type", "token")])).await;
     let loc = page.location().unwrap();
     let q = query(&loc);
     assert!(q.contains_key("error"));
     assert_eq!(q["iss"], s.base);
     // Token endpoint: wrong secret.
-    let bad = TestClient {
-        secret: Some("wrong".into()),
-        ..c.clone()
-    };
+    let bad = TestClient { secret: Some("wrong".into()), ..c.clone() };
     let r = exchange(&s, &bad, "x", &pk.verifier).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
@@ -120,11 +100,8 @@ async fn pkce_is_required_and_checked(backend: Backend) {
     let b = Browser::new();
     // No challenge at all.
     let mut url = url::Url::parse(&authorize_url(&s, &c, &pkce(), &[])).unwrap();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .into_owned()
-        .filter(|(k, _)| !k.starts_with("code_challenge"))
-        .collect();
+    let pairs: Vec<(String, String)> =
+        url.query_pairs().into_owned().filter(|(k, _)| !k.starts_with("code_challenge")).collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
     let q = query(&b.get(url.as_str()).await.location().unwrap());
     assert_eq!(q["error"], "invalid_request");
@@ -135,19 +112,10 @@ async fn pkce_is_required_and_checked(backend: Backend) {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .into_owned()
-        .map(|(k, v)| {
-            if k == "code_challenge_method" {
-                (k, "plain".to_string())
-            } else {
-                (k, v)
-            }
-        })
+        .map(|(k, v)| if k == "code_challenge_method" { (k, "plain".to_string()) } else { (k, v) })
         .collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
-    assert_eq!(
-        query(&b.get(url.as_str()).await.location().unwrap())["error"],
-        "invalid_request"
-    );
+    assert_eq!(query(&b.get(url.as_str()).await.location().unwrap())["error"], "invalid_request");
 
     // Missing or wrong verifier: refused, and the code still works with the right one.
     let pk = pkce();
@@ -217,10 +185,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
     assert_eq!(unknown.status, 401);
     assert_eq!(unknown.data_error(), wrong.data_error());
     // Same page, apart from the username echoed back.
-    assert_eq!(
-        unknown.body.replace("nobody", "X"),
-        wrong.body.replace("anna", "X")
-    );
+    assert_eq!(unknown.body.replace("nobody", "X"), wrong.body.replace("anna", "X"));
 }
 
 async fn wrong_and_replayed_totp(backend: Backend) {
@@ -231,59 +196,29 @@ async fn wrong_and_replayed_totp(backend: Backend) {
     b.get(&authorize_url(&s, &c, &pkce(), &[])).await;
     let form = start_key_login(&s, &b).await;
     let r = b
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", "anna"), ("password", &p.password)],
-        )
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
         .await;
     let code_page = b.follow(&s.base, r).await;
     let right = s.code(&p);
-    let wrong_code = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong_code = if right == "000000" { "111111" } else { "000000" };
     let wrong = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", wrong_code)],
-        )
+        .submit(&s.base, &code_page, "/login/key/code", &[("method", "totp"), ("code", wrong_code)])
         .await;
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.data_error().as_deref(), Some("wrong-code"));
     // The right code logs in once...
-    let ok = b
-        .submit(
-            &s.base,
-            &wrong,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &right)],
-        )
-        .await;
+    let ok =
+        b.submit(&s.base, &wrong, "/login/key/code", &[("method", "totp"), ("code", &right)]).await;
     assert!(ok.location().unwrap().starts_with(&c.redirect_uri));
     // ...and the same code (same time step) in another browser is a replay.
     let b2 = Browser::new();
     let form = start_key_login(&s, &b2).await;
     let r = b2
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", "anna"), ("password", &p.password)],
-        )
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
         .await;
     let code_page = b2.follow(&s.base, r).await;
     let replay = b2
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &right)],
-        )
+        .submit(&s.base, &code_page, "/login/key/code", &[("method", "totp"), ("code", &right)])
         .await;
     assert_eq!(replay.status, 401);
     assert_eq!(replay.data_error().as_deref(), Some("replayed-code"));
@@ -313,23 +248,12 @@ async fn concurrent_replay_of_one_totp_code_wins_once(backend: Backend) {
         let code = code.clone();
         let base = s.base.clone();
         async move {
-            b.submit(
-                &base,
-                page,
-                "/login/key/code",
-                &[("method", "totp"), ("code", &code)],
-            )
-            .await
+            b.submit(&base, page, "/login/key/code", &[("method", "totp"), ("code", &code)]).await
         }
     });
     let results = futures::future::join_all(futs).await;
     let wins = results.iter().filter(|r| r.status == 303).count();
-    assert_eq!(
-        wins,
-        1,
-        "{:?}",
-        results.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
+    assert_eq!(wins, 1, "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
 }
 
 async fn lockout_after_five_failures_until_the_lock_ends(backend: Backend) {
@@ -352,12 +276,7 @@ async fn lockout_after_five_failures_until_the_lock_ends(backend: Backend) {
     assert_eq!(page.data_error().as_deref(), Some("locked"));
     // Even the right password is refused while locked, with the time it ends.
     let locked = b
-        .submit(
-            &s.base,
-            &page,
-            "/login/key",
-            &[("username", "anna"), ("password", &p.password)],
-        )
+        .submit(&s.base, &page, "/login/key", &[("username", "anna"), ("password", &p.password)])
         .await;
     assert_eq!(locked.status, 429);
     assert!(locked.body.contains("blocked until"), "{}", locked.body);
@@ -377,12 +296,7 @@ async fn lockout_after_five_failures_until_the_lock_ends(backend: Backend) {
     // After 15 minutes the account opens again.
     s.handle.clock.advance(15 * 60 + 1);
     let open = b
-        .submit(
-            &s.base,
-            &page,
-            "/login/key",
-            &[("username", "anna"), ("password", &p.password)],
-        )
+        .submit(&s.base, &page, "/login/key", &[("username", "anna"), ("password", &p.password)])
         .await;
     assert_eq!(open.status, 303, "{}", open.body);
     // Wrong codes count too.
@@ -390,22 +304,12 @@ async fn lockout_after_five_failures_until_the_lock_ends(backend: Backend) {
     let mut page = code_page;
     for _ in 0..5 {
         page = b
-            .submit(
-                &s.base,
-                &page,
-                "/login/key/code",
-                &[("method", "totp"), ("code", "999999")],
-            )
+            .submit(&s.base, &page, "/login/key/code", &[("method", "totp"), ("code", "999999")])
             .await;
     }
     assert_eq!(page.status, 429);
     let right = b
-        .submit(
-            &s.base,
-            &page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&p))],
-        )
+        .submit(&s.base, &page, "/login/key/code", &[("method", "totp"), ("code", &s.code(&p))])
         .await;
     assert_eq!(right.status, 429, "a right code while locked is refused");
 }
@@ -418,10 +322,7 @@ async fn forms_without_csrf_token_change_nothing(backend: Backend) {
     let no_csrf = b
         .post(
             &s.url("/login/key"),
-            &[
-                ("username".into(), "anna".into()),
-                ("password".into(), p.password.clone()),
-            ],
+            &[("username".into(), "anna".into()), ("password".into(), p.password.clone())],
         )
         .await;
     assert_eq!(no_csrf.status, 403);
@@ -431,11 +332,7 @@ async fn forms_without_csrf_token_change_nothing(backend: Backend) {
             &s.base,
             &form,
             "/login/key",
-            &[
-                ("csrf", "forged"),
-                ("username", "anna"),
-                ("password", &p.password),
-            ],
+            &[("csrf", "forged"), ("username", "anna"), ("password", &p.password)],
         )
         .await;
     assert_eq!(forged.status, 403);
@@ -444,12 +341,7 @@ async fn forms_without_csrf_token_change_nothing(backend: Backend) {
     assert_eq!(code.location().as_deref(), Some("/login/key"));
     // And no failure was counted against the account.
     let ok = b
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", "anna"), ("password", &p.password)],
-        )
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
         .await;
     assert_eq!(ok.status, 303);
 }

@@ -2,6 +2,7 @@
 //! an app, on SQLite and on PostgreSQL.
 
 mod cli;
+mod demo_app;
 mod common;
 mod flow;
 mod hostile;

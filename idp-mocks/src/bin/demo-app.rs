@@ -12,10 +12,7 @@ use anyhow::Context as _;
 use idp_mocks::demo_app::{serve, DemoApp, DemoAppConfig};
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_string())
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
 }
 
 #[tokio::main]
@@ -41,11 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("demo app on {public_url} (listening on {listen}), issuer {issuer}");
-    let cfg = DemoAppConfig {
-        issuer,
-        public_url,
-        apps,
-    };
+    let cfg = DemoAppConfig { issuer, public_url, apps };
     serve(listener, cfg, async {
         let _ = tokio::signal::ctrl_c().await;
     })

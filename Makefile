@@ -1,0 +1,30 @@
+# cozo-broker — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: demo test deps bench lint fmt
+
+deps:
+	@./scripts/deps.sh
+
+## The demo on the embedded default: broker + mocks + demo app, SQLite under ./data/.
+demo: deps
+	$(CARGO) run --release -- demo
+
+## Every test: unit, integration on SQLite and PostgreSQL, formatting.
+test: deps
+	./scripts/check-postgres.sh
+	$(CARGO) fmt --all -- --check
+	$(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Load figures (release build, SQLite): see BENCHMARKS.md.
+bench: deps
+	./benches/run.sh
