@@ -12,14 +12,14 @@ deps:
 demo: deps
 	$(CARGO) run --release -- demo
 
-## Every test: unit, integration on SQLite and PostgreSQL, formatting.
+## Every test: unit and integration, on SQLite and PostgreSQL.
 test: deps
 	./scripts/check-postgres.sh
-	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
 lint:
+	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:

@@ -2,7 +2,7 @@
 //! an app, on SQLite and on PostgreSQL.
 
 mod cli;
-mod demo_app;
 mod common;
+mod demo_app;
 mod flow;
 mod hostile;
