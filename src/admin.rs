@@ -66,6 +66,7 @@ fn check_uri(u: &str, what: &str) -> Result<(), AdminError> {
 /// Registers a client; returns its secret (shown once, stored only as a hash).
 pub async fn add_client(
     store: &Store,
+    policies: &crate::policy::PolicyEngine,
     spec: &ClientSpec,
     now: i64,
 ) -> Result<Option<String>, AdminError> {
@@ -84,11 +85,12 @@ pub async fn add_client(
     for u in &spec.post_logout_redirect_uris {
         check_uri(u, "--post-logout-redirect-uri")?;
     }
-    if !crate::policy::KNOWN.contains(&spec.policy.as_str()) {
+    if !policies.has(&spec.policy) {
         return Err(AdminError::Invalid(format!(
-            "--policy {}: one of {}",
+            "--policy {}: one of {} (files in {})",
             spec.policy,
-            crate::policy::KNOWN.join(", ")
+            policies.names().collect::<Vec<_>>().join(", "),
+            policies.dir().display()
         )));
     }
     if SigningAlg::parse(&spec.id_token_alg).is_none() {

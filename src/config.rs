@@ -20,6 +20,8 @@ pub struct Config {
     pub ui: UiConfig,
     pub eid: EidConfig,
     pub policy: PolicyConfig,
+    pub cobrha: RegistryConfig,
+    pub bis_register: RegistryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -94,6 +96,22 @@ pub struct UiConfig {
 pub struct EidConfig {
     pub listen: SocketAddr,
     pub public_url: Url,
+}
+
+/// An outside registry reached over HTTP (CoBRHA, the Bis register).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Base URL; unset: the registry is not configured (policies needing it fail closed).
+    pub url: Option<Url>,
+    pub timeout_ms: u64,
+    pub cache_ttl_s: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { url: None, timeout_ms: 2000, cache_ttl_s: 300 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -18,6 +18,7 @@ pub async fn run(
     let store = crate::open_store(&cfg).await?;
     let master = crate::master_key(&cfg)?;
     let now = chrono::Utc::now().timestamp();
+    let policies = crate::policy::PolicyEngine::load(&cfg.policy.dir)?;
 
     // Demo clients are re-registered at every start: their secrets are only ever shown once.
     let app_url = url::Url::parse(DEMO_APP_URL)?;
@@ -41,7 +42,7 @@ pub async fn run(
         store.remove_client(id, now).await?;
         let mut spec = ClientSpec::new(id, &format!("{DEMO_APP_URL}/{path}/callback"), policy);
         spec.post_logout_redirect_uris = vec![format!("{DEMO_APP_URL}/")];
-        let secret = admin::add_client(&store, &spec, now).await?;
+        let secret = admin::add_client(&store, &policies, &spec, now).await?;
         apps.push(DemoApp {
             title: title.into(),
             path: path.into(),

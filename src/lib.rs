@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod assurance;
 pub mod clock;
+pub mod cobrha;
 pub mod config;
 pub mod crypto;
 pub mod i18n;
@@ -49,6 +50,8 @@ pub enum StartError {
     Keys(#[from] oidc::signing::KeyError),
     #[error(transparent)]
     KeyService(#[from] keys::KeyError),
+    #[error("policy error: {0}")]
+    Policy(#[from] policy::PolicyError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
 }
@@ -58,6 +61,19 @@ pub fn master_key(cfg: &Config) -> Result<MasterKey, crypto::CryptoError> {
         Some(k) => MasterKey::from_base64(k),
         None => MasterKey::load_or_create(&cfg.secrets.master_key_file),
     }
+}
+
+/// The login methods this deployment offers, with the level each gives (SPEC §3).
+pub fn offered_methods(_cfg: &Config) -> Vec<policy::Candidate> {
+    use assurance::AssuranceLevel;
+    [Method::Totp, Method::Sms, Method::Token]
+        .into_iter()
+        .map(|m| policy::Candidate {
+            method: m,
+            level: m.own_level().unwrap_or(AssuranceLevel::Low),
+            upstream: None,
+        })
+        .collect()
 }
 
 /// Connects to the database and applies migrations.
@@ -75,14 +91,23 @@ impl Broker {
         let now = clock.now();
         let retention = cfg.oidc.id_token_ttl_s + 300;
         let keyring = oidc::signing::KeyRing::load(&store, &master, now, retention).await?;
-        let methods = vec![Method::Totp];
+        let policies = Arc::new(policy::PolicyEngine::load(&cfg.policy.dir)?);
+        let registry = cfg.cobrha.url.as_ref().map(|url| {
+            Arc::new(cobrha::HttpRegistry::new(
+                url.as_str(),
+                std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
+                std::time::Duration::from_secs(cfg.cobrha.cache_ttl_s),
+            )) as Arc<dyn cobrha::Registry>
+        });
         let provider = oidc::Provider::new(
             &cfg,
             store.clone(),
             keyring,
             master.clone(),
             clock.clone(),
-            methods,
+            offered_methods(&cfg),
+            policies,
+            registry,
         );
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
         let keys =
@@ -102,6 +127,7 @@ impl Broker {
 /// A running broker.
 pub struct Handle {
     pub addr: SocketAddr,
+    pub policies: Arc<policy::PolicyEngine>,
     pub store: Store,
     pub clock: Clock,
     pub master: MasterKey,
@@ -149,6 +175,7 @@ pub async fn serve_on(
     tracing::info!(%addr, issuer = %broker.cfg.issuer(), "cozo-broker listening");
     Ok(Handle {
         addr,
+        policies: broker.state.provider.policies.clone(),
         store: broker.store,
         clock: broker.clock,
         master: broker.master,

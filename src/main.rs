@@ -405,7 +405,9 @@ async fn client(c: ClientCmd, cfg: &Config, now: i64) -> Result<(), Failure> {
                 id_token_alg: a.id_token_alg,
                 public: a.public,
             };
-            let secret = admin::add_client(&store, &spec, now).await?;
+            let policies = cozo_broker::policy::PolicyEngine::load(&cfg.policy.dir)
+                .map_err(|e| Failure::Usage(format!("policy.dir: {e}")))?;
+            let secret = admin::add_client(&store, &policies, &spec, now).await?;
             if a.json {
                 print_json(serde_json::json!({ "client_id": a.id, "client_secret": secret }));
             } else {

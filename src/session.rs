@@ -21,6 +21,19 @@ pub struct Login {
     pub eidas_person_identifier: Option<String>,
 }
 
+impl Login {
+    /// The upstream service that vouched for this login, as policies see it.
+    pub fn upstream(&self) -> Option<&'static str> {
+        if self.amr.iter().any(|a| a == "fas") {
+            Some("fas")
+        } else if self.method == Method::Eidas {
+            Some("eidas")
+        } else {
+            None
+        }
+    }
+}
+
 /// The first factor of a digital-key login passed; the second is awaited.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeyStep {

@@ -72,3 +72,14 @@ insz-error-month = Der Monat in dieser Nationalregisternummer ist nicht möglich
 insz-error-day = Der Tag in dieser Nationalregisternummer ist nicht möglich.
 insz-error-serial = Die laufende Nummer in dieser Nationalregisternummer ist nicht möglich.
 insz-error-check = Die Prüfziffern dieser Nationalregisternummer sind falsch. Prüfen Sie, ob Sie sich vertippt haben.
+
+step-up-title = Dieser Dienst verlangt eine stärkere Anmeldung
+policy-level-substantial = Dieser Dienst verlangt eine Anmeldung der Stufe substanziell oder hoch.
+policy-no-sms-token = Dieser Dienst verlangt den Sicherheitscode aus Ihrer App; ein Code per SMS oder von der Token-Karte genügt nicht.
+policy-insz-required = Dieser Dienst verlangt Ihre Nationalregisternummer (INSZ), die Ihre Anmeldung noch nicht liefert.
+policy-registry-unavailable = Das Register der Gesundheitsdienstleister (CoBRHA) ist gerade nicht erreichbar, daher kann Ihr Beruf nicht geprüft werden. Versuchen Sie es in einigen Minuten erneut.
+policy-profession-required = Dieser Dienst ist nur für in CoBRHA registrierte Gesundheitsdienstleister. Wenn Sie einer sind, wenden Sie sich an das LIKIV, um Ihre Registrierung prüfen zu lassen.
+policy-not-allowed = Dieser Dienst akzeptiert diese Anmeldung nicht.
+acr-requested-higher = Die App hat eine stärkere Anmeldung verlangt als die, die Sie benutzt haben.
+registry-unavailable-title = Das Register ist nicht erreichbar
+back-to-app = Zurück zur App

@@ -72,3 +72,14 @@ insz-error-month = The month in this national number is not possible.
 insz-error-day = The day in this national number is not possible.
 insz-error-serial = The serial number in this national number is not possible.
 insz-error-check = The check digits of this national number are wrong. Check for a typing mistake.
+
+step-up-title = This service needs a stronger login
+policy-level-substantial = This service needs a login of level substantial or high.
+policy-no-sms-token = This service needs the security code from your app; a code by SMS or from the token card is not enough.
+policy-insz-required = This service needs your national number (INSZ), and your login does not give it yet.
+policy-registry-unavailable = The register of healthcare professionals (CoBRHA) cannot be reached right now, so your professional role cannot be checked. Try again in a few minutes.
+policy-profession-required = This service is only for healthcare professionals registered in CoBRHA. If you are one, contact RIZIV-INAMI to have your registration checked.
+policy-not-allowed = This service does not accept this login.
+acr-requested-higher = The app asked for a stronger login than the one you used.
+registry-unavailable-title = The register cannot be reached
+back-to-app = Back to the app

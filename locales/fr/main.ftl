@@ -72,3 +72,14 @@ insz-error-month = Le mois indiqué dans ce numéro de registre national n'est p
 insz-error-day = Le jour indiqué dans ce numéro de registre national n'est pas possible.
 insz-error-serial = Le numéro d'ordre indiqué dans ce numéro de registre national n'est pas possible.
 insz-error-check = Les chiffres de contrôle de ce numéro de registre national sont incorrects. Vérifiez s'il n'y a pas de faute de frappe.
+
+step-up-title = Ce service demande une connexion plus forte
+policy-level-substantial = Ce service demande une connexion de niveau substantiel ou élevé.
+policy-no-sms-token = Ce service demande le code de sécurité de votre application ; un code par SMS ou de la carte token ne suffit pas.
+policy-insz-required = Ce service demande votre numéro de registre national (NISS), que votre connexion ne donne pas encore.
+policy-registry-unavailable = Le registre des prestataires de soins (CoBRHA) est injoignable pour le moment : votre profession ne peut pas être vérifiée. Réessayez dans quelques minutes.
+policy-profession-required = Ce service est réservé aux prestataires de soins enregistrés dans CoBRHA. Si vous en êtes un, contactez l'INAMI pour faire vérifier votre enregistrement.
+policy-not-allowed = Ce service n'accepte pas cette connexion.
+acr-requested-higher = L'application a demandé une connexion plus forte que celle que vous avez utilisée.
+registry-unavailable-title = Le registre est injoignable
+back-to-app = Retour à l'application

@@ -72,3 +72,14 @@ insz-error-month = De maand in dit rijksregisternummer is niet mogelijk.
 insz-error-day = De dag in dit rijksregisternummer is niet mogelijk.
 insz-error-serial = Het volgnummer in dit rijksregisternummer is niet mogelijk.
 insz-error-check = De controlecijfers van dit rijksregisternummer zijn niet juist. Controleer of u zich niet hebt vergist bij het typen.
+
+step-up-title = Deze dienst vraagt een sterkere aanmelding
+policy-level-substantial = Deze dienst vraagt een aanmelding van niveau substantieel of hoog.
+policy-no-sms-token = Deze dienst vraagt de beveiligingscode uit uw app; een code per sms of van de tokenkaart volstaat niet.
+policy-insz-required = Deze dienst vraagt uw rijksregisternummer (INSZ), en uw aanmelding geeft dat nog niet.
+policy-registry-unavailable = Het register van de zorgverleners (CoBRHA) is nu niet bereikbaar, dus uw beroep kan niet worden nagekeken. Probeer het over enkele minuten opnieuw.
+policy-profession-required = Deze dienst is alleen voor zorgverleners die in CoBRHA geregistreerd zijn. Bent u zorgverlener, neem dan contact op met het RIZIV om uw registratie te laten nakijken.
+policy-not-allowed = Deze dienst aanvaardt deze aanmelding niet.
+acr-requested-higher = De app vroeg een sterkere aanmelding dan die u gebruikte.
+registry-unavailable-title = Het register is niet bereikbaar
+back-to-app = Terug naar de app

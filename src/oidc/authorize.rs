@@ -6,6 +6,7 @@ use super::claims::{GrantDetails, PersonClaims};
 use super::{OidcError, Provider};
 use crate::assurance::AssuranceLevel;
 use crate::crypto;
+use crate::policy::{Candidate, Decision, LoginFacts, PolicyError, Subject};
 use crate::session::Login;
 use crate::store::{ClientRow, CodeRow, PendingRow, Person};
 use serde::{Deserialize, Serialize};
@@ -55,8 +56,12 @@ pub struct AuthRequest {
     pub code_challenge: String,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
-    /// The lowest level a login may have to answer this request: the stronger of what the
-    /// client's policy needs and what `acr_values`/`claims` ask (never weaker than the policy).
+    /// The client's policy (`policies/<name>.cedar`).
+    pub policy: String,
+    /// The level `acr_values`/`claims` ask for, if any: a login must reach it on top of what the
+    /// policy needs (a request can ask for more, never for less).
+    pub asked_level: Option<AssuranceLevel>,
+    /// The lowest level among the methods that would satisfy both (for upstream requests).
     pub min_level: AssuranceLevel,
     pub ui_locales: Vec<String>,
     pub login_hint: Option<String>,
@@ -81,6 +86,14 @@ impl From<crate::store::StoreError> for AuthorizeError {
     fn from(e: crate::store::StoreError) -> Self {
         AuthorizeError::Server(e.to_string())
     }
+}
+
+/// The policy's answer for one request and one (possible) login.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    Answer,
+    StepUp { reasons: Vec<String>, methods: Vec<Candidate> },
+    Deny { reasons: Vec<String> },
 }
 
 /// What the endpoint does with a valid request and the browser's current login.
@@ -204,14 +217,18 @@ impl Provider {
                 }
             }
         }
-        let policy_level = crate::policy::min_level(&client.policy);
-        let min_level = asked.map_or(policy_level, |a| a.max(policy_level));
-        if min_level > self.best_level() {
+        let offered = self.offered(asked);
+        let decision = self
+            .policies
+            .decide(&client.policy, &client.id, &Subject::anyone(), None, &offered, now)
+            .map_err(|e| AuthorizeError::Server(e.to_string()))?;
+        let Decision::StepUp { methods, .. } = decision else {
             return Err(fail(
                 "unmet_authentication_requirements",
-                "no login method offered here reaches the requested level",
+                "no login method offered here satisfies this client's policy and the requested level",
             ));
-        }
+        };
+        let min_level = methods.iter().map(|c| c.level).min().unwrap_or(AssuranceLevel::High);
         let ui_locales = params
             .ui_locales
             .as_deref()
@@ -229,6 +246,8 @@ impl Provider {
             code_challenge,
             prompt,
             max_age,
+            policy: client.policy.clone(),
+            asked_level: asked,
             min_level,
             ui_locales,
             login_hint: params.login_hint.clone(),
@@ -319,35 +338,68 @@ impl Provider {
         Ok(serde_json::from_str(&row.params).ok())
     }
 
-    /// Whether `login` may answer `req` without the person logging in again.
-    pub fn satisfies(&self, req: &AuthRequest, login: Option<&Login>) -> bool {
-        let Some(login) = login else { return false };
-        let now = self.clock.now();
-        if login.acr < req.min_level {
-            return false;
-        }
+    /// The offered methods at or above the level a request asked for.
+    pub fn offered(&self, asked: Option<AssuranceLevel>) -> Vec<Candidate> {
+        self.candidates.iter().filter(|c| asked.is_none_or(|a| c.level >= a)).copied().collect()
+    }
+
+    /// Whether `login` is fresh enough for `req` (`max_age`, `prompt=login`).
+    fn fresh(&self, req: &AuthRequest, login: &Login) -> bool {
         if let Some(max_age) = req.max_age {
-            if now - login.auth_time > max_age {
+            if self.clock.now() - login.auth_time > max_age {
                 return false;
             }
         }
         // prompt=login: only a login made after the request arrived counts.
-        if req.prompt == Prompt::Login && login.auth_time < req.created_at {
-            return false;
-        }
-        true
+        !(req.prompt == Prompt::Login && login.auth_time < req.created_at)
     }
 
-    pub fn next_step(&self, req: &AuthRequest, login: Option<&Login>) -> Next {
-        // prompt=login: never answered from the session, whatever its age.
-        if req.prompt == Prompt::Login {
-            Next::LogIn
-        } else if self.satisfies(req, login) {
-            Next::Answer
-        } else if req.prompt == Prompt::None {
-            Next::LoginRequired
-        } else {
-            Next::LogIn
+    /// Whether this person's login may answer `req`, per the client's policy: answer, ask for a
+    /// stronger login (step-up, with the methods that would do), or refuse.
+    pub fn access(
+        &self,
+        req: &AuthRequest,
+        subject: &Subject,
+        login: Option<&Login>,
+    ) -> Result<Access, PolicyError> {
+        let offered = self.offered(req.asked_level);
+        let now = self.clock.now();
+        let login = login.filter(|l| self.fresh(req, l));
+        let facts = login.map(|l| LoginFacts {
+            method: l.method,
+            level: l.acr,
+            upstream: l.upstream(),
+            auth_time: l.auth_time,
+        });
+        let decision = self.policies.decide(
+            &req.policy,
+            &req.client_id,
+            subject,
+            facts.as_ref(),
+            &offered,
+            now,
+        )?;
+        Ok(match decision {
+            Decision::Allow
+                if req.asked_level.is_none_or(|a| facts.is_some_and(|f| f.level >= a)) =>
+            {
+                Access::Answer
+            }
+            Decision::Allow => {
+                Access::StepUp { reasons: vec!["acr-requested-higher".into()], methods: offered }
+            }
+            Decision::StepUp { reasons, methods } => Access::StepUp { reasons, methods },
+            Decision::Deny { reasons } => Access::Deny { reasons },
+        })
+    }
+
+    /// What `/authorize` does with a request and the session's login, before any page.
+    pub fn next_step(&self, req: &AuthRequest, access: &Access) -> Next {
+        match access {
+            // prompt=login: never answered from the session, whatever its age.
+            Access::Answer if req.prompt != Prompt::Login => Next::Answer,
+            _ if req.prompt == Prompt::None => Next::LoginRequired,
+            _ => Next::LogIn,
         }
     }
 
@@ -357,6 +409,7 @@ impl Provider {
         req: &AuthRequest,
         login: &Login,
         person: &Person,
+        facts: &super::PersonFacts,
     ) -> Result<String, AuthorizeError> {
         let now = self.clock.now();
         let code = crypto::random_token(32);
@@ -365,6 +418,7 @@ impl Provider {
             nonce: req.nonce.clone(),
             login: login.clone(),
             person: PersonClaims::of(person),
+            professions: facts.professions.clone(),
         };
         self.store
             .insert_code(&CodeRow {

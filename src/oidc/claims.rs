@@ -44,6 +44,9 @@ pub struct GrantDetails {
     pub nonce: Option<String>,
     pub login: Login,
     pub person: PersonClaims,
+    /// Active CoBRHA professions at login; `None` when the registry was not asked or down.
+    #[serde(default)]
+    pub professions: Option<Vec<ProfessionClaim>>,
 }
 
 impl GrantDetails {
@@ -112,7 +115,11 @@ impl Provider {
         }
         let extra = BrokerClaims {
             insz: details.has_scope("insz").then(|| details.person.insz.clone()),
-            professions: None,
+            professions: if details.has_scope("professions") {
+                details.professions.clone()
+            } else {
+                None
+            },
             eidas_person_identifier: details.login.eidas_person_identifier.clone(),
         };
         let login = &details.login;
@@ -153,6 +160,11 @@ impl Provider {
             m.insert("family_name".into(), details.person.family_name.clone().into());
             if let Some(b) = &details.person.birthdate {
                 m.insert("birthdate".into(), b.clone().into());
+            }
+        }
+        if details.has_scope("professions") {
+            if let Some(p) = &details.professions {
+                m.insert("professions".into(), serde_json::to_value(p).unwrap_or_default());
             }
         }
         if let Some(e) = &details.login.eidas_person_identifier {

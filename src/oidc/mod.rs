@@ -16,6 +16,7 @@ use crate::assurance::{AssuranceLevel, Method};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
+use crate::policy::{Candidate, PolicyEngine};
 use crate::store::{AuditEvent, Store};
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
@@ -58,6 +59,14 @@ pub type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
+/// A person as one request sees them.
+#[derive(Debug, Clone)]
+pub struct PersonFacts {
+    pub subject: crate::policy::Subject,
+    /// Active professions for the token; `None` when unknown (registry not asked or down).
+    pub professions: Option<Vec<claims::ProfessionClaim>>,
+}
+
 /// Scopes the broker knows; others are ignored (OIDC Core §3.1.2.1).
 pub const SCOPES: [&str; 4] = ["openid", "profile", "insz", "professions"];
 
@@ -68,9 +77,11 @@ pub struct Provider {
     pub clock: Clock,
     pub issuer: String,
     pub cfg: crate::config::OidcConfig,
-    /// Login methods this deployment offers; the best level among them bounds what a request
-    /// may demand.
-    pub methods: Vec<Method>,
+    /// The login methods this deployment offers, with the level each gives.
+    pub candidates: Vec<Candidate>,
+    pub policies: Arc<PolicyEngine>,
+    /// CoBRHA (professions); `None` when not configured.
+    pub registry: Option<Arc<dyn crate::cobrha::Registry>>,
     discovery_json: bytes::Bytes,
     http: reqwest::Client,
     jwks_cache: client_auth::RemoteJwksCache,
@@ -83,7 +94,9 @@ impl Provider {
         keys: KeyRing,
         master: MasterKey,
         clock: Clock,
-        methods: Vec<Method>,
+        candidates: Vec<Candidate>,
+        policies: Arc<PolicyEngine>,
+        registry: Option<Arc<dyn crate::cobrha::Registry>>,
     ) -> Arc<Self> {
         let issuer = cfg.issuer();
         let discovery_json = serde_json::to_vec(&metadata(&issuer)).unwrap_or_default().into();
@@ -99,7 +112,9 @@ impl Provider {
             clock,
             issuer,
             cfg: cfg.oidc.clone(),
-            methods,
+            candidates,
+            policies,
+            registry,
             discovery_json,
             http,
             jwks_cache: Default::default(),
@@ -118,13 +133,53 @@ impl Provider {
         format!("{}{}", self.issuer, path)
     }
 
-    /// The strongest level any offered method can reach.
-    pub fn best_level(&self) -> AssuranceLevel {
-        self.methods
-            .iter()
-            .map(|m| m.own_level().unwrap_or(AssuranceLevel::High))
-            .max()
-            .unwrap_or(AssuranceLevel::Low)
+    /// What policies and tokens need to know about a person for one request: their INSZ and,
+    /// when the policy or the scope needs them, their active CoBRHA professions (`None` when the
+    /// registry could not be asked: policies needing it fail closed, tokens omit the claim).
+    pub async fn person_facts(
+        &self,
+        person: &crate::store::Person,
+        req: &authorize::AuthRequest,
+    ) -> PersonFacts {
+        let wanted = self.policies.needs_registry(&req.policy)
+            || req.scope.iter().any(|s| s == "professions");
+        let professions = match (&self.registry, wanted) {
+            (Some(r), true) => {
+                let today = chrono::DateTime::from_timestamp(self.clock.now(), 0)
+                    .unwrap_or_default()
+                    .date_naive();
+                match r.professions(&person.insz).await {
+                    Ok(list) => Some(
+                        list.into_iter()
+                            .filter(|p| p.active_on(today))
+                            .map(|p| claims::ProfessionClaim {
+                                profession: p.profession,
+                                nihii: p.nihii.as_str().to_string(),
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "CoBRHA lookup failed");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        PersonFacts {
+            subject: crate::policy::Subject {
+                insz: Some(person.insz.as_str().to_string()),
+                professions: professions
+                    .as_ref()
+                    .map(|v| v.iter().map(|p| p.profession.clone()).collect()),
+            },
+            professions,
+        }
+    }
+
+    /// Whether a method is offered at all (whatever the policy).
+    pub fn offers(&self, method: Method) -> bool {
+        self.candidates.iter().any(|c| c.method == method)
     }
 
     /// How long a retired signing key stays in the JWKS: its ID tokens must still verify.

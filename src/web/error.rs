@@ -48,6 +48,12 @@ impl From<crate::store::StoreError> for WebError {
     }
 }
 
+impl From<crate::policy::PolicyError> for WebError {
+    fn from(e: crate::policy::PolicyError) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
 impl From<crate::keys::KeyError> for WebError {
     fn from(e: crate::keys::KeyError) -> Self {
         WebError::Internal(e.to_string())

@@ -1,10 +1,13 @@
 //! The login pages: the chooser and the digital-key login (SPEC §6).
 
+use super::pages::{self, Link};
 use super::pages::{render, Chooser, Chrome, FormError, KeyCode, KeyLogin, KeyOption, MethodLink};
 use super::{AppState, Ctx, WebError};
 use crate::assurance::Method;
 use crate::i18n::Tr;
 use crate::keys::{CodeCheck, PasswordCheck, KEY_STEP_TTL_S};
+use crate::oidc::authorize::{Access, AuthRequest, Next};
+use crate::policy::Subject;
 use crate::session::{Login, Session};
 use crate::store::AuditEvent;
 use axum::extract::{ConnectInfo, State};
@@ -25,24 +28,59 @@ fn level_name(tr: &Tr, l: crate::assurance::AssuranceLevel) -> String {
     tr.t(&format!("level-{}", l.short()))
 }
 
+/// The pending request of this session, if any, with its id.
+async fn pending_of(
+    st: &AppState,
+    session: Option<&Session>,
+) -> Result<Option<(String, AuthRequest)>, WebError> {
+    let Some(id) = session.and_then(|s| s.data.pending.clone()) else { return Ok(None) };
+    let req =
+        st.provider.load_pending(&id).await.map_err(|e| WebError::Internal(format!("{e:?}")))?;
+    Ok(req.map(|r| (id, r)))
+}
+
+/// What the policy says about the session's login for the pending request: the reasons a
+/// step-up is needed, and the methods that would satisfy.
+async fn step_up_state(
+    st: &AppState,
+    session: Option<&Session>,
+    req: &AuthRequest,
+) -> Result<(Vec<String>, Vec<Method>), WebError> {
+    let login = session.and_then(|s| s.data.login.clone());
+    let person = match &login {
+        Some(l) => st.store.person(&l.person_id).await?,
+        None => None,
+    };
+    let subject = match &person {
+        Some(p) => st.provider.person_facts(p, req).await.subject,
+        None => Subject::anyone(),
+    };
+    let access = st.provider.access(req, &subject, login.as_ref().filter(|_| person.is_some()))?;
+    Ok(match access {
+        Access::Answer => {
+            (Vec::new(), st.provider.offered(req.asked_level).iter().map(|c| c.method).collect())
+        }
+        Access::StepUp { reasons, methods } => {
+            (reasons, methods.iter().map(|c| c.method).collect())
+        }
+        Access::Deny { reasons } => (reasons, Vec::new()),
+    })
+}
+
 pub async fn chooser(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let ctx = st.ctx(&headers, peer).await?;
-    let pending = match ctx.session.as_ref().and_then(|s| s.data.pending.clone()) {
-        Some(id) => {
-            st.provider.load_pending(&id).await.map_err(|e| WebError::Internal(format!("{e:?}")))?
-        }
-        None => None,
-    };
+    let pending = pending_of(&st, ctx.session.as_ref()).await?;
     let tr = &ctx.tr;
-    let min = pending.as_ref().map(|p| p.min_level);
+    let (reasons, allowed) = match &pending {
+        Some((_, req)) => step_up_state(&st, ctx.session.as_ref(), req).await?,
+        None => (Vec::new(), st.provider.candidates.iter().map(|c| c.method).collect()),
+    };
     let mut methods = Vec::new();
-    // The digital key reaches `substantial` with the app code (or a security key).
-    let key_level = Method::Totp.own_level().unwrap_or(crate::assurance::AssuranceLevel::Low);
-    if st.provider.methods.contains(&Method::Totp) && min.is_none_or(|m| key_level >= m) {
+    if allowed.iter().any(|m| Method::KEY_FACTORS.contains(m)) {
         methods.push(MethodLink {
             id: "key",
             href: "/login/key".into(),
@@ -52,10 +90,13 @@ pub async fn chooser(
     }
     let page = Chooser {
         c: Chrome::new(tr.clone(), "/login"),
-        client: pending.as_ref().map(|p| p.client_id.clone()),
-        level: min
+        client: pending.as_ref().map(|(_, p)| p.client_id.clone()),
+        level: pending
+            .as_ref()
+            .map(|(_, p)| p.min_level)
             .filter(|l| *l > crate::assurance::AssuranceLevel::Low)
             .map(|l| level_name(tr, l)),
+        reasons: reasons.iter().map(|r| tr.t(r)).collect(),
         methods,
     };
     Ok(render(StatusCode::OK, &page))
@@ -262,45 +303,127 @@ pub async fn complete_login(
     session.data.key_step = None;
     session.data.login = Some(login.clone());
     st.sessions.renew_id(&mut session).await?;
-    let pending_id = session.data.pending.take();
-    let pending = match &pending_id {
-        Some(id) => {
-            st.provider.load_pending(id).await.map_err(|e| WebError::Internal(format!("{e:?}")))?
-        }
-        None => None,
-    };
+    let pending = pending_of(st, Some(&session)).await?;
     st.provider
         .audit(AuditEvent {
             kind: "login".into(),
             outcome: "ok".into(),
             person_id: Some(login.person_id.clone()),
-            client_id: pending.as_ref().map(|p| p.client_id.clone()),
+            client_id: pending.as_ref().map(|(_, p)| p.client_id.clone()),
             method: Some(login.method.to_string()),
             acr: Some(login.acr.uri().into()),
             address: Some(ctx.address.clone()),
             ..Default::default()
         })
         .await;
-    let target = match (pending, st.store.person(&login.person_id).await?) {
-        (Some(req), Some(person)) if st.provider.satisfies(&req, Some(&login)) => {
+    let mut resp = match pending {
+        Some((id, req)) => {
+            continue_request(st, &ctx.tr, &mut session, Some(id), &req, true).await?
+        }
+        None => Redirect::to("/account").into_response(),
+    };
+    st.sessions.save(&mut session).await?;
+    resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
+    Ok(resp)
+}
+
+/// Answers an authorization request from the session's login if the client's policy allows it;
+/// otherwise keeps the request and sends the person to the chooser (step-up), or tells the client
+/// it cannot be satisfied. `after_login`: the login was just made for this request.
+pub async fn continue_request(
+    st: &AppState,
+    tr: &Tr,
+    session: &mut Session,
+    pending_id: Option<String>,
+    req: &AuthRequest,
+    after_login: bool,
+) -> Result<Response, WebError> {
+    let login = session.data.login.clone();
+    let person = match &login {
+        Some(l) => st.store.person(&l.person_id).await?,
+        None => None,
+    };
+    let facts = match &person {
+        Some(p) => Some(st.provider.person_facts(p, req).await),
+        None => None,
+    };
+    let subject = facts.as_ref().map(|f| f.subject.clone()).unwrap_or_else(Subject::anyone);
+    let login = login.filter(|_| person.is_some());
+    let access = st.provider.access(req, &subject, login.as_ref())?;
+    let next = if after_login {
+        if access == Access::Answer {
+            Next::Answer
+        } else {
+            Next::LogIn
+        }
+    } else {
+        st.provider.next_step(req, &access)
+    };
+    match (next, access, login, person, facts) {
+        (Next::Answer, _, Some(login), Some(person), Some(facts)) => {
             if let Some(id) = &pending_id {
                 st.store.take_pending(id).await?;
             }
-            st.provider
-                .issue_code(&req, &login, &person)
+            session.data.pending = None;
+            let url = st
+                .provider
+                .issue_code(req, &login, &person, &facts)
                 .await
-                .map_err(|e| WebError::Internal(format!("{e:?}")))?
+                .map_err(|e| WebError::Internal(format!("{e:?}")))?;
+            Ok(Redirect::to(&url).into_response())
         }
-        (Some(_), _) => {
-            // Still not enough for this app (e.g. it needs a higher level): keep the request and
-            // offer the methods that would satisfy it.
-            session.data.pending = pending_id;
-            "/login".to_string()
+        (Next::LoginRequired, ..) => Ok(Redirect::to(&st.provider.redirect(
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &[("error", "login_required"), ("error_description", "the person must log in")],
+        ))
+        .into_response()),
+        (_, Access::Deny { reasons }, ..) => {
+            if let Some(id) = &pending_id {
+                st.store.take_pending(id).await?;
+            }
+            session.data.pending = None;
+            if reasons.iter().any(|r| r == "policy-registry-unavailable") {
+                // Fail closed, and say so; the link back tells the app to try later.
+                let back = st.provider.redirect(
+                    &req.redirect_uri,
+                    req.state.as_deref(),
+                    &[
+                        ("error", "temporarily_unavailable"),
+                        ("error_description", "the registry is unavailable"),
+                    ],
+                );
+                return Ok(pages::message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    tr,
+                    "registry-unavailable-title",
+                    tr.t("policy-registry-unavailable"),
+                    Some("temporarily_unavailable"),
+                    Some(Link { href: back, label: tr.t("back-to-app") }),
+                ));
+            }
+            Ok(Redirect::to(&st.provider.redirect(
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &[
+                    ("error", "unmet_authentication_requirements"),
+                    ("error_description", "this login does not satisfy the service's policy"),
+                ],
+            ))
+            .into_response())
         }
-        _ => "/account".to_string(),
-    };
-    st.sessions.save(&mut session).await?;
-    let mut resp = Redirect::to(&target).into_response();
-    resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
-    Ok(resp)
+        _ => {
+            let id = match pending_id {
+                Some(id) => id,
+                None => st
+                    .provider
+                    .save_pending(req)
+                    .await
+                    .map_err(|e| WebError::Internal(format!("{e:?}")))?,
+            };
+            session.data.pending = Some(id);
+            session.data.key_step = None;
+            Ok(Redirect::to("/login").into_response())
+        }
+    }
 }

@@ -4,7 +4,7 @@ use super::error::oidc_error_response;
 use super::pages::{self, render, Chrome, Link, LogoutConfirm};
 use super::{AppState, WebError};
 use crate::i18n;
-use crate::oidc::authorize::{AuthorizeError, AuthorizeParams, Next};
+use crate::oidc::authorize::{AuthorizeError, AuthorizeParams};
 use crate::oidc::token::TokenForm;
 use crate::oidc::OidcError;
 use axum::extract::{ConnectInfo, Query, State};
@@ -101,55 +101,14 @@ async fn authorize(
     if let Some(lang) = i18n::pick(req.ui_locales.iter().map(String::as_str)) {
         session.data.lang = Some(lang.to_string());
     }
-    let resp = match st.provider.next_step(&req, session.data.login.as_ref()) {
-        Next::Answer => {
-            let login =
-                session.data.login.clone().ok_or_else(|| WebError::Internal("no login".into()))?;
-            match st.store.person(&login.person_id).await? {
-                Some(person) => {
-                    let url = st
-                        .provider
-                        .issue_code(&req, &login, &person)
-                        .await
-                        .map_err(authz_internal)?;
-                    Redirect::to(&url).into_response()
-                }
-                None => {
-                    // The person was removed: the old login is worthless.
-                    session.data.login = None;
-                    login_redirect(&st, &req, &mut session).await?
-                }
-            }
-        }
-        Next::LoginRequired => Redirect::to(&st.provider.redirect(
-            &req.redirect_uri,
-            req.state.as_deref(),
-            &[("error", "login_required"), ("error_description", "the person must log in")],
-        ))
-        .into_response(),
-        Next::LogIn => login_redirect(&st, &req, &mut session).await?,
-    };
+    let tr = crate::i18n::Tr::new(session.data.lang.as_deref().unwrap_or(ctx.tr.lang));
+    let resp = super::login::continue_request(&st, &tr, &mut session, None, &req, false).await?;
     st.sessions.save(&mut session).await?;
     let mut resp = resp;
     if is_new {
         resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
     }
     Ok(resp)
-}
-
-async fn login_redirect(
-    st: &AppState,
-    req: &crate::oidc::authorize::AuthRequest,
-    session: &mut crate::session::Session,
-) -> Result<Response, WebError> {
-    let id = st.provider.save_pending(req).await.map_err(authz_internal)?;
-    session.data.pending = Some(id);
-    session.data.key_step = None;
-    Ok(Redirect::to("/login").into_response())
-}
-
-fn authz_internal(e: AuthorizeError) -> WebError {
-    WebError::Internal(format!("{e:?}"))
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {

@@ -60,6 +60,8 @@ pub struct Chooser {
     pub c: Chrome,
     pub client: Option<String>,
     pub level: Option<String>,
+    /// Why the current login is not enough (step-up), in the person's language.
+    pub reasons: Vec<String>,
     pub methods: Vec<MethodLink>,
 }
 

@@ -26,6 +26,7 @@ async fn scripted_first_login(backend: Backend) {
         c.args(args)
             .env("COZO_DATABASE__URL", &db)
             .env("COZO_SECRETS__MASTER_KEY_FILE", &key_file)
+            .env("COZO_POLICY__DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
             .current_dir(dir.path());
         if let Some(pw) = stdin {
             c.env("COZO_PASSWORD", pw);

@@ -89,6 +89,7 @@ impl TestServer {
         cfg.database.max_connections = 8;
         cfg.secrets.master_key = Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
         cfg.ui.default_language = "en".into();
+        cfg.policy.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into();
         tweak(&mut cfg);
         let handle =
             cozo_broker::serve_on(cfg, Clock::default(), listener).await.expect("broker starts");
@@ -109,12 +110,16 @@ impl TestServer {
         let mut spec = ClientSpec::new(id, &redirect_uri, policy);
         spec.post_logout_redirect_uris = vec!["http://127.0.0.1:9/bye".into()];
         let secret =
-            admin::add_client(&self.handle.store, &spec, self.now()).await.expect("client");
+            admin::add_client(&self.handle.store, &self.handle.policies, &spec, self.now())
+                .await
+                .expect("client");
         TestClient { id: id.into(), secret, redirect_uri }
     }
 
     pub async fn add_client_spec(&self, spec: &ClientSpec) -> TestClient {
-        let secret = admin::add_client(&self.handle.store, spec, self.now()).await.expect("client");
+        let secret = admin::add_client(&self.handle.store, &self.handle.policies, spec, self.now())
+            .await
+            .expect("client");
         TestClient { id: spec.id.clone(), secret, redirect_uri: spec.redirect_uris[0].clone() }
     }
 

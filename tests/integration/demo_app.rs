@@ -18,7 +18,10 @@ async fn demo_app_logs_in_with_a_digital_key(backend: Backend) {
         "portal",
     );
     spec.post_logout_redirect_uris = vec![format!("{app_base}/")];
-    let secret = cozo_broker::admin::add_client(&s.handle.store, &spec, s.now()).await.unwrap();
+    let secret =
+        cozo_broker::admin::add_client(&s.handle.store, &s.handle.policies, &spec, s.now())
+            .await
+            .unwrap();
     let cfg = DemoAppConfig {
         issuer: url::Url::parse(&s.base).unwrap(),
         public_url: url::Url::parse(&app_base).unwrap(),

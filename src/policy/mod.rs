@@ -1,0 +1,422 @@
+//! Access policies per client (SPEC §4), written in Cedar in `policies/` and evaluated by the
+//! `cedar-policy` engine: the one place that decides whether a login may open a service.
+//!
+//! Each `<name>.cedar` file is one named policy; a client names the policy that guards it. The
+//! files are validated against `policies/schema.cedarschema` at start; a broken file stops
+//! start-up with its file, line and reason. A `forbid` rule carries `@reason("<message key>")`,
+//! which becomes the explanation a person reads ("this service needs the security code from
+//! your app; SMS is not enough").
+
+use crate::assurance::{AssuranceLevel, Method};
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, PolicySet, Request,
+    Schema, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}:{line}: {reason}")]
+    Invalid { file: String, line: usize, reason: String },
+    #[error("cannot read the policy directory {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("unknown policy `{0}`")]
+    Unknown(String),
+}
+
+/// The facts about a person that policies see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub insz: Option<String>,
+    /// Active CoBRHA profession codes; `None` when the registry could not be asked.
+    pub professions: Option<Vec<String>>,
+}
+
+impl Subject {
+    /// Before the person is known (the chooser): assume what a person could bring, so that only
+    /// the method decides.
+    pub fn anyone() -> Self {
+        Self { insz: Some(String::new()), professions: Some(vec!["*".into()]) }
+    }
+}
+
+/// The facts about one login that policies see.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoginFacts {
+    pub method: Method,
+    pub level: AssuranceLevel,
+    pub upstream: Option<&'static str>,
+    pub auth_time: i64,
+}
+
+/// A method and the level it would give, offered by this deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub method: Method,
+    pub level: AssuranceLevel,
+    pub upstream: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Allow,
+    /// This login is not enough; these methods would be.
+    StepUp {
+        reasons: Vec<String>,
+        methods: Vec<Candidate>,
+    },
+    /// Nothing the person could use would be enough.
+    Deny {
+        reasons: Vec<String>,
+    },
+}
+
+impl Decision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::StepUp { .. } => "step_up",
+            Decision::Deny { .. } => "deny",
+        }
+    }
+}
+
+pub struct PolicyEngine {
+    schema: Schema,
+    sets: BTreeMap<String, PolicySet>,
+    /// Policies that look at CoBRHA data (so the registry is asked only for them).
+    registry_users: Vec<String>,
+    dir: PathBuf,
+}
+
+fn level_number(l: AssuranceLevel) -> i64 {
+    match l {
+        AssuranceLevel::Low => 1,
+        AssuranceLevel::Substantial => 2,
+        AssuranceLevel::High => 3,
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+fn first_line(src: &str, d: &dyn Diagnostic) -> usize {
+    d.labels().and_then(|mut l| l.next()).map(|l| line_of(src, l.offset())).unwrap_or(1)
+}
+
+impl PolicyEngine {
+    /// Loads and validates every `*.cedar` file of `dir` against `dir/schema.cedarschema`.
+    pub fn load(dir: &Path) -> Result<Self, PolicyError> {
+        let schema_path = dir.join("schema.cedarschema");
+        let schema_file = schema_path.display().to_string();
+        let schema_src = std::fs::read_to_string(&schema_path)
+            .map_err(|e| PolicyError::Io(schema_file.clone(), e))?;
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(&schema_src).map_err(|e| PolicyError::Invalid {
+                file: schema_file.clone(),
+                line: first_line(&schema_src, &e),
+                reason: e.to_string(),
+            })?;
+        let mut sets = BTreeMap::new();
+        let mut registry_users = Vec::new();
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| PolicyError::Io(dir.display().to_string(), e))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let file = path.display().to_string();
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let src =
+                std::fs::read_to_string(&path).map_err(|e| PolicyError::Io(file.clone(), e))?;
+            let set = PolicySet::from_str(&src).map_err(|e| PolicyError::Invalid {
+                file: file.clone(),
+                line: first_line(&src, &e),
+                reason: e.to_string(),
+            })?;
+            let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+            if let Some(e) = result.validation_errors().next() {
+                return Err(PolicyError::Invalid {
+                    file,
+                    line: first_line(&src, e),
+                    reason: e.to_string(),
+                });
+            }
+            if set.policies().next().is_none() {
+                return Err(PolicyError::Invalid { file, line: 1, reason: "no policy".into() });
+            }
+            if src.contains("professions") || src.contains("registry_available") {
+                registry_users.push(name.clone());
+            }
+            sets.insert(name, set);
+        }
+        Ok(Self { schema, sets, registry_users, dir: dir.to_path_buf() })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sets.keys().map(String::as_str)
+    }
+
+    pub fn needs_registry(&self, name: &str) -> bool {
+        self.registry_users.iter().any(|n| n == name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.sets.contains_key(name)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether `policy` lets this login of this person into `client_id`, and if not, the
+    /// reasons (message keys of the `forbid` rules that decided).
+    pub fn evaluate(
+        &self,
+        policy: &str,
+        client_id: &str,
+        subject: &Subject,
+        login: &LoginFacts,
+    ) -> Result<(bool, Vec<String>), PolicyError> {
+        let set = self.sets.get(policy).ok_or_else(|| PolicyError::Unknown(policy.into()))?;
+        let mut person_attrs = serde_json::json!({
+            "professions": subject.professions.clone().unwrap_or_default(),
+            "registry_available": subject.professions.is_some(),
+        });
+        if let Some(insz) = &subject.insz {
+            person_attrs["insz"] = insz.clone().into();
+        }
+        let entities = serde_json::json!([
+            { "uid": { "type": "Person", "id": "p" }, "attrs": person_attrs, "parents": [] },
+            { "uid": { "type": "Login", "id": "l" }, "attrs": {
+                "method": login.method.as_str(),
+                "level": level_number(login.level),
+                "upstream": login.upstream.unwrap_or(""),
+                "auth_time": login.auth_time,
+            }, "parents": [] },
+            { "uid": { "type": "Client", "id": client_id }, "attrs": { "policy": policy }, "parents": [] },
+        ]);
+        let internal = |e: String| PolicyError::Invalid { file: policy.into(), line: 0, reason: e };
+        let entities = Entities::from_json_value(entities, Some(&self.schema))
+            .map_err(|e| internal(e.to_string()))?;
+        let uid = |t: &str, id: &str| {
+            EntityUid::from_str(&format!("{t}::{}", serde_json::Value::String(id.into())))
+                .map_err(|e| internal(e.to_string()))
+        };
+        let action = uid("Action", "login")?;
+        let context = Context::from_json_value(
+            serde_json::json!({ "login": { "__entity": { "type": "Login", "id": "l" } } }),
+            Some((&self.schema, &action)),
+        )
+        .map_err(|e| internal(e.to_string()))?;
+        let request = Request::new(
+            uid("Person", "p")?,
+            action,
+            uid("Client", client_id)?,
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| internal(e.to_string()))?;
+        let response = Authorizer::new().is_authorized(&request, set, &entities);
+        if let Some(e) = response.diagnostics().errors().next() {
+            // An evaluation error denies (Cedar skips the erroring policy); say so in the logs.
+            tracing::error!(policy, error = %e, "policy evaluation error");
+        }
+        let allowed = response.decision() == CedarDecision::Allow;
+        let reasons = if allowed {
+            Vec::new()
+        } else {
+            let mut r: Vec<String> = response
+                .diagnostics()
+                .reason()
+                .filter_map(|id| {
+                    set.policy(id).and_then(|p| p.annotation("reason")).map(str::to_string)
+                })
+                .collect();
+            r.sort();
+            r.dedup();
+            if r.is_empty() {
+                r.push("policy-not-allowed".into());
+            }
+            r
+        };
+        Ok((allowed, reasons))
+    }
+
+    /// The full decision for a client: allow this login, or offer the candidates that would be
+    /// allowed (step-up), or deny when none would.
+    pub fn decide(
+        &self,
+        policy: &str,
+        client_id: &str,
+        subject: &Subject,
+        login: Option<&LoginFacts>,
+        candidates: &[Candidate],
+        now: i64,
+    ) -> Result<Decision, PolicyError> {
+        let mut reasons = Vec::new();
+        if let Some(l) = login {
+            let (ok, why) = self.evaluate(policy, client_id, subject, l)?;
+            if ok {
+                return Ok(Decision::Allow);
+            }
+            reasons = why;
+        }
+        let mut methods = Vec::new();
+        let mut candidate_reasons = Vec::new();
+        for c in candidates {
+            let facts = LoginFacts {
+                method: c.method,
+                level: c.level,
+                upstream: c.upstream,
+                auth_time: now,
+            };
+            let (ok, why) = self.evaluate(policy, client_id, subject, &facts)?;
+            if ok {
+                methods.push(*c);
+            } else {
+                candidate_reasons.extend(why);
+            }
+        }
+        if methods.is_empty() {
+            if reasons.is_empty() {
+                candidate_reasons.sort();
+                candidate_reasons.dedup();
+                reasons = candidate_reasons;
+            }
+            return Ok(Decision::Deny { reasons });
+        }
+        Ok(Decision::StepUp { reasons, methods })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AssuranceLevel::*;
+
+    fn engine() -> PolicyEngine {
+        PolicyEngine::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+    }
+
+    fn person() -> Subject {
+        Subject { insz: Some("85073003328".into()), professions: Some(vec![]) }
+    }
+
+    fn facts(method: Method, level: AssuranceLevel) -> LoginFacts {
+        LoginFacts { method, level, upstream: None, auth_time: 0 }
+    }
+
+    /// SPEC §3/§4 as a table: method × level × policy → allowed.
+    #[test]
+    fn matrix() {
+        let e = engine();
+        let doctor = Subject { professions: Some(vec!["PHYSICIAN".into()]), ..person() };
+        let cases = [
+            (Method::Totp, Substantial, true, true),
+            (Method::Webauthn, Substantial, true, true),
+            (Method::Sms, Low, true, false),
+            (Method::Token, Low, true, false),
+            (Method::Eid, High, true, true),
+            (Method::Eidas, Low, true, false),
+            (Method::Eidas, Substantial, true, true),
+            (Method::Eidas, High, true, true),
+            (Method::Itsme, High, true, true),
+            // An SMS login through FAS is still an SMS login.
+            (Method::Sms, Substantial, true, false),
+        ];
+        for (method, level, portal, ehealth) in cases {
+            let f = facts(method, level);
+            assert_eq!(
+                e.evaluate("portal", "c", &person(), &f).unwrap().0,
+                portal,
+                "portal {method} {level}"
+            );
+            assert_eq!(
+                e.evaluate("ehealth", "c", &person(), &f).unwrap().0,
+                ehealth,
+                "ehealth {method} {level}"
+            );
+            assert_eq!(
+                e.evaluate("ehealth-professional", "c", &doctor, &f).unwrap().0,
+                ehealth,
+                "professional {method} {level}"
+            );
+            assert!(!e.evaluate("ehealth-professional", "c", &person(), &f).unwrap().0);
+        }
+    }
+
+    #[test]
+    fn reasons_explain_the_refusal() {
+        let e = engine();
+        let (ok, why) = e.evaluate("ehealth", "c", &person(), &facts(Method::Sms, Low)).unwrap();
+        assert!(!ok);
+        assert_eq!(why, vec!["policy-level-substantial", "policy-no-sms-token"]);
+        let no_insz = Subject { insz: None, professions: Some(vec![]) };
+        let (ok, why) = e.evaluate("portal", "c", &no_insz, &facts(Method::Eidas, High)).unwrap();
+        assert!(!ok);
+        assert_eq!(why, vec!["policy-insz-required"]);
+        let unknown = Subject { insz: Some("x".into()), professions: None };
+        let (_, why) = e
+            .evaluate("ehealth-professional", "c", &unknown, &facts(Method::Totp, Substantial))
+            .unwrap();
+        assert_eq!(why, vec!["policy-registry-unavailable"]);
+    }
+
+    #[test]
+    fn step_up_offers_only_what_would_satisfy() {
+        let e = engine();
+        let candidates = [
+            Candidate { method: Method::Totp, level: Substantial, upstream: None },
+            Candidate { method: Method::Sms, level: Low, upstream: None },
+            Candidate { method: Method::Token, level: Low, upstream: None },
+        ];
+        let d = e
+            .decide("ehealth", "c", &person(), Some(&facts(Method::Sms, Low)), &candidates, 0)
+            .unwrap();
+        match d {
+            Decision::StepUp { methods, reasons } => {
+                assert_eq!(
+                    methods.iter().map(|c| c.method).collect::<Vec<_>>(),
+                    vec![Method::Totp]
+                );
+                assert!(reasons.contains(&"policy-no-sms-token".to_string()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = e.decide("ehealth", "c", &person(), None, &candidates[1..], 0).unwrap();
+        assert!(matches!(d, Decision::Deny { .. }));
+        assert_eq!(
+            e.decide("portal", "c", &person(), Some(&facts(Method::Sms, Low)), &candidates, 0)
+                .unwrap(),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn broken_policy_stops_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/schema.cedarschema");
+        std::fs::copy(src, dir.path().join("schema.cedarschema")).unwrap();
+        std::fs::write(
+            dir.path().join("bad.cedar"),
+            "// fine\npermit (principal, action, resource)\nwhen { context.login.levl > 1 };\n",
+        )
+        .unwrap();
+        let err = PolicyEngine::load(dir.path()).err().expect("refused");
+        let PolicyError::Invalid { file, line, reason } = &err else { panic!("{err}") };
+        assert!(file.ends_with("bad.cedar"));
+        assert_eq!(*line, 3, "{reason}");
+        std::fs::write(dir.path().join("bad.cedar"), "permit (principal, action, resource\n")
+            .unwrap();
+        let err = PolicyEngine::load(dir.path()).err().expect("refused");
+        assert!(matches!(err, PolicyError::Invalid { .. }), "{err}");
+    }
+}
