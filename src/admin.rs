@@ -169,23 +169,19 @@ async fn person(store: &Store, insz: &str) -> Result<Person, AdminError> {
         .ok_or_else(|| AdminError::NotFound("person with this INSZ".into()))
 }
 
-/// Adds an active TOTP key to the person's account, creating the account (username + password)
-/// if the person has none yet.
-pub async fn add_totp_key(
+/// The person's digital-key account, created (username + password) if they have none yet.
+pub async fn account_for(
     store: &Store,
-    master: &MasterKey,
     cfg: &Config,
     insz: &str,
     username: &str,
     password: Option<&str>,
     now: i64,
-) -> Result<NewTotp, AdminError> {
+) -> Result<crate::store::Account, AdminError> {
     let person = person(store, insz).await?;
-    let account = match store.account_by_person(&person.id).await? {
-        Some(a) if a.username == keys::normalize_username(username) => a,
-        Some(_) => {
-            return Err(AdminError::Invalid("this person's account has another username".into()))
-        }
+    match store.account_by_person(&person.id).await? {
+        Some(a) if a.username == keys::normalize_username(username) => Ok(a),
+        Some(_) => Err(AdminError::Invalid("this person's account has another username".into())),
         None => {
             let password = password.ok_or_else(|| {
                 AdminError::Invalid(
@@ -199,10 +195,53 @@ pub async fn add_totp_key(
                         AdminError::Invalid(format!("rejected: {rule}"))
                     }
                     other => other.into(),
-                })?
+                })
         }
-    };
+    }
+}
+
+/// Adds an active TOTP key to the person's account, creating the account if needed.
+pub async fn add_totp_key(
+    store: &Store,
+    master: &MasterKey,
+    cfg: &Config,
+    insz: &str,
+    username: &str,
+    password: Option<&str>,
+    now: i64,
+) -> Result<NewTotp, AdminError> {
+    let account = account_for(store, cfg, insz, username, password, now).await?;
     Ok(keys::add_totp(store, master, &account, "active", now).await?)
+}
+
+/// Adds an SMS key (a mobile number in international form).
+pub async fn add_sms_key(
+    store: &Store,
+    cfg: &Config,
+    insz: &str,
+    username: &str,
+    password: Option<&str>,
+    phone: &str,
+    now: i64,
+) -> Result<String, AdminError> {
+    let account = account_for(store, cfg, insz, username, password, now).await?;
+    keys::add_sms(store, &account, phone, now).await.map_err(|e| match e {
+        keys::KeyError::Invalid(_) => AdminError::Invalid("--phone: + and 8 to 15 digits".into()),
+        other => other.into(),
+    })
+}
+
+/// Adds a token card; returns its 24 codes (shown once).
+pub async fn add_token_key(
+    store: &Store,
+    cfg: &Config,
+    insz: &str,
+    username: &str,
+    password: Option<&str>,
+    now: i64,
+) -> Result<std::collections::BTreeMap<i64, String>, AdminError> {
+    let account = account_for(store, cfg, insz, username, password, now).await?;
+    Ok(keys::add_token(store, &account, now).await?)
 }
 
 pub async fn list_keys(store: &Store, insz: &str) -> Result<(String, Vec<KeyRow>), AdminError> {
@@ -219,4 +258,106 @@ pub async fn revoke_all_keys(store: &Store, insz: &str, now: i64) -> Result<u64,
         return Ok(0);
     };
     Ok(store.revoke_keys_of_account(&account.id, now).await?)
+}
+
+/// `cozo-broker policy check`: the decision a client's policy gives a person logging in with a
+/// method (SPEC §4), with the policy that decided, the reasons and the methods that would do.
+pub async fn policy_check(
+    store: &Store,
+    cfg: &Config,
+    client_id: &str,
+    insz: &str,
+    method: &str,
+    level: Option<&str>,
+    now: i64,
+) -> Result<serde_json::Value, AdminError> {
+    use crate::assurance::{AssuranceLevel, Method};
+    use crate::policy::{Decision, LoginFacts, PolicyEngine, Subject};
+    let engine = PolicyEngine::load(&cfg.policy.dir)
+        .map_err(|e| AdminError::Invalid(format!("policy.dir: {e}")))?;
+    let client = store
+        .client(client_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("client {client_id}")))?;
+    let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("--insz: {e}")))?;
+    let method = Method::parse(method).ok_or_else(|| {
+        AdminError::Invalid("--method: eid, totp, webauthn, sms, token, eidas, itsme".into())
+    })?;
+    let level = match level {
+        Some(l) => AssuranceLevel::parse(l)
+            .ok_or_else(|| AdminError::Invalid("--level: low, substantial or high".into()))?,
+        None => method.own_level().unwrap_or(AssuranceLevel::Low),
+    };
+    let professions = match (&cfg.cobrha.url, engine.needs_registry(&client.policy)) {
+        (Some(url), true) => {
+            let reg = crate::cobrha::HttpRegistry::new(
+                url.as_str(),
+                std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
+                std::time::Duration::from_secs(1),
+            );
+            let today = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().date_naive();
+            use crate::cobrha::Registry;
+            reg.professions(&insz).await.ok().map(|v| {
+                v.into_iter()
+                    .filter(|p| p.active_on(today))
+                    .map(|p| p.profession)
+                    .collect::<Vec<_>>()
+            })
+        }
+        _ => None,
+    };
+    let subject = Subject { insz: Some(insz.as_str().to_string()), professions };
+    let upstream = match method {
+        Method::Eidas => Some("eidas"),
+        _ => None,
+    };
+    let facts = LoginFacts { method, level, upstream, auth_time: now };
+    let candidates = crate::offered_methods(cfg);
+    let decision = engine
+        .decide(&client.policy, &client.id, &subject, Some(&facts), &candidates, now)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let (reasons, methods) = match &decision {
+        Decision::Allow => (
+            vec![],
+            candidates
+                .iter()
+                .filter(|c| {
+                    engine
+                        .evaluate(
+                            &client.policy,
+                            &client.id,
+                            &subject,
+                            &LoginFacts {
+                                method: c.method,
+                                level: c.level,
+                                upstream: c.upstream,
+                                auth_time: now,
+                            },
+                        )
+                        .map(|r| r.0)
+                        .unwrap_or(false)
+                })
+                .map(|c| c.method.as_str().to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Decision::StepUp { reasons, methods } => {
+            (reasons.clone(), methods.iter().map(|c| c.method.as_str().to_string()).collect())
+        }
+        Decision::Deny { reasons } => (reasons.clone(), vec![]),
+    };
+    let tr = crate::i18n::Tr::new("en");
+    let reason = if reasons.is_empty() {
+        format!("a {} login at level {} satisfies policy {}", method, level.short(), client.policy)
+    } else {
+        reasons.iter().map(|r| tr.t(r)).collect::<Vec<_>>().join(" ")
+    };
+    let mut methods = methods;
+    methods.dedup();
+    Ok(serde_json::json!({
+        "decision": decision.name(),
+        "policy": client.policy,
+        "reason": reason,
+        "reasons": reasons,
+        "methods": methods,
+    }))
 }

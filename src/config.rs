@@ -22,6 +22,37 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub cobrha: RegistryConfig,
     pub bis_register: RegistryConfig,
+    pub sms: SmsConfig,
+    pub mail: MailConfig,
+}
+
+/// SMS delivery: the broker POSTs `{"to","text"}` as JSON to the gateway (SPEC §7).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    pub gateway_url: Option<Url>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtp://host:port` or `smtps://user:pass@host`.
+    pub smtp_url: Option<String>,
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self { smtp_url: None, from: "CoZo <no-reply@localhost>".into() }
+    }
+}
+
+impl Config {
+    /// Without an SMS gateway and SMTP server (the demo), messages stay in the outbox and
+    /// `/demo/mailbox` shows them.
+    pub fn demo_mailbox(&self) -> bool {
+        self.sms.gateway_url.is_none() && self.mail.smtp_url.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -38,6 +38,9 @@ enum Command {
     Key(KeyCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Access policies (policies/*.cedar).
+    #[command(subcommand)]
+    Policy(PolicyCmd),
     /// Print the current code of a TOTP secret (base32), as an authenticator app would.
     TotpCode { secret: String },
 }
@@ -123,6 +126,24 @@ enum KeyCmd {
         #[arg(long)]
         json: bool,
     },
+    AddSms {
+        #[arg(long)]
+        insz: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        phone: String,
+        #[arg(long)]
+        json: bool,
+    },
+    AddToken {
+        #[arg(long)]
+        insz: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
     List {
         #[arg(long)]
         insz: String,
@@ -134,6 +155,24 @@ enum KeyCmd {
         insz: String,
         #[arg(long, required = true)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Evaluate a client's policy for a person and a login method, without logging in.
+    Check {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        insz: String,
+        #[arg(long)]
+        method: String,
+        /// The level the login would have (default: the method's own level).
+        #[arg(long)]
+        level: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -233,7 +272,11 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
     match command {
         Command::Serve => {
             init_logging();
-            let handle = cozo_broker::serve(cfg).await.map_err(runtime)?;
+            let handle = cozo_broker::serve(cfg).await.map_err(|e| match e {
+                // A broken policy is a configuration error: file, line and reason (exit 2).
+                cozo_broker::StartError::Policy(p) => Failure::Usage(format!("policy.dir: {p}")),
+                other => runtime(other),
+            })?;
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
             handle.shutdown().await;
@@ -351,6 +394,45 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                         println!("secret (shown once): {}\n{}", t.secret_base32, t.otpauth_uri);
                     }
                 }
+                KeyCmd::AddSms { insz, username, phone, json } => {
+                    let password = read_password();
+                    let id = admin::add_sms_key(
+                        &store,
+                        &cfg,
+                        &insz,
+                        &username,
+                        password.as_deref(),
+                        &phone,
+                        now,
+                    )
+                    .await?;
+                    if json {
+                        print_json(serde_json::json!({ "key_id": id }));
+                    } else {
+                        println!("SMS key added");
+                    }
+                }
+                KeyCmd::AddToken { insz, username, json } => {
+                    let password = read_password();
+                    let card = admin::add_token_key(
+                        &store,
+                        &cfg,
+                        &insz,
+                        &username,
+                        password.as_deref(),
+                        now,
+                    )
+                    .await?;
+                    let card: serde_json::Map<String, serde_json::Value> =
+                        card.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+                    if json {
+                        print_json(serde_json::json!({ "card": card }));
+                    } else {
+                        for (k, v) in card {
+                            println!("{k:>2}  {}", v.as_str().unwrap_or_default());
+                        }
+                    }
+                }
                 KeyCmd::List { insz, json } => {
                     let (username, keys) = admin::list_keys(&store, &insz).await?;
                     let list: Vec<_> = keys
@@ -376,6 +458,34 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             let store = cozo_broker::open_store(&cfg).await.map_err(runtime)?;
             for e in store.audit_events(None, since, limit).await.map_err(runtime)? {
                 println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::Policy(PolicyCmd::Check { client, insz, method, level, json }) => {
+            let store = cozo_broker::open_store(&cfg).await.map_err(runtime)?;
+            let out = cozo_broker::admin::policy_check(
+                &store,
+                &cfg,
+                &client,
+                &insz,
+                &method,
+                level.as_deref(),
+                now,
+            )
+            .await?;
+            if json {
+                print_json(out);
+            } else {
+                println!(
+                    "{} (policy {}): {}\nmethods that would satisfy: {}",
+                    out["decision"].as_str().unwrap_or_default(),
+                    out["policy"].as_str().unwrap_or_default(),
+                    out["reason"].as_str().unwrap_or_default(),
+                    out["methods"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                );
             }
             Ok(())
         }

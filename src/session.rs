@@ -41,6 +41,9 @@ pub struct KeyStep {
     pub person_id: String,
     pub username: String,
     pub at: i64,
+    /// The open one-time challenge (an SMS code sent, a card position asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -1,1 +1,3 @@
+pub mod cobrha;
 pub mod demo_app;
+mod registry_mock;

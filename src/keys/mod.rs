@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::LoginConfig;
 use crate::crypto::{self, MasterKey};
 use crate::session::{KeyStep, Login};
-use crate::store::{Account, AuditEvent, KeyRow, Store, StoreError};
+use crate::store::{Account, AuditEvent, Challenge, KeyRow, OutboxMessage, Store, StoreError};
 use std::time::Duration;
 
 /// How long the second step may follow the password.
@@ -57,6 +57,50 @@ pub enum CodeCheck {
     },
     /// The account has no active key of that kind.
     NoSuchKey,
+    /// An SMS or card code was posted without (or after) its challenge.
+    NoChallenge,
+}
+
+#[derive(Debug)]
+pub enum ChallengeStart {
+    SmsSent {
+        id: String,
+        phone: String,
+    },
+    TokenPosition {
+        id: String,
+        position: i64,
+    },
+    NoSuchKey,
+    /// Every position of the card was used: the office issues a new one.
+    CardUsedUp,
+}
+
+/// Life of an SMS code or of an asked card position.
+pub const SMS_TTL_S: i64 = 300;
+/// Codes on a token card.
+pub const CARD_POSITIONS: i64 = 24;
+
+fn challenge_hash(id: &str, code: &str) -> String {
+    crypto::token_hash(&format!("{id}:{}", code.trim()))
+}
+
+/// `+32 4** ** ** 12`-style: enough for the person to recognise their number.
+pub fn mask_phone(phone: &str) -> String {
+    let n = phone.chars().count();
+    phone
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i >= 4 && i + 2 < n && c.is_ascii_digit() { '*' } else { c })
+        .collect()
+}
+
+/// A mobile number in international form: `+` and 8 to 15 digits (spaces allowed).
+pub fn parse_phone(s: &str) -> Option<String> {
+    let compact: String = s.chars().filter(|c| !matches!(c, ' ' | '.' | '-' | '/')).collect();
+    let digits = compact.strip_prefix('+')?;
+    ((8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(compact)
 }
 
 pub struct KeyService {
@@ -174,6 +218,7 @@ impl KeyService {
                 person_id: account.person_id.clone(),
                 username,
                 at: now,
+                challenge: None,
             },
             methods,
         })
@@ -198,6 +243,9 @@ impl KeyService {
         let now = self.clock.now();
         if let Some(until) = self.lock_of(&step.username, address, now).await? {
             return Ok(CodeCheck::Locked { until });
+        }
+        if matches!(method, Method::Sms | Method::Token) {
+            return self.check_challenge(step, method, code, address, now).await;
         }
         if method != Method::Totp {
             return Ok(CodeCheck::NoSuchKey);
@@ -234,6 +282,148 @@ impl KeyService {
         let locked = self.fail(&step.username, address, now).await?;
         self.audit_failure(Some(&step.person_id), "totp", locked).await;
         Ok(match (locked, replayed) {
+            (Some(until), _) => CodeCheck::Locked { until },
+            (None, true) => CodeCheck::Replayed,
+            (None, false) => CodeCheck::Wrong,
+        })
+    }
+
+    /// Opens a challenge for SMS (sends a code through the outbox) or the token card (picks an
+    /// unused position). The caller keeps its id in the session.
+    pub async fn start_challenge(
+        &self,
+        step: &KeyStep,
+        method: Method,
+    ) -> Result<ChallengeStart, KeyError> {
+        let now = self.clock.now();
+        let Some(key) = self
+            .store
+            .keys_of_account(&step.account_id)
+            .await?
+            .into_iter()
+            .find(|k| k.kind == method.as_str() && k.status == "active")
+        else {
+            return Ok(ChallengeStart::NoSuchKey);
+        };
+        let id = crypto::random_id();
+        match method {
+            Method::Sms => {
+                let phone = key.phone.clone().unwrap_or_default();
+                let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+                self.store
+                    .insert_challenge(
+                        &Challenge {
+                            id: id.clone(),
+                            key_id: key.id.clone(),
+                            kind: "sms".into(),
+                            position: None,
+                            code_hash: Some(challenge_hash(&id, &code)),
+                            expires_at: now + SMS_TTL_S,
+                            used_at: None,
+                        },
+                        now,
+                    )
+                    .await?;
+                // The code is the only six-digit number in the text.
+                let body = format!(
+                    "CoZo: your login code is {code}. Valid for five minutes. Never share it."
+                );
+                self.store
+                    .enqueue(&OutboxMessage {
+                        id: crypto::random_id(),
+                        channel: "sms".into(),
+                        recipient: phone.clone(),
+                        subject: None,
+                        body,
+                        created_at: now,
+                        attempts: 0,
+                        sent_at: None,
+                    })
+                    .await?;
+                Ok(ChallengeStart::SmsSent { id, phone: mask_phone(&phone) })
+            }
+            Method::Token => {
+                let free = self.store.unused_positions(&key.id).await?;
+                if free.is_empty() {
+                    return Ok(ChallengeStart::CardUsedUp);
+                }
+                let position = free[rand::random::<usize>() % free.len()];
+                self.store
+                    .insert_challenge(
+                        &Challenge {
+                            id: id.clone(),
+                            key_id: key.id.clone(),
+                            kind: "token".into(),
+                            position: Some(position),
+                            code_hash: None,
+                            expires_at: now + SMS_TTL_S,
+                            used_at: None,
+                        },
+                        now,
+                    )
+                    .await?;
+                Ok(ChallengeStart::TokenPosition { id, position })
+            }
+            _ => Ok(ChallengeStart::NoSuchKey),
+        }
+    }
+
+    async fn check_challenge(
+        &self,
+        step: &KeyStep,
+        method: Method,
+        code: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<CodeCheck, KeyError> {
+        let Some(id) = &step.challenge else { return Ok(CodeCheck::NoChallenge) };
+        let Some(ch) = self.store.challenge(id).await? else { return Ok(CodeCheck::NoChallenge) };
+        let keys = self.store.keys_of_account(&step.account_id).await?;
+        let key_ok = keys
+            .iter()
+            .any(|k| k.id == ch.key_id && k.status == "active" && k.kind == method.as_str());
+        if !key_ok || ch.kind != method.as_str() || ch.expires_at <= now {
+            return Ok(CodeCheck::NoChallenge);
+        }
+        let code = code.trim();
+        let right = match (method, ch.position, &ch.code_hash) {
+            (Method::Sms, _, Some(h)) => {
+                crypto::ct_eq(challenge_hash(&ch.id, code).as_bytes(), h.as_bytes())
+            }
+            (Method::Token, Some(pos), _) => {
+                match self.store.token_code_hash(&ch.key_id, pos).await? {
+                    Some((h, _)) => crypto::ct_eq(
+                        crypto::token_hash(&code.to_uppercase()).as_bytes(),
+                        h.as_bytes(),
+                    ),
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if right {
+            let fresh = match (method, ch.position) {
+                (Method::Token, Some(pos)) => {
+                    self.store.use_challenge(&ch.id, now).await?
+                        && self.store.use_token_position(&ch.key_id, pos, now).await?
+                }
+                _ => self.store.use_challenge(&ch.id, now).await?,
+            };
+            if fresh {
+                self.store.clear_failures(&Self::account_key(&step.username)).await?;
+                return Ok(CodeCheck::Ok(Login {
+                    person_id: step.person_id.clone(),
+                    auth_time: now,
+                    acr: AssuranceLevel::Low,
+                    amr: vec!["pwd".into(), method.as_str().into()],
+                    method,
+                    eidas_person_identifier: None,
+                }));
+            }
+        }
+        let locked = self.fail(&step.username, address, now).await?;
+        self.audit_failure(Some(&step.person_id), method.as_str(), locked).await;
+        Ok(match (locked, right) {
             (Some(until), _) => CodeCheck::Locked { until },
             (None, true) => CodeCheck::Replayed,
             (None, false) => CodeCheck::Wrong,
@@ -332,4 +522,68 @@ pub async fn add_totp(
         secret_base32: totp::secret_base32(&secret),
         otpauth_uri: totp::otpauth_uri(&secret, &account.username),
     })
+}
+
+/// A new SMS key for a mobile number.
+pub async fn add_sms(
+    store: &Store,
+    account: &Account,
+    phone: &str,
+    now: i64,
+) -> Result<String, KeyError> {
+    let phone = parse_phone(phone).ok_or(KeyError::Invalid("phone-rules"))?;
+    let key_id = crypto::random_id();
+    store
+        .insert_key(&KeyRow {
+            id: key_id.clone(),
+            account_id: account.id.clone(),
+            kind: "sms".into(),
+            status: "active".into(),
+            secret_enc: None,
+            phone: Some(phone),
+            data: None,
+            last_step: 0,
+            created_at: now,
+        })
+        .await?;
+    Ok(key_id)
+}
+
+/// Characters of token-card codes: no look-alikes (0/O, 1/I/L).
+const CARD_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+/// A new token card: 24 numbered codes, shown once, stored as hashes.
+pub async fn add_token(
+    store: &Store,
+    account: &Account,
+    now: i64,
+) -> Result<std::collections::BTreeMap<i64, String>, KeyError> {
+    let key_id = crypto::random_id();
+    store
+        .insert_key(&KeyRow {
+            id: key_id.clone(),
+            account_id: account.id.clone(),
+            kind: "token".into(),
+            status: "active".into(),
+            secret_enc: None,
+            phone: None,
+            data: None,
+            last_step: 0,
+            created_at: now,
+        })
+        .await?;
+    let mut card = std::collections::BTreeMap::new();
+    let mut hashes = Vec::new();
+    for pos in 1..=CARD_POSITIONS {
+        let code: String = (0..6)
+            .map(|_| {
+                let i = rand::random::<usize>() % CARD_ALPHABET.len();
+                char::from(CARD_ALPHABET[i])
+            })
+            .collect();
+        hashes.push((pos, crypto::token_hash(&code)));
+        card.insert(pos, code);
+    }
+    store.insert_token_codes(&key_id, &hashes).await?;
+    Ok(card)
 }

@@ -7,6 +7,7 @@
 
 mod audit;
 mod clients;
+mod factors;
 mod oidc;
 mod persons;
 mod sessions;
@@ -14,6 +15,7 @@ mod throttle;
 
 pub use audit::*;
 pub use clients::*;
+pub use factors::*;
 pub use oidc::*;
 pub use persons::*;
 pub use sessions::*;
@@ -141,6 +143,7 @@ impl Store {
             "DELETE FROM pending_auth WHERE expires_at < $1",
             "DELETE FROM auth_codes WHERE expires_at < $1 - 86400",
             "DELETE FROM seen_once WHERE expires_at < $1",
+            "DELETE FROM challenges WHERE expires_at < $1",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",
         ] {
             n += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();

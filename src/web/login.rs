@@ -1,11 +1,12 @@
 //! The login pages: the chooser and the digital-key login (SPEC §6).
 
+use super::pages::Notice;
 use super::pages::{self, Link};
 use super::pages::{render, Chooser, Chrome, FormError, KeyCode, KeyLogin, KeyOption, MethodLink};
 use super::{AppState, Ctx, WebError};
 use crate::assurance::Method;
 use crate::i18n::Tr;
-use crate::keys::{CodeCheck, PasswordCheck, KEY_STEP_TTL_S};
+use crate::keys::{ChallengeStart, CodeCheck, PasswordCheck, KEY_STEP_TTL_S};
 use crate::oidc::authorize::{Access, AuthRequest, Next};
 use crate::policy::Subject;
 use crate::session::{Login, Session};
@@ -187,6 +188,32 @@ pub async fn key_password(
     }
 }
 
+/// The account's active keys that the pending request's policy accepts, and the reasons when
+/// some are refused.
+async fn usable_keys(
+    st: &AppState,
+    session: &Session,
+    account_id: &str,
+) -> Result<(Vec<Method>, Vec<String>), WebError> {
+    let mut methods = st.keys.active_methods(account_id).await?;
+    let mut reasons = Vec::new();
+    if let Some((_, req)) = pending_of(st, Some(session)).await? {
+        let (why, allowed) = step_up_state(st, Some(session), &req).await?;
+        methods.retain(|m| allowed.contains(m));
+        reasons = why;
+        if reasons.is_empty() && methods.is_empty() {
+            reasons.push("policy-no-sms-token".into());
+        }
+    }
+    Ok((methods, reasons))
+}
+
+fn set_challenge(session: &mut Session, id: String) {
+    if let Some(step) = session.data.key_step.as_mut() {
+        step.challenge = Some(id);
+    }
+}
+
 /// The second-step form for the account that passed its password.
 async fn code_page(
     st: &AppState,
@@ -196,18 +223,36 @@ async fn code_page(
     status: StatusCode,
     chosen: Option<Method>,
 ) -> Result<Response, WebError> {
+    code_page_with(st, ctx, session, error, None, status, chosen).await
+}
+
+async fn code_page_with(
+    st: &AppState,
+    ctx: &Ctx,
+    session: &Session,
+    error: Option<FormError>,
+    notice: Option<Notice>,
+    status: StatusCode,
+    chosen: Option<Method>,
+) -> Result<Response, WebError> {
     let Some(step) = &session.data.key_step else {
         return Ok(Redirect::to("/login/key").into_response());
     };
-    let methods = st.keys.active_methods(&step.account_id).await?;
+    let (methods, reasons) = usable_keys(st, session, &step.account_id).await?;
     let tr = &ctx.tr;
+    let mut error = error;
+    if methods.is_empty() && error.is_none() {
+        // The account's keys are not strong enough for this service: say which it needs.
+        let text = reasons.iter().map(|r| tr.t(r)).collect::<Vec<_>>().join(" ");
+        error = Some(FormError { code: "key-not-accepted", text });
+    }
     let options = methods
         .iter()
         .enumerate()
         .map(|(i, m)| KeyOption {
             value: m.as_str(),
             label: tr.t(&format!("key-{}", m.as_str())),
-            help: if *m == Method::Totp { tr.t("key-totp-help") } else { String::new() },
+            help: tr.t(&format!("key-{}-help", m.as_str())),
             checked: chosen.map_or(i == 0, |c| c == *m),
         })
         .collect();
@@ -216,6 +261,7 @@ async fn code_page(
         csrf: session.csrf.clone(),
         options,
         error,
+        notice,
     };
     Ok(render(status, &page))
 }
@@ -278,12 +324,71 @@ pub async fn key_code(
         let e = FormError::new(&tr, "no-such-key");
         return code_page(&st, &ctx, &session, Some(e), StatusCode::BAD_REQUEST, None).await;
     };
+    let (usable, reasons) = usable_keys(&st, &session, &step.account_id).await?;
+    if !usable.contains(&method) {
+        // Not offered for this service (e.g. SMS for eHealth): nothing is sent or checked.
+        let text = reasons.iter().map(|r| tr.t(r)).collect::<Vec<_>>().join(" ");
+        let e = FormError { code: "key-not-accepted", text };
+        return code_page(&st, &ctx, &session, Some(e), StatusCode::FORBIDDEN, None).await;
+    }
+    if code.trim().is_empty() && matches!(method, Method::Sms | Method::Token) {
+        // No code yet: send one by SMS, or ask for a card position.
+        let notice = match st.keys.start_challenge(&step, method).await? {
+            ChallengeStart::SmsSent { id, phone } => {
+                set_challenge(&mut session, id);
+                Notice { text: tr.t1("sms-sent", "phone", &phone), position: None }
+            }
+            ChallengeStart::TokenPosition { id, position } => {
+                set_challenge(&mut session, id);
+                Notice {
+                    text: tr.t1("token-position", "position", &position.to_string()),
+                    position: Some(position),
+                }
+            }
+            ChallengeStart::NoSuchKey => {
+                let e = FormError::new(&tr, "no-such-key");
+                return code_page(
+                    &st,
+                    &ctx,
+                    &session,
+                    Some(e),
+                    StatusCode::BAD_REQUEST,
+                    Some(method),
+                )
+                .await;
+            }
+            ChallengeStart::CardUsedUp => {
+                let e = FormError::new(&tr, "card-used-up");
+                return code_page(
+                    &st,
+                    &ctx,
+                    &session,
+                    Some(e),
+                    StatusCode::BAD_REQUEST,
+                    Some(method),
+                )
+                .await;
+            }
+        };
+        st.sessions.save(&mut session).await?;
+        return code_page_with(
+            &st,
+            &ctx,
+            &session,
+            None,
+            Some(notice),
+            StatusCode::OK,
+            Some(method),
+        )
+        .await;
+    }
     let outcome = st.keys.check_code(&step, method, &code, &ctx.address).await?;
     let (status, error) = match outcome {
         CodeCheck::Ok(login) => return complete_login(&st, &ctx, session, login).await,
         CodeCheck::Wrong => (StatusCode::UNAUTHORIZED, FormError::new(&tr, "wrong-code")),
         CodeCheck::Replayed => (StatusCode::UNAUTHORIZED, FormError::new(&tr, "replayed-code")),
         CodeCheck::NoSuchKey => (StatusCode::BAD_REQUEST, FormError::new(&tr, "no-such-key")),
+        CodeCheck::NoChallenge => (StatusCode::BAD_REQUEST, FormError::new(&tr, "no-challenge")),
         CodeCheck::Locked { until } => (
             StatusCode::TOO_MANY_REQUESTS,
             FormError { code: "locked", text: locked_text(&tr, until) },

@@ -157,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/logout", post(account::logout))
         .route("/lang/{code}", get(set_language))
         .route("/static/style.css", get(stylesheet))
+        .route("/demo/mailbox", get(mailbox))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/", get(|| async { Redirect::to("/account") }))
@@ -237,4 +238,31 @@ async fn readyz(State(st): State<AppState>) -> Response {
     let body = serde_json::json!({ "database": db, "keys": keys });
     let status = if db && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
+}
+
+/// The demo mailbox: what the outbox holds, when no SMS gateway or SMTP server is configured.
+async fn mailbox(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    if !st.cfg.demo_mailbox() {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let ctx = st.ctx(&headers, peer).await?;
+    let messages = st.store.outbox(100).await?;
+    let page = pages::Mailbox {
+        c: pages::Chrome::new(ctx.tr.clone(), "/demo/mailbox"),
+        messages: messages
+            .into_iter()
+            .map(|m| pages::MailItem {
+                when: ctx.tr.datetime(m.created_at),
+                channel: m.channel,
+                recipient: m.recipient,
+                subject: m.subject.unwrap_or_default(),
+                body: m.body,
+            })
+            .collect(),
+    };
+    Ok(pages::render(StatusCode::OK, &page))
 }

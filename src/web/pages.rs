@@ -81,6 +81,12 @@ pub struct KeyOption {
     pub checked: bool,
 }
 
+/// Information for the person (an SMS was sent, which card position to type).
+pub struct Notice {
+    pub text: String,
+    pub position: Option<i64>,
+}
+
 #[derive(Template)]
 #[template(path = "key_code.html")]
 pub struct KeyCode {
@@ -88,6 +94,7 @@ pub struct KeyCode {
     pub csrf: String,
     pub options: Vec<KeyOption>,
     pub error: Option<FormError>,
+    pub notice: Option<Notice>,
 }
 
 pub struct Link {
@@ -158,4 +165,19 @@ pub fn message(
     let page =
         Message { c: Chrome::new(tr.clone(), "/"), title: tr.t(title_key), text, code, link };
     render(status, &page)
+}
+
+pub struct MailItem {
+    pub when: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Template)]
+#[template(path = "mailbox.html")]
+pub struct Mailbox {
+    pub c: Chrome,
+    pub messages: Vec<MailItem>,
 }

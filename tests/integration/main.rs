@@ -6,3 +6,4 @@ mod common;
 mod demo_app;
 mod flow;
 mod hostile;
+mod policy;

@@ -1,0 +1,172 @@
+//! Token-card codes, one-time challenges and the message outbox.
+
+use super::{col, Result, Store};
+
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub id: String,
+    pub key_id: String,
+    pub kind: String,
+    pub position: Option<i64>,
+    pub code_hash: Option<String>,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub sent_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn insert_token_codes(&self, key_id: &str, codes: &[(i64, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (pos, hash) in codes {
+            sqlx::query(
+                "INSERT INTO token_codes (key_id, position, code_hash) VALUES ($1, $2, $3)",
+            )
+            .bind(key_id)
+            .bind(*pos)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Positions of a card not used yet.
+    pub async fn unused_positions(&self, key_id: &str) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT position FROM token_codes WHERE key_id = $1 AND used_at IS NULL ORDER BY position",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| col(r, "position")).collect()
+    }
+
+    pub async fn token_code_hash(
+        &self,
+        key_id: &str,
+        position: i64,
+    ) -> Result<Option<(String, Option<i64>)>> {
+        let row = sqlx::query(
+            "SELECT code_hash, used_at FROM token_codes WHERE key_id = $1 AND position = $2",
+        )
+        .bind(key_id)
+        .bind(position)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((col(&r, "code_hash")?, col(&r, "used_at")?))).transpose()
+    }
+
+    /// Uses a card position once: false if it was used before (atomic).
+    pub async fn use_token_position(&self, key_id: &str, position: i64, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE token_codes SET used_at = $1 WHERE key_id = $2 AND position = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(key_id)
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn insert_challenge(&self, c: &Challenge, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO challenges (id, key_id, kind, position, code_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind(&c.key_id)
+        .bind(&c.kind)
+        .bind(c.position)
+        .bind(&c.code_hash)
+        .bind(now)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn challenge(&self, id: &str) -> Result<Option<Challenge>> {
+        let row = sqlx::query(
+            "SELECT id, key_id, kind, position, code_hash, expires_at, used_at FROM challenges WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Challenge {
+                id: col(&r, "id")?,
+                key_id: col(&r, "key_id")?,
+                kind: col(&r, "kind")?,
+                position: col(&r, "position")?,
+                code_hash: col(&r, "code_hash")?,
+                expires_at: col(&r, "expires_at")?,
+                used_at: col(&r, "used_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Uses a challenge once: false if it was used before (atomic).
+    pub async fn use_challenge(&self, id: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn enqueue(&self, m: &OutboxMessage) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (id, channel, recipient, subject, body, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&m.id)
+        .bind(&m.channel)
+        .bind(&m.recipient)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(m.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest messages (the demo mailbox page, tests).
+    pub async fn outbox(&self, limit: i64) -> Result<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "SELECT id, channel, recipient, subject, body, created_at, attempts, sent_at FROM outbox \
+             ORDER BY created_at DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    id: col(r, "id")?,
+                    channel: col(r, "channel")?,
+                    recipient: col(r, "recipient")?,
+                    subject: col(r, "subject")?,
+                    body: col(r, "body")?,
+                    created_at: col(r, "created_at")?,
+                    attempts: col(r, "attempts")?,
+                    sent_at: col(r, "sent_at")?,
+                })
+            })
+            .collect()
+    }
+}
