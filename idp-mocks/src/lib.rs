@@ -1,3 +1,5 @@
+pub mod bis_register;
 pub mod cobrha;
 pub mod demo_app;
+pub mod eidas;
 mod registry_mock;
