@@ -24,6 +24,43 @@ pub struct Config {
     pub bis_register: RegistryConfig,
     pub sms: SmsConfig,
     pub mail: MailConfig,
+    pub eidas: EidasConfig,
+}
+
+/// The eIDAS node this broker is a service provider of (SPEC §6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EidasConfig {
+    /// File path or URL of the node's SAML metadata; its signing certificate is the only one
+    /// trusted. Unset: eIDAS login is not offered.
+    pub node_metadata: Option<String>,
+    /// The highest level this node may vouch for (`low`, `substantial`, `high`).
+    pub max_level: String,
+    /// ISO 3166 codes shown in the country list.
+    pub countries: Vec<String>,
+    pub require_encryption: bool,
+    /// `redirect` or `post`: how AuthnRequests travel to the node.
+    pub binding: String,
+    pub signing_key: Option<PathBuf>,
+    pub signing_cert: Option<PathBuf>,
+    pub encryption_key: Option<PathBuf>,
+    pub encryption_cert: Option<PathBuf>,
+}
+
+impl Default for EidasConfig {
+    fn default() -> Self {
+        Self {
+            node_metadata: None,
+            max_level: "high".into(),
+            countries: ["NL", "DE", "FR", "LU"].iter().map(|s| s.to_string()).collect(),
+            require_encryption: true,
+            binding: "redirect".into(),
+            signing_key: None,
+            signing_cert: None,
+            encryption_key: None,
+            encryption_cert: None,
+        }
+    }
 }
 
 /// SMS delivery: the broker POSTs `{"to","text"}` as JSON to the gateway (SPEC §7).
@@ -344,6 +381,38 @@ impl Config {
             return Err(ConfigError::new(
                 "login.argon2_m_kib",
                 "argon2id cost below the floor m=19456 KiB, t=2, p=1",
+            ));
+        }
+        if crate::assurance::AssuranceLevel::parse(&self.eidas.max_level).is_none() {
+            return Err(ConfigError::new("eidas.max_level", "must be low, substantial or high"));
+        }
+        if !matches!(self.eidas.binding.as_str(), "redirect" | "post") {
+            return Err(ConfigError::new("eidas.binding", "must be redirect or post"));
+        }
+        if !self.eidas.require_encryption {
+            return Err(ConfigError::new(
+                "eidas.require_encryption",
+                "unencrypted assertions are refused by this broker (eIDAS requires encryption)",
+            ));
+        }
+        for c in &self.eidas.countries {
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(ConfigError::new(
+                    "eidas.countries",
+                    format!("{c} is not an ISO 3166 alpha-2 code"),
+                ));
+            }
+        }
+        let files = [
+            &self.eidas.signing_key,
+            &self.eidas.signing_cert,
+            &self.eidas.encryption_key,
+            &self.eidas.encryption_cert,
+        ];
+        if files.iter().any(|f| f.is_some()) && !files.iter().all(|f| f.is_some()) {
+            return Err(ConfigError::new(
+                "eidas.signing_key",
+                "signing_key, signing_cert, encryption_key and encryption_cert go together",
             ));
         }
         if !crate::i18n::is_supported(&self.ui.default_language) {

@@ -1,20 +1,52 @@
 //! `cozo-broker demo`: the broker on the embedded default (SQLite under `./data/`), the mocks of
-//! the outside services and a demo relying app, with demo identities printed (SPEC §1).
+//! the outside services (eIDAS node with DigiD, Bis register, CoBRHA) and a demo relying app,
+//! with one demo identity per login method printed (SPEC §1).
 
 use crate::admin::{self, ClientSpec};
 use crate::config::Config;
 use idp_mocks::demo_app::{DemoApp, DemoAppConfig};
 use std::future::Future;
+use tokio::net::TcpListener;
 
 pub const DEMO_INSZ: &str = "85073003328";
 pub const DEMO_USERNAME: &str = "anna.peeters";
 pub const DEMO_PASSWORD: &str = "Tram7-Brugge-Zon";
+pub const DEMO_PHONE: &str = "+32470123456";
+pub const DOCTOR_USERNAME: &str = "pieter.janssens";
 const DEMO_APP_URL: &str = "http://localhost:8090";
+const NODE_URL: &str = "http://localhost:8093";
+
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
 
 pub async fn run(
-    cfg: Config,
+    mut cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+
+    // The outside services, on fixed local ports so the printed URLs stay valid.
+    let cobrha = idp_mocks::cobrha::MockCobrha::new();
+    tokio::spawn(cobrha.serve_with_shutdown(bind("127.0.0.1:8091").await?, stopped()));
+    let bis = idp_mocks::bis_register::MockBisRegister::new();
+    tokio::spawn(bis.serve_with_shutdown(bind("127.0.0.1:8092").await?, stopped()));
+    let node = idp_mocks::eidas::MockEidasNode::new(idp_mocks::eidas::EidasNodeConfig {
+        base_url: NODE_URL.into(),
+        sp_metadata_url: Some(format!("{}/saml/eidas/metadata", cfg.issuer())),
+        ..Default::default()
+    })?;
+    tokio::spawn(idp_mocks::eidas::serve(bind("127.0.0.1:8093").await?, node.clone(), stopped()));
+    cfg.cobrha.url.get_or_insert(url::Url::parse("http://127.0.0.1:8091")?);
+    cfg.bis_register.url.get_or_insert(url::Url::parse("http://127.0.0.1:8092")?);
+    cfg.eidas.node_metadata.get_or_insert(node.metadata_url());
+
     let store = crate::open_store(&cfg).await?;
     let master = crate::master_key(&cfg)?;
     let now = chrono::Utc::now().timestamp();
@@ -23,12 +55,13 @@ pub async fn run(
     // Demo clients are re-registered at every start: their secrets are only ever shown once.
     let app_url = url::Url::parse(DEMO_APP_URL)?;
     let mut apps = Vec::new();
-    for (id, path, title, policy, description) in [
+    for (id, path, title, policy, scope, description) in [
         (
             "demo-portal",
             "portal",
             "CoZo portal (demo)",
             "portal",
+            "openid profile insz",
             "Policy portal: any login of level low or more.",
         ),
         (
@@ -36,7 +69,16 @@ pub async fn run(
             "ehealth",
             "eHealth app (demo)",
             "ehealth",
-            "Policy ehealth: level substantial, app code (TOTP) or stronger.",
+            "openid profile insz",
+            "Policy ehealth: substantial or high, the app code (never SMS or the token card).",
+        ),
+        (
+            "demo-professional",
+            "professional",
+            "Care provider app (demo)",
+            "ehealth-professional",
+            "openid profile insz professions",
+            "Policy ehealth-professional: as eHealth, plus an active CoBRHA profession.",
         ),
     ] {
         store.remove_client(id, now).await?;
@@ -48,17 +90,14 @@ pub async fn run(
             path: path.into(),
             client_id: id.into(),
             client_secret: secret,
-            scope: vec!["openid".into(), "profile".into(), "insz".into()],
+            scope: scope.split(' ').map(str::to_string).collect(),
             description: description.into(),
         });
     }
 
-    // The demo person and a fresh TOTP key.
-    let insz = crate::identity::Insz::parse(DEMO_INSZ)?;
-    if store.person_by_insz(&insz).await?.is_none() {
-        admin::add_person(&store, DEMO_INSZ, "Anna", "Peeters", Some("1985-07-30"), now).await?;
-    }
-    admin::revoke_all_keys(&store, DEMO_INSZ, now).await?;
+    // Demo people: a patient with every digital key, and a GP known to CoBRHA.
+    let anna = fresh_person(&store, DEMO_INSZ, "Anna", "Peeters", "1985-07-30", now).await?;
+    let _ = anna;
     let totp = admin::add_totp_key(
         &store,
         &master,
@@ -69,34 +108,80 @@ pub async fn run(
         now,
     )
     .await?;
+    admin::add_sms_key(&store, &cfg, DEMO_INSZ, DEMO_USERNAME, None, DEMO_PHONE, now).await?;
+    let card = admin::add_token_key(&store, &cfg, DEMO_INSZ, DEMO_USERNAME, None, now).await?;
+    fresh_person(&store, idp_mocks::cobrha::GP, "Pieter", "Janssens", "1975-03-12", now).await?;
+    let doctor = admin::add_totp_key(
+        &store,
+        &master,
+        &cfg,
+        idp_mocks::cobrha::GP,
+        DOCTOR_USERNAME,
+        Some(DEMO_PASSWORD),
+        now,
+    )
+    .await?;
     store.close().await;
 
     let issuer = url::Url::parse(&cfg.issuer())?;
     let broker = crate::serve(cfg.clone()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8090").await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let demo_cfg = DemoAppConfig { issuer, public_url: app_url, apps };
-    let demo = tokio::spawn(idp_mocks::demo_app::serve(listener, demo_cfg, async move {
-        let _ = stop_rx.await;
-    }));
+    let demo = tokio::spawn(idp_mocks::demo_app::serve(
+        bind("127.0.0.1:8090").await?,
+        demo_cfg,
+        stopped(),
+    ));
 
+    let nl = idp_mocks::eidas::citizen("nl-substantial");
+    let card_line: Vec<String> = card.iter().take(4).map(|(k, v)| format!("{k}={v}")).collect();
     println!(
         "\n  cozo-broker demo is running (SQLite under ./data/)\n\n  \
-         broker     {}\n  demo app   {DEMO_APP_URL}   ← open this and click \"Log in\"\n\n  \
-         Digital key (username + password + app code):\n    \
-         username   {DEMO_USERNAME}\n    password   {DEMO_PASSWORD}\n    \
-         TOTP secret {}\n    otpauth    {}\n    \
-         current code: cargo run -q -- totp-code {}   (or scan the otpauth URI into an authenticator app)\n\n  \
+         broker      {}\n  demo app    {DEMO_APP_URL}   <- open this and click \"Log in\"\n  \
+         mailbox     {}/demo/mailbox   (SMS and e-mail the broker sent)\n  \
+         eIDAS node  {NODE_URL}   Bis register http://127.0.0.1:8092   CoBRHA http://127.0.0.1:8091\n\n  \
+         Digital key (patient Anna Peeters): username {DEMO_USERNAME}, password {DEMO_PASSWORD}\n    \
+         app code (TOTP): secret {}  current code: cargo run -q -- totp-code {}\n    \
+         otpauth URI: {}\n    \
+         SMS: choose \"Code by text message\" and read the code at /demo/mailbox\n    \
+         token card: {} ... (all 24: cozo-broker key list; reissue with key add-token)\n\n  \
+         Care provider (CoBRHA GP, for the care provider app): username {DOCTOR_USERNAME}, password {DEMO_PASSWORD}\n    \
+         app code: cargo run -q -- totp-code {}\n\n  \
+         EU login (eIDAS): choose \"EU login\", then (NL) Nederland, then DigiD as {} ({} {});\n    \
+         at the first login link the Bis number {}\n\n  \
          Ctrl-C stops everything.\n",
         broker.cfg.issuer(),
+        broker.cfg.issuer(),
+        totp.secret_base32,
         totp.secret_base32,
         totp.otpauth_uri,
-        totp.secret_base32
+        card_line.join("  "),
+        doctor.secret_base32,
+        nl.map(|c| c.username).unwrap_or_default(),
+        nl.map(|c| c.given_name).unwrap_or_default(),
+        nl.map(|c| c.family_name).unwrap_or_default(),
+        idp_mocks::bis_register::DUTCH_PATIENT,
     );
 
     shutdown.await;
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     broker.shutdown().await;
     let _ = demo.await;
+    Ok(())
+}
+
+/// The demo person, with their digital keys reset (secrets are shown once, so new ones each run).
+async fn fresh_person(
+    store: &crate::store::Store,
+    insz: &str,
+    given: &str,
+    family: &str,
+    birthdate: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let parsed = crate::identity::Insz::parse(insz)?;
+    if store.person_by_insz(&parsed).await?.is_none() {
+        admin::add_person(store, insz, given, family, Some(birthdate), now).await?;
+    }
+    admin::revoke_all_keys(store, insz, now).await?;
     Ok(())
 }

@@ -10,11 +10,15 @@ pub mod clock;
 pub mod cobrha;
 pub mod config;
 pub mod crypto;
+pub mod eidas;
 pub mod i18n;
 pub mod identity;
 pub mod keys;
+pub mod linking;
 pub mod oidc;
+pub mod outbox;
 pub mod policy;
+pub mod saml;
 pub mod session;
 pub mod store;
 pub mod web;
@@ -50,6 +54,8 @@ pub enum StartError {
     Keys(#[from] oidc::signing::KeyError),
     #[error(transparent)]
     KeyService(#[from] keys::KeyError),
+    #[error(transparent)]
+    Eidas(#[from] eidas::EidasError),
     #[error("policy error: {0}")]
     Policy(#[from] policy::PolicyError),
     #[error("cannot listen on {0}: {1}")]
@@ -64,16 +70,24 @@ pub fn master_key(cfg: &Config) -> Result<MasterKey, crypto::CryptoError> {
 }
 
 /// The login methods this deployment offers, with the level each gives (SPEC §3).
-pub fn offered_methods(_cfg: &Config) -> Vec<policy::Candidate> {
+pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
     use assurance::AssuranceLevel;
-    [Method::Totp, Method::Sms, Method::Token]
+    let mut c: Vec<policy::Candidate> = [Method::Totp, Method::Sms, Method::Token]
         .into_iter()
         .map(|m| policy::Candidate {
             method: m,
             level: m.own_level().unwrap_or(AssuranceLevel::Low),
             upstream: None,
         })
-        .collect()
+        .collect();
+    if cfg.eidas.node_metadata.is_some() {
+        // A node vouches for each level up to what it is configured for.
+        let max = AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low);
+        c.extend(AssuranceLevel::ALL.into_iter().filter(|l| *l <= max).map(|level| {
+            policy::Candidate { method: Method::Eidas, level, upstream: Some("eidas") }
+        }));
+    }
+    c
 }
 
 /// Connects to the database and applies migrations.
@@ -109,6 +123,13 @@ impl Broker {
             policies,
             registry,
         );
+        let eidas = eidas::Eidas::setup(&cfg, &store, &master, now).await?.map(Arc::new);
+        let bis_register = cfg.bis_register.url.as_ref().map(|url| {
+            Arc::new(linking::HttpBisRegister::new(
+                url.as_str(),
+                std::time::Duration::from_millis(cfg.bis_register.timeout_ms),
+            )) as Arc<dyn linking::BisRegister>
+        });
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
         let keys =
             keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?;
@@ -119,6 +140,8 @@ impl Broker {
             provider,
             sessions,
             keys,
+            eidas,
+            bis_register,
         }));
         Ok(Self { cfg, store, master, clock, state })
     }
@@ -164,6 +187,7 @@ pub async fn serve_on(
         listener.local_addr().map_err(|e| StartError::Listen(broker.cfg.server.listen, e))?;
     let (tx, mut rx) = watch::channel(false);
     spawn_background(&broker, tx.subscribe());
+    spawn_outbox(&broker, tx.subscribe());
     let app = web::router(broker.state.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -190,6 +214,33 @@ pub async fn serve(cfg: Config) -> Result<Handle, StartError> {
         .await
         .map_err(|e| StartError::Listen(cfg.server.listen, e))?;
     serve_on(cfg, Clock::default(), listener).await
+}
+
+/// Delivers the outbox every second (SMS gateway, SMTP), when either is configured.
+fn spawn_outbox(broker: &Broker, mut stop: watch::Receiver<bool>) {
+    if broker.cfg.demo_mailbox() {
+        return;
+    }
+    let outbox = match outbox::Outbox::new(&broker.cfg, broker.store.clone()) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "outbox delivery disabled");
+            return;
+        }
+    };
+    let clock = broker.clock.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            if let Err(e) = outbox.run_once(clock.now()).await {
+                tracing::error!(error = %e, "outbox delivery failed");
+            }
+        }
+    });
 }
 
 /// Periodic work: reload signing keys (rotation by another process), purge expired rows.

@@ -57,6 +57,16 @@ pub struct SessionData {
     pub key_step: Option<KeyStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// An eIDAS identity waiting to be linked to a Bis number (first login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eidas_link: Option<EidasLink>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EidasLink {
+    pub identity: crate::linking::ForeignIdentity,
+    pub level: AssuranceLevel,
+    pub at: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -13,6 +13,17 @@ pub struct Challenge {
     pub used_at: Option<i64>,
 }
 
+#[derive(Debug, Clone)]
+pub struct DueMessage {
+    pub id: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OutboxMessage {
     pub id: String,
@@ -140,6 +151,66 @@ impl Store {
         .bind(&m.subject)
         .bind(&m.body)
         .bind(m.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Unsent messages whose next attempt is due, oldest first.
+    pub async fn due_messages(&self, now: i64, limit: i64) -> Result<Vec<DueMessage>> {
+        let rows = sqlx::query(
+            "SELECT id, channel, recipient, subject, body, attempts, next_attempt_at FROM outbox \
+             WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueMessage {
+                    id: col(r, "id")?,
+                    channel: col(r, "channel")?,
+                    recipient: col(r, "recipient")?,
+                    subject: col(r, "subject")?,
+                    body: col(r, "body")?,
+                    attempts: col(r, "attempts")?,
+                    next_attempt_at: col(r, "next_attempt_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims a message for one sender (compare-and-set on its next attempt time).
+    pub async fn claim_message(&self, id: &str, seen_next: i64, lease_until: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3 AND sent_at IS NULL",
+        )
+        .bind(lease_until)
+        .bind(id)
+        .bind(seen_next)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Marks a message delivered and forgets its text (it may hold a one-time code).
+    pub async fn message_sent(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, body = '' WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn message_failed(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -7,6 +7,7 @@
 
 mod audit;
 mod clients;
+mod eidas;
 mod factors;
 mod oidc;
 mod persons;
@@ -15,6 +16,7 @@ mod throttle;
 
 pub use audit::*;
 pub use clients::*;
+pub use eidas::*;
 pub use factors::*;
 pub use oidc::*;
 pub use persons::*;
@@ -144,6 +146,7 @@ impl Store {
             "DELETE FROM auth_codes WHERE expires_at < $1 - 86400",
             "DELETE FROM seen_once WHERE expires_at < $1",
             "DELETE FROM challenges WHERE expires_at < $1",
+            "DELETE FROM saml_requests WHERE expires_at < $1 - 86400",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",
         ] {
             n += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();

@@ -54,6 +54,12 @@ impl From<crate::policy::PolicyError> for WebError {
     }
 }
 
+impl From<crate::eidas::EidasError> for WebError {
+    fn from(e: crate::eidas::EidasError) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
 impl From<crate::keys::KeyError> for WebError {
     fn from(e: crate::keys::KeyError) -> Self {
         WebError::Internal(e.to_string())

@@ -89,6 +89,14 @@ pub async fn chooser(
             help: tr.t("method-key-help"),
         });
     }
+    if st.eidas.is_some() && allowed.contains(&Method::Eidas) {
+        methods.push(MethodLink {
+            id: "eidas",
+            href: "/login/eidas".into(),
+            title: tr.t("method-eidas"),
+            help: tr.t("method-eidas-help"),
+        });
+    }
     let page = Chooser {
         c: Chrome::new(tr.clone(), "/login"),
         client: pending.as_ref().map(|(_, p)| p.client_id.clone()),

@@ -2,6 +2,7 @@
 //! Handlers stay thin: they parse, call the protocol modules, and render.
 
 mod account;
+mod eidas;
 pub mod error;
 mod login;
 mod oidc;
@@ -35,6 +36,8 @@ pub struct Inner {
     pub provider: Arc<Provider>,
     pub sessions: Sessions,
     pub keys: KeyService,
+    pub eidas: Option<Arc<crate::eidas::Eidas>>,
+    pub bis_register: Option<Arc<dyn crate::linking::BisRegister>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -153,6 +156,13 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(login::chooser))
         .route("/login/key", get(login::key_form).post(login::key_password))
         .route("/login/key/code", get(login::code_form).post(login::key_code))
+        .route("/login/eidas", get(eidas::start))
+        .route("/saml/eidas/metadata", get(eidas::metadata))
+        .route("/saml/eidas/acs", post(eidas::acs))
+        .route("/saml/eidas/continue", get(eidas::continue_login))
+        .route("/link", get(eidas::link_form).post(eidas::link_submit))
+        .route("/link/request-bis", post(eidas::request_bis))
+        .route("/static/autosubmit.js", get(autosubmit_js))
         .route("/account", get(account::show))
         .route("/account/logout", post(account::logout))
         .route("/lang/{code}", get(set_language))
@@ -187,6 +197,16 @@ async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {
         set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
     }
     resp
+}
+
+async fn autosubmit_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/autosubmit.js"),
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -181,3 +181,36 @@ pub struct Mailbox {
     pub c: Chrome,
     pub messages: Vec<MailItem>,
 }
+
+pub struct CountryLink {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Template)]
+#[template(path = "countries.html")]
+pub struct Countries {
+    pub c: Chrome,
+    pub countries: Vec<CountryLink>,
+}
+
+#[derive(Template)]
+#[template(path = "saml_post.html")]
+pub struct SamlPost {
+    pub c: Chrome,
+    pub action: String,
+    pub saml_request: String,
+    pub relay_state: String,
+    pub country: String,
+}
+
+#[derive(Template)]
+#[template(path = "link.html")]
+pub struct Link2 {
+    pub c: Chrome,
+    pub csrf: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub birthdate: String,
+    pub error: Option<FormError>,
+}

@@ -78,8 +78,17 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(backend, listener, tweak).await
+    }
+
+    /// Starts on a listener bound by the caller (who may need the URL before the broker runs).
+    pub async fn start_on(
+        backend: Backend,
+        listener: tokio::net::TcpListener,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
         let addr = listener.local_addr().expect("addr");
         let mut cfg = Config::default();
         cfg.server.listen = addr;

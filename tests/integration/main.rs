@@ -4,6 +4,8 @@
 mod cli;
 mod common;
 mod demo_app;
+mod eidas;
 mod flow;
 mod hostile;
+mod outbox;
 mod policy;

@@ -1,0 +1,198 @@
+//! eIDAS login (SPEC §6): the broker as service provider of an eIDAS node, on top of the SAML
+//! core in `crate::saml`. This module sets the SP up (keys, node metadata), sends AuthnRequests
+//! bound to the browser session, and takes answers once. No HTML here.
+
+use crate::assurance::AssuranceLevel;
+use crate::config::Config;
+use crate::crypto::{self, MasterKey};
+use crate::linking::ForeignIdentity;
+use crate::saml::{
+    AuthnRequestSpec, IdpTrust, ResponseError, ServiceProvider, SpKeys, ValidatedAssertion,
+};
+use crate::store::{SamlRequestRow, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How long the person has at the node (country page, DigiD) before the request expires.
+pub const REQUEST_TTL_S: i64 = 900;
+const KEYS_SECRET: &str = "saml-sp-keys";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EidasError {
+    #[error("eidas.node_metadata: {0}")]
+    Metadata(String),
+    #[error("eidas keys: {0}")]
+    Keys(String),
+    #[error(transparent)]
+    Saml(#[from] crate::saml::SamlError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+}
+
+pub struct Eidas {
+    pub sp: Arc<ServiceProvider>,
+    pub max_level: AssuranceLevel,
+    pub countries: Vec<String>,
+    pub post_binding: bool,
+}
+
+/// What the ACS concluded, kept with the request until the browser comes back with its cookie.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Answer {
+    Ok { identity: ForeignIdentity, level: AssuranceLevel },
+    Cancelled,
+    Failed,
+    LevelTooLow,
+}
+
+/// Loads the node's metadata from a file or URL.
+async fn load_metadata(source: &str) -> Result<String, EidasError> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| EidasError::Metadata(e.to_string()))?;
+        http.get(source)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| EidasError::Metadata(format!("{source}: {e}")))?
+            .text()
+            .await
+            .map_err(|e| EidasError::Metadata(format!("{source}: {e}")))
+    } else {
+        std::fs::read_to_string(source).map_err(|e| EidasError::Metadata(format!("{source}: {e}")))
+    }
+}
+
+/// The SP keys: from the configured PEM files, or generated on first start and kept encrypted
+/// in the database (so every replica signs and decrypts with the same keys).
+async fn sp_keys(
+    cfg: &Config,
+    store: &Store,
+    master: &MasterKey,
+    now: i64,
+) -> Result<SpKeys, EidasError> {
+    let e = &cfg.eidas;
+    if let (Some(sk), Some(sc), Some(ek), Some(ec)) =
+        (&e.signing_key, &e.signing_cert, &e.encryption_key, &e.encryption_cert)
+    {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read_to_string(p)
+                .map_err(|err| EidasError::Keys(format!("{}: {err}", p.display())))
+        };
+        return Ok(SpKeys {
+            signing_key_pem: read(sk)?,
+            signing_cert_pem: read(sc)?,
+            encryption_key_pem: read(ek)?,
+            encryption_cert_pem: read(ec)?,
+        });
+    }
+    let stored = match store.secret(KEYS_SECRET).await? {
+        Some(v) => v,
+        None => {
+            let cn = cfg.server.public_url.host_str().unwrap_or("cozo-broker").to_string();
+            let keys = tokio::task::spawn_blocking(move || SpKeys::generate(&cn))
+                .await
+                .map_err(|e| EidasError::Keys(e.to_string()))??;
+            let json = serde_json::to_vec(&keys).map_err(|e| EidasError::Keys(e.to_string()))?;
+            let enc = master.encrypt(KEYS_SECRET, &json)?;
+            store.secret_or_insert(KEYS_SECRET, &enc, now).await?
+        }
+    };
+    let json = master.decrypt(KEYS_SECRET, &stored)?;
+    serde_json::from_slice(&json).map_err(|e| EidasError::Keys(e.to_string()))
+}
+
+impl Eidas {
+    /// Sets the SP up, or `None` when no node is configured.
+    pub async fn setup(
+        cfg: &Config,
+        store: &Store,
+        master: &MasterKey,
+        now: i64,
+    ) -> Result<Option<Self>, EidasError> {
+        let Some(source) = &cfg.eidas.node_metadata else { return Ok(None) };
+        let xml = load_metadata(source).await?;
+        // Metadata without a signing certificate is refused here: samael would otherwise parse
+        // responses without verifying them.
+        let idp = IdpTrust::from_metadata(&xml)?;
+        let keys = sp_keys(cfg, store, master, now).await?;
+        let base = cfg.issuer();
+        let sp = ServiceProvider::new(
+            &format!("{base}/saml/eidas/metadata"),
+            &format!("{base}/saml/eidas/acs"),
+            &keys,
+            idp,
+        )?;
+        Ok(Some(Self {
+            sp: Arc::new(sp),
+            max_level: AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low),
+            countries: cfg.eidas.countries.clone(),
+            post_binding: cfg.eidas.binding == "post",
+        }))
+    }
+
+    /// Creates and stores an AuthnRequest for this browser session; returns the request (to be
+    /// sent by redirect or POST) and its RelayState.
+    pub async fn start(
+        &self,
+        store: &Store,
+        session_id: &str,
+        country: &str,
+        min_level: AssuranceLevel,
+        now: i64,
+    ) -> Result<(AuthnRequestSpec, String), EidasError> {
+        let spec = AuthnRequestSpec {
+            id: crate::saml::new_request_id(),
+            min_level,
+            force_authn: true,
+            country: country.to_string(),
+        };
+        let relay = crypto::random_token(24);
+        store
+            .insert_saml_request(&SamlRequestRow {
+                id: spec.id.clone(),
+                relay: relay.clone(),
+                session_ref: crypto::token_hash(session_id),
+                min_level: min_level.short().to_string(),
+                country: country.to_string(),
+                created_at: now,
+                expires_at: now + REQUEST_TTL_S,
+                answered_at: None,
+                result: None,
+                consumed_at: None,
+            })
+            .await?;
+        Ok((spec, relay))
+    }
+
+    /// Turns a validated assertion (or a failure status) into the answer for the request.
+    pub fn answer(
+        &self,
+        result: Result<ValidatedAssertion, ResponseError>,
+        min_level: AssuranceLevel,
+    ) -> Result<(Answer, Option<ValidatedAssertion>), ResponseError> {
+        match result {
+            Ok(a) if a.level < min_level => Ok((Answer::LevelTooLow, Some(a))),
+            Ok(a) => {
+                // Never trust a node above what it is configured to vouch for.
+                let level = a.level.min(self.max_level);
+                let identity = ForeignIdentity {
+                    person_identifier: a.person_identifier.clone(),
+                    family_name: a.family_name.clone(),
+                    given_name: a.given_name.clone(),
+                    birthdate: a.date_of_birth.clone(),
+                };
+                Ok((Answer::Ok { identity, level }, Some(a)))
+            }
+            Err(ResponseError::Cancelled) => Ok((Answer::Cancelled, None)),
+            Err(ResponseError::Failed(_)) => Ok((Answer::Failed, None)),
+            Err(ResponseError::LevelTooLow { .. }) => Ok((Answer::LevelTooLow, None)),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! First-login linking: a foreign identity (the eIDAS PersonIdentifier) is linked to a Bis
+//! number once, after the Bis register confirms that the names and birth date match (SPEC §6).
+
+use crate::identity::Insz;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use std::time::Duration;
+use unicode_normalization::UnicodeNormalization;
+
+/// The provider name of eIDAS identities in the link table (SPEC §2).
+pub const EIDAS: &str = "eidas";
+
+/// A person as the Bis register knows them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct BisEntry {
+    pub bis: String,
+    pub family_name: String,
+    pub given_names: Vec<String>,
+    pub birthdate: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BisError {
+    #[error("the Bis register is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A source of Bis-register entries (the shipped HTTP adapter, or the eHealth web service).
+pub trait BisRegister: Send + Sync {
+    fn lookup<'a>(&'a self, bis: &'a Insz) -> BoxFuture<'a, Result<Option<BisEntry>, BisError>>;
+}
+
+/// `GET {url}/persons/{bis}` → 200 entry or 404.
+pub struct HttpBisRegister {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl HttpBisRegister {
+    pub fn new(url: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self { http, url: url.trim_end_matches('/').to_string() }
+    }
+}
+
+impl BisRegister for HttpBisRegister {
+    fn lookup<'a>(&'a self, bis: &'a Insz) -> BoxFuture<'a, Result<Option<BisEntry>, BisError>> {
+        Box::pin(async move {
+            let span = tracing::info_span!("bis_register_lookup");
+            let _e = span.enter();
+            let resp = self
+                .http
+                .get(format!("{}/persons/{}", self.url, bis.as_str()))
+                .send()
+                .await
+                .map_err(|e| BisError::Unavailable(e.to_string()))?;
+            match resp.status() {
+                reqwest::StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => resp
+                    .json()
+                    .await
+                    .map(Some)
+                    .map_err(|e| BisError::Unavailable(format!("answer: {e}"))),
+                s => Err(BisError::Unavailable(format!("status {s}"))),
+            }
+        })
+    }
+}
+
+/// Names compared the way people expect: case, diacritics, hyphens, apostrophes and extra
+/// spaces do not matter ("Lefèvre-Château" = "LEFEVRE CHATEAU").
+pub fn fold_name(s: &str) -> String {
+    let folded: String = s
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .map(|c| if c.is_alphanumeric() { c.to_lowercase().next().unwrap_or(c) } else { ' ' })
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What the eIDAS node asserted about the person.
+#[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq)]
+pub struct ForeignIdentity {
+    pub person_identifier: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub birthdate: String,
+}
+
+/// The register's entry matches the asserted identity: family name, given name(s) and birth date.
+pub fn matches(entry: &BisEntry, who: &ForeignIdentity) -> bool {
+    fold_name(&entry.family_name) == fold_name(&who.family_name)
+        && fold_name(&entry.given_names.join(" ")) == fold_name(&who.given_name)
+        && entry.birthdate == who.birthdate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_ignores_case_diacritics_and_punctuation() {
+        assert_eq!(fold_name("Lefèvre-Château"), "lefevre chateau");
+        assert_eq!(fold_name("  LEFEVRE   chateau "), "lefevre chateau");
+        assert_eq!(fold_name("Hélène Éloïse"), fold_name("helene eloise"));
+        assert_eq!(fold_name("d'Artagnan"), "d artagnan");
+        assert_ne!(fold_name("de Vries"), fold_name("de Vriez"));
+    }
+
+    #[test]
+    fn matching_needs_names_and_birth_date() {
+        let entry = BisEntry {
+            bis: "85441204638".into(),
+            family_name: "de Vries".into(),
+            given_names: vec!["Sanne".into()],
+            birthdate: "1985-04-12".into(),
+        };
+        let who = ForeignIdentity {
+            person_identifier: "NL/BE/x".into(),
+            family_name: "De Vries".into(),
+            given_name: "sanne".into(),
+            birthdate: "1985-04-12".into(),
+        };
+        assert!(matches(&entry, &who));
+        assert!(!matches(
+            &entry,
+            &ForeignIdentity { birthdate: "1985-04-13".into(), ..who.clone() }
+        ));
+        assert!(!matches(&entry, &ForeignIdentity { given_name: "Sanna".into(), ..who.clone() }));
+        assert!(!matches(&entry, &ForeignIdentity { family_name: "Jansen".into(), ..who }));
+    }
+}

@@ -1,0 +1,141 @@
+//! Delivery of the outbox (SMS and mail), by a periodic task on every replica. Each message is
+//! claimed with a conditional update before it is sent, so two replicas never send it twice;
+//! failures retry with a backoff from 1 s up to 1 h (SPEC §7).
+
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// Backoff after `attempts` failed tries: 1 s, 2 s, 4 s, … capped at one hour.
+pub fn backoff_s(attempts: i64) -> i64 {
+    1i64.checked_shl(attempts.clamp(0, 30) as u32).unwrap_or(i64::MAX).min(3600)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub struct Outbox {
+    store: Store,
+    http: reqwest::Client,
+    sms_gateway: Option<url::Url>,
+    smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    from: Option<lettre::message::Mailbox>,
+}
+
+impl Outbox {
+    pub fn new(cfg: &Config, store: Store) -> Result<Self, String> {
+        let smtp = match &cfg.mail.smtp_url {
+            Some(u) => Some(
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(u)
+                    .map_err(|e| format!("mail.smtp_url: {e}"))?
+                    .build(),
+            ),
+            None => None,
+        };
+        let from = if smtp.is_some() {
+            Some(cfg.mail.from.parse().map_err(|e| format!("mail.from: {e}"))?)
+        } else {
+            None
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { store, http, sms_gateway: cfg.sms.gateway_url.clone(), smtp, from })
+    }
+
+    /// Whether a channel has somewhere to go; without it, messages stay (the demo mailbox).
+    fn delivers(&self, channel: &str) -> bool {
+        match channel {
+            "sms" => self.sms_gateway.is_some(),
+            "mail" => self.smtp.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Sends what is due; returns how many messages were delivered.
+    pub async fn run_once(&self, now: i64) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        for m in self.store.due_messages(now, 20).await? {
+            if !self.delivers(&m.channel) {
+                continue;
+            }
+            // Claim: push the next attempt out so no other replica picks it up meanwhile.
+            if !self.store.claim_message(&m.id, m.next_attempt_at, now + 60).await? {
+                continue;
+            }
+            let result = match m.channel.as_str() {
+                "sms" => self.send_sms(&m.recipient, &m.body).await,
+                _ => {
+                    self.send_mail(&m.recipient, m.subject.as_deref().unwrap_or(""), &m.body).await
+                }
+            };
+            match result {
+                Ok(()) => {
+                    self.store.message_sent(&m.id, now).await?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %m.channel, attempts = m.attempts + 1, error = %e, "delivery failed");
+                    self.store
+                        .message_failed(&m.id, now + backoff_s(m.attempts), &e.to_string())
+                        .await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn send_sms(&self, to: &str, text: &str) -> Result<(), DeliveryError> {
+        let Some(url) = &self.sms_gateway else {
+            return Err(DeliveryError::Failed("no gateway".into()));
+        };
+        let span = tracing::info_span!("sms_gateway");
+        let _e = span.enter();
+        let r = self
+            .http
+            .post(url.clone())
+            .json(&serde_json::json!({ "to": to, "text": text }))
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Failed(e.to_string()))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::Failed(format!("gateway answered {}", r.status())))
+        }
+    }
+
+    async fn send_mail(&self, to: &str, subject: &str, body: &str) -> Result<(), DeliveryError> {
+        use lettre::AsyncTransport;
+        let (Some(smtp), Some(from)) = (&self.smtp, &self.from) else {
+            return Err(DeliveryError::Failed("no SMTP server".into()));
+        };
+        let to: lettre::message::Mailbox =
+            to.parse().map_err(|e| DeliveryError::Failed(format!("recipient: {e}")))?;
+        let msg = lettre::Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(subject)
+            .body(body.to_string())
+            .map_err(|e| DeliveryError::Failed(e.to_string()))?;
+        smtp.send(msg).await.map(|_| ()).map_err(|e| DeliveryError::Failed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_from_one_second_to_one_hour() {
+        assert_eq!(backoff_s(0), 1);
+        assert_eq!(backoff_s(1), 2);
+        assert_eq!(backoff_s(5), 32);
+        assert_eq!(backoff_s(12), 3600);
+        assert_eq!(backoff_s(1000), 3600);
+    }
+}

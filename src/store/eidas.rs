@@ -1,0 +1,165 @@
+//! Shared secrets, pending SAML requests, identity links and Bis requests.
+
+use super::{col, Result, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct SamlRequestRow {
+    pub id: String,
+    pub relay: String,
+    pub session_ref: String,
+    pub min_level: String,
+    pub country: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub answered_at: Option<i64>,
+    pub result: Option<String>,
+    pub consumed_at: Option<i64>,
+}
+
+impl Store {
+    /// Stores a secret unless one exists under that name; returns the stored one (so that
+    /// replicas starting together agree on a single value).
+    pub async fn secret_or_insert(
+        &self,
+        name: &str,
+        value_enc: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO secrets (name, value_enc, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value_enc)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT value_enc FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        col(&row, "value_enc")
+    }
+
+    pub async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value_enc FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| col(&r, "value_enc")).transpose()
+    }
+
+    pub async fn insert_saml_request(&self, r: &SamlRequestRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO saml_requests (id, relay, session_ref, min_level, country, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.id)
+        .bind(&r.relay)
+        .bind(&r.session_ref)
+        .bind(&r.min_level)
+        .bind(&r.country)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn saml_request_by_relay(&self, relay: &str) -> Result<Option<SamlRequestRow>> {
+        let row = sqlx::query(
+            "SELECT id, relay, session_ref, min_level, country, created_at, expires_at, answered_at, \
+             result, consumed_at FROM saml_requests WHERE relay = $1",
+        )
+        .bind(relay)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SamlRequestRow {
+                id: col(&r, "id")?,
+                relay: col(&r, "relay")?,
+                session_ref: col(&r, "session_ref")?,
+                min_level: col(&r, "min_level")?,
+                country: col(&r, "country")?,
+                created_at: col(&r, "created_at")?,
+                expires_at: col(&r, "expires_at")?,
+                answered_at: col(&r, "answered_at")?,
+                result: col(&r, "result")?,
+                consumed_at: col(&r, "consumed_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records the answer to a request, once: false if it was answered before (a replay).
+    pub async fn answer_saml_request(&self, id: &str, result: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE saml_requests SET answered_at = $1, result = $2 WHERE id = $3 AND answered_at IS NULL",
+        )
+        .bind(now)
+        .bind(result)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Takes the answer for the login, once.
+    pub async fn consume_saml_request(&self, id: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE saml_requests SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL \
+             AND answered_at IS NOT NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn identity_person(&self, provider: &str, subject: &str) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT person_id FROM identities WHERE provider = $1 AND subject = $2")
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| col(&r, "person_id")).transpose()
+    }
+
+    pub async fn insert_bis_request(
+        &self,
+        id: &str,
+        person_identifier: &str,
+        family_name: &str,
+        given_name: &str,
+        birthdate: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO bis_requests (id, person_identifier, family_name, given_name, birthdate, email, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(person_identifier)
+        .bind(family_name)
+        .bind(given_name)
+        .bind(birthdate)
+        .bind(email)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, "a Bis request"))?;
+        Ok(())
+    }
+
+    pub async fn count_bis_requests(&self, person_identifier: &str) -> Result<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM bis_requests WHERE person_identifier = $1")
+                .bind(person_identifier)
+                .fetch_one(&self.pool)
+                .await?;
+        col(&row, "n")
+    }
+}
