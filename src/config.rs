@@ -25,6 +25,55 @@ pub struct Config {
     pub sms: SmsConfig,
     pub mail: MailConfig,
     pub eidas: EidasConfig,
+    pub fas: FasConfig,
+}
+
+/// The federal authentication service (FAS/CSAM) as upstream OpenID provider (SPEC §6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FasConfig {
+    /// Unset: no federal login. https, except on a loopback address (tests, demo).
+    pub issuer: Option<Url>,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The ID token claim holding the national number.
+    pub insz_claim: String,
+    /// FAS `acr` → level (`low`, `substantial`, `high` or the eIDAS URI); a missing `acr` is refused.
+    pub levels: std::collections::BTreeMap<String, String>,
+    /// A value in the FAS `amr` → our method (`eid`, `itsme`, `totp`, `sms`, `token`).
+    pub means: std::collections::BTreeMap<String, String>,
+    pub max_level: String,
+}
+
+impl Default for FasConfig {
+    fn default() -> Self {
+        let levels = [
+            ("urn:be:fedict:iam:fas:Level500", "high"),
+            ("urn:be:fedict:iam:fas:Level450", "high"),
+            ("urn:be:fedict:iam:fas:Level400", "substantial"),
+            ("urn:be:fedict:iam:fas:Level350", "low"),
+            ("urn:be:fedict:iam:fas:Level300", "low"),
+            ("urn:be:fedict:iam:fas:Level200", "low"),
+            ("urn:be:fedict:iam:fas:Level100", "low"),
+        ];
+        let means = [
+            ("eid", "eid"),
+            ("bmid", "itsme"),
+            ("itsme", "itsme"),
+            ("totp", "totp"),
+            ("sms", "sms"),
+            ("token", "token"),
+        ];
+        Self {
+            issuer: None,
+            client_id: "cozo-broker".into(),
+            client_secret: String::new(),
+            insz_claim: "egovNRN".into(),
+            levels: levels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            means: means.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            max_level: "high".into(),
+        }
+    }
 }
 
 /// The eIDAS node this broker is a service provider of (SPEC §6).
@@ -164,6 +213,34 @@ pub struct UiConfig {
 pub struct EidConfig {
     pub listen: SocketAddr,
     pub public_url: Url,
+    /// PEM file of the CAs that issue card certificates. Unset: no eID login.
+    pub ca_bundle: Option<PathBuf>,
+    /// Revocation lists (PEM or DER); a changed file takes effect within 60 s.
+    pub crl: PathList,
+    /// The listener's own certificate and key (PEM); generated when unset.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub handshake_timeout_ms: u64,
+}
+
+/// One path or a list of paths.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(untagged)]
+pub enum PathList {
+    #[default]
+    None,
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl PathList {
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            PathList::None => Vec::new(),
+            PathList::One(p) => vec![p.clone()],
+            PathList::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// An outside registry reached over HTTP (CoBRHA, the Bis register).
@@ -255,6 +332,11 @@ impl Default for EidConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_url: url("https://localhost:8443"),
+            ca_bundle: None,
+            crl: PathList::None,
+            cert: None,
+            key: None,
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -382,6 +464,33 @@ impl Config {
                 "login.argon2_m_kib",
                 "argon2id cost below the floor m=19456 KiB, t=2, p=1",
             ));
+        }
+        if let Some(issuer) = &self.fas.issuer {
+            if issuer.scheme() != "https" && !is_loopback_host(issuer) {
+                return Err(ConfigError::new(
+                    "fas.issuer",
+                    "must be https (http only on a loopback address)",
+                ));
+            }
+        }
+        for (acr, level) in &self.fas.levels {
+            if crate::assurance::AssuranceLevel::parse(level).is_none() {
+                return Err(ConfigError::new(
+                    "fas.levels",
+                    format!("{acr} = {level}: not a level"),
+                ));
+            }
+        }
+        for (amr, method) in &self.fas.means {
+            if !matches!(method.as_str(), "eid" | "itsme" | "totp" | "sms" | "token") {
+                return Err(ConfigError::new(
+                    "fas.means",
+                    format!("{amr} = {method}: not a method"),
+                ));
+            }
+        }
+        if crate::assurance::AssuranceLevel::parse(&self.fas.max_level).is_none() {
+            return Err(ConfigError::new("fas.max_level", "must be low, substantial or high"));
         }
         if crate::assurance::AssuranceLevel::parse(&self.eidas.max_level).is_none() {
             return Err(ConfigError::new("eidas.max_level", "must be low, substantial or high"));

@@ -133,7 +133,13 @@ pub async fn run(
     ));
 
     let nl = idp_mocks::eidas::citizen("nl-substantial");
-    let card_line: Vec<String> = card.iter().take(4).map(|(k, v)| format!("{k}={v}")).collect();
+    let card_lines: Vec<String> = card
+        .iter()
+        .map(|(k, v)| format!("{k:>2}={v}"))
+        .collect::<Vec<_>>()
+        .chunks(6)
+        .map(|c| c.join("  "))
+        .collect();
     println!(
         "\n  cozo-broker demo is running (SQLite under ./data/)\n\n  \
          broker      {}\n  demo app    {DEMO_APP_URL}   <- open this and click \"Log in\"\n  \
@@ -143,7 +149,7 @@ pub async fn run(
          app code (TOTP): secret {}  current code: cargo run -q -- totp-code {}\n    \
          otpauth URI: {}\n    \
          SMS: choose \"Code by text message\" and read the code at /demo/mailbox\n    \
-         token card: {} ... (all 24: cozo-broker key list; reissue with key add-token)\n\n  \
+         token card (new each run):\n      {}\n\n  \
          Care provider (CoBRHA GP, for the care provider app): username {DOCTOR_USERNAME}, password {DEMO_PASSWORD}\n    \
          app code: cargo run -q -- totp-code {}\n\n  \
          EU login (eIDAS): choose \"EU login\", then (NL) Nederland, then DigiD as {} ({} {});\n    \
@@ -154,7 +160,7 @@ pub async fn run(
         totp.secret_base32,
         totp.secret_base32,
         totp.otpauth_uri,
-        card_line.join("  "),
+        card_lines.join("\n      "),
         doctor.secret_base32,
         nl.map(|c| c.username).unwrap_or_default(),
         nl.map(|c| c.given_name).unwrap_or_default(),

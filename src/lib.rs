@@ -10,7 +10,9 @@ pub mod clock;
 pub mod cobrha;
 pub mod config;
 pub mod crypto;
+pub mod eid;
 pub mod eidas;
+pub mod fas;
 pub mod i18n;
 pub mod identity;
 pub mod keys;
@@ -56,6 +58,8 @@ pub enum StartError {
     KeyService(#[from] keys::KeyError),
     #[error(transparent)]
     Eidas(#[from] eidas::EidasError),
+    #[error(transparent)]
+    Eid(#[from] eid::EidError),
     #[error("policy error: {0}")]
     Policy(#[from] policy::PolicyError),
     #[error("cannot listen on {0}: {1}")]
@@ -80,6 +84,20 @@ pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
             upstream: None,
         })
         .collect();
+    if cfg.eid.ca_bundle.is_some() {
+        c.push(policy::Candidate {
+            method: Method::Eid,
+            level: AssuranceLevel::High,
+            upstream: None,
+        });
+    }
+    if let Some(fas) = fas::Fas::new(&cfg.fas, &cfg.issuer()) {
+        c.extend(fas.offered().into_iter().map(|(method, level)| policy::Candidate {
+            method,
+            level,
+            upstream: Some("fas"),
+        }));
+    }
     if cfg.eidas.node_metadata.is_some() {
         // A node vouches for each level up to what it is configured for.
         let max = AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low);
@@ -130,6 +148,8 @@ impl Broker {
                 std::time::Duration::from_millis(cfg.bis_register.timeout_ms),
             )) as Arc<dyn linking::BisRegister>
         });
+        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer()).map(Arc::new);
+        let eid = eid::EidState::new(&cfg.eid)?;
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
         let keys =
             keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?;
@@ -142,6 +162,8 @@ impl Broker {
             keys,
             eidas,
             bis_register,
+            fas,
+            eid,
         }));
         Ok(Self { cfg, store, master, clock, state })
     }
@@ -182,12 +204,40 @@ pub async fn serve_on(
     clock: Clock,
     listener: tokio::net::TcpListener,
 ) -> Result<Handle, StartError> {
+    // Several rustls crypto backends are linked in (aws-lc-rs, ring): pick one for code that asks
+    // for the process default (the SMTP client).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let broker = Broker::build(cfg, clock).await?;
     let addr =
         listener.local_addr().map_err(|e| StartError::Listen(broker.cfg.server.listen, e))?;
     let (tx, mut rx) = watch::channel(false);
     spawn_background(&broker, tx.subscribe());
     spawn_outbox(&broker, tx.subscribe());
+    if let Some(eid) = broker.state.eid.clone() {
+        let l = tokio::net::TcpListener::bind(broker.cfg.eid.listen)
+            .await
+            .map_err(|e| StartError::Listen(broker.cfg.eid.listen, e))?;
+        let app = web::eid_router(broker.state.clone())
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(broker.cfg.server.max_body_bytes));
+        let timeout = std::time::Duration::from_millis(broker.cfg.eid.handshake_timeout_ms);
+        tokio::spawn(eid::server::serve(
+            l,
+            eid.current().server.clone(),
+            app,
+            timeout,
+            tx.subscribe(),
+        ));
+        let mut stop = tx.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => eid.reload_if_changed(),
+                    _ = stop.wait_for(|v| *v) => break,
+                }
+            }
+        });
+    }
     let app = web::router(broker.state.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

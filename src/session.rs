@@ -60,6 +60,9 @@ pub struct SessionData {
     /// An eIDAS identity waiting to be linked to a Bis number (first login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eidas_link: Option<EidasLink>,
+    /// A federal login under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fas: Option<crate::fas::FasPending>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,5 +1,7 @@
 pub mod bis_register;
 pub mod cobrha;
 pub mod demo_app;
+pub mod eid_ca;
 pub mod eidas;
+pub mod fas;
 mod registry_mock;

@@ -122,12 +122,15 @@ impl Eidas {
         let idp = IdpTrust::from_metadata(&xml)?;
         let keys = sp_keys(cfg, store, master, now).await?;
         let base = cfg.issuer();
+        // SPType travels in each AuthnRequest, as SPEC §6 asks (CEF nodes accept it in exactly
+        // one place: the request or the metadata).
         let sp = ServiceProvider::new(
             &format!("{base}/saml/eidas/metadata"),
             &format!("{base}/saml/eidas/acs"),
             &keys,
             idp,
-        )?;
+        )?
+        .with_sp_type_in_request(true);
         Ok(Some(Self {
             sp: Arc::new(sp),
             max_level: AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low),

@@ -14,7 +14,7 @@ use samael::crypto::{
     AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider as _, ReduceMode,
 };
 
-use super::xml::{children, escape, parse_untrusted, parse_verified, single_child, DSIG_NS};
+use super::xml::{all_text, children, escape, parse_no_dtd, parse_verified, single_child, DSIG_NS};
 use super::SamlError;
 
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
@@ -51,13 +51,14 @@ pub(crate) struct SignatureInfo {
 }
 
 /// Checks that `xml` carries exactly one signature of the accepted shape over its root element
-/// (see the module documentation). Errors are messages for `Invalid`.
+/// (see the module documentation). Errors are messages for `Invalid`. Comments are the
+/// caller's business (refused in messages, tolerated in metadata).
 pub(crate) fn check_profile(
     what: &str,
     xml: &str,
     allowed: &[AllowedSignatureAlgorithm],
 ) -> Result<SignatureInfo, String> {
-    let doc = parse_untrusted(what, xml)?;
+    let doc = parse_no_dtd(what, xml)?;
     let root = doc.root_element();
     let sigs: Vec<Node> =
         doc.descendants().filter(|n| n.has_tag_name((DSIG_NS, "Signature"))).collect();
@@ -116,8 +117,7 @@ pub(crate) fn check_profile(
         Some(ki) => ki
             .descendants()
             .filter(|n| n.has_tag_name((DSIG_NS, "X509Certificate")))
-            .filter_map(|n| n.text())
-            .map(str::to_string)
+            .map(all_text)
             .collect(),
         None => Vec::new(),
     };

@@ -8,8 +8,8 @@ use samael::crypto::CertificateDer;
 use super::dsig::{self, METADATA_ALGORITHMS, RESPONSE_ALGORITHMS};
 use super::request::{BINDING_POST, BINDING_REDIRECT, PERSISTENT, TRANSIENT};
 use super::xml::{
-    children, escape, instant, parse_untrusted, parse_verified, ALGSUPPORT_NS, DSIG_NS, EIDAS_NS,
-    MD_NS, XENC11_NS,
+    all_text, children, escape, instant, parse_no_dtd, parse_verified, ALGSUPPORT_NS, DSIG_NS,
+    EIDAS_NS, MD_NS, XENC11_NS,
 };
 use super::xmlenc::{AES256_GCM, MGF1_SHA256, RSA_OAEP_11};
 use super::{SamlError, ServiceProvider};
@@ -47,7 +47,9 @@ impl IdpTrust {
     pub fn from_metadata(xml: &str) -> Result<Self, SamlError> {
         let meta = |m: String| SamlError::Metadata(m);
         let xml = xml.trim_start_matches('\u{feff}');
-        let doc = parse_untrusted("metadata", xml).map_err(meta)?;
+        // Comments are tolerated here (files get annotated); nothing is read from text that a
+        // comment could split except certificates, whose text is taken whole.
+        let doc = parse_no_dtd("metadata", xml).map_err(meta)?;
         let signed = doc.descendants().any(|n| n.has_tag_name((DSIG_NS, "Signature")));
         if !signed {
             return Self::from_document(doc.root_element());
@@ -105,7 +107,7 @@ impl IdpTrust {
                 continue;
             }
             for c in kd.descendants().filter(|n| n.has_tag_name((DSIG_NS, "X509Certificate"))) {
-                let der = cert_der(c.text().unwrap_or_default()).map_err(SamlError::Metadata)?;
+                let der = cert_der(&all_text(c)).map_err(SamlError::Metadata)?;
                 if !signing_certs_der.contains(&der) {
                     signing_certs_der.push(der);
                 }

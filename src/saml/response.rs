@@ -17,6 +17,7 @@ const STATUS_REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
 const STATUS_REQUEST_DENIED: &str = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied";
 const STATUS_NO_AUTHN_CONTEXT: &str = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// How old a Response (its `IssueInstant`) may be. The node posts it through the browser at
 /// once; the assertion's own validity window is checked separately.
@@ -83,11 +84,13 @@ impl ServiceProvider {
         let skew = Duration::seconds(CLOCK_SKEW_SECS);
 
         // 1. Decode, with a size limit before and after.
-        if saml_response_b64.len() > MAX_RESPONSE_BYTES / 3 * 4 + 4096 {
+        // Base64 is 4/3 of the size, plus line breaks.
+        if saml_response_b64.len() > MAX_RESPONSE_BYTES / 3 * 4 * 21 / 20 {
             return Err(invalid("the response is too large"));
         }
-        let raw =
-            decode_b64(saml_response_b64).map_err(|_| invalid("SAMLResponse is not base64"))?;
+        // A space is a `+` that lost its URL encoding on the way.
+        let b64 = saml_response_b64.replace(' ', "+");
+        let raw = decode_b64(&b64).map_err(|_| invalid("SAMLResponse is not base64"))?;
         if raw.len() > MAX_RESPONSE_BYTES {
             return Err(invalid("the response is too large"));
         }
@@ -413,8 +416,6 @@ fn text_value(what: &str, n: Node<'_, '_>) -> Result<String, ResponseError> {
     }
     Ok(v)
 }
-
-const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// `XX/YY/<id>`: two ISO 3166-1 alpha-2 codes and a non-empty identifier.
 fn is_person_identifier(v: &str) -> bool {

@@ -271,7 +271,12 @@ async fn cancel_failure_and_levels() {
     // The node answers below the request: the level is returned, the caller refuses it …
     let b64 = e.respond(&s, &NL_SUBSTANTIAL, Outcome::Level(Loa::Low)).await;
     assert_eq!(e.validate(&b64, &s).unwrap().level, AssuranceLevel::Low);
-    match e.sp.validate_response_for_level(&b64, &[s.id.clone()], s.min_level, Utc::now()) {
+    match e.sp.validate_response_for_level(
+        &b64,
+        std::slice::from_ref(&s.id),
+        s.min_level,
+        Utc::now(),
+    ) {
         Err(ResponseError::LevelTooLow { asserted, required }) => {
             assert_eq!(asserted, Some(AssuranceLevel::Low));
             assert_eq!(required, AssuranceLevel::Substantial);
@@ -283,13 +288,23 @@ async fn cancel_failure_and_levels() {
     let b64 = e.respond(&s, &NL_LOW, Outcome::Success).await;
     assert!(matches!(e.validate(&b64, &s), Err(ResponseError::LevelTooLow { asserted: None, .. })));
     assert!(matches!(
-        e.sp.validate_response_for_level(&b64, &[s.id.clone()], s.min_level, Utc::now()),
+        e.sp.validate_response_for_level(
+            &b64,
+            std::slice::from_ref(&s.id),
+            s.min_level,
+            Utc::now()
+        ),
         Err(ResponseError::LevelTooLow { asserted: None, required: AssuranceLevel::Substantial })
     ));
 
     // Higher than asked is fine.
     let b64 = e.respond(&s, &NL_HIGH, Outcome::Success).await;
-    let a = e.sp.validate_response_for_level(&b64, &[s.id.clone()], s.min_level, Utc::now());
+    let a = e.sp.validate_response_for_level(
+        &b64,
+        std::slice::from_ref(&s.id),
+        s.min_level,
+        Utc::now(),
+    );
     assert_eq!(a.unwrap().level, AssuranceLevel::High);
 }
 
@@ -303,9 +318,15 @@ async fn unsolicited_and_unknown_requests_are_invalid() {
     assert_invalid(e.sp.validate_response(&b64, &other, Utc::now()), "InResponseTo");
     // Too late (the assertion lives 5 minutes) and too early.
     let later = Utc::now() + chrono::Duration::minutes(7);
-    assert_invalid(e.sp.validate_response(&b64, std::slice::from_ref(&s.id), later), "");
+    assert_invalid(
+        e.sp.validate_response(&b64, std::slice::from_ref(&s.id), later),
+        "IssueInstant",
+    );
     let earlier = Utc::now() - chrono::Duration::minutes(5);
-    assert_invalid(e.sp.validate_response(&b64, std::slice::from_ref(&s.id), earlier), "");
+    assert_invalid(
+        e.sp.validate_response(&b64, std::slice::from_ref(&s.id), earlier),
+        "IssueInstant",
+    );
     e.validate(&b64, &s).unwrap();
 }
 
@@ -515,7 +536,7 @@ async fn attacker_certificate_in_key_info_is_refused() {
     );
     let sp = e.sp_trusting(&trusted);
     assert_invalid(
-        sp.validate_response(&b64(&r), &[s.id.clone()], Utc::now()),
+        sp.validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now()),
         "Assertion signature does not verify",
     );
 }
@@ -541,7 +562,10 @@ async fn tampered_ciphertext_is_refused() {
     let enc = EncSpec { tamper: true, ..AES256_GCM_OAEP11 };
     let r =
         forge::rebuild(&genuine, &assertion, &encryption_cert(), enc, &trusted, Some(ECDSA_SHA256));
-    assert_invalid(sp.validate_response(&b64(&r), &[s.id.clone()], Utc::now()), "does not decrypt");
+    assert_invalid(
+        sp.validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now()),
+        "does not decrypt",
+    );
 }
 
 /// Accepted and refused algorithms, on responses re-encrypted and re-signed by a trusted key.
@@ -555,7 +579,7 @@ async fn algorithms() {
     let check = |key: &ForgeKey, asig: forge::SigSpec, rsig: forge::SigSpec, enc: EncSpec| {
         let assertion = forge::sign(&plain, key, asig);
         let r = forge::rebuild(&genuine, &assertion, &encryption_cert(), enc, key, Some(rsig));
-        e.sp_trusting(key).validate_response(&b64(&r), &[s.id.clone()], Utc::now())
+        e.sp_trusting(key).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now())
     };
     let ok = |r: Result<ValidatedAssertion, ResponseError>| {
         assert_eq!(r.unwrap().person_identifier, NL_SUBSTANTIAL.person_identifier)
@@ -585,11 +609,13 @@ async fn algorithms() {
     let assertion = forge::sign(&plain, &ec, ECDSA_SHA256);
     let r = forge::rebuild(&genuine, &assertion, &encryption_cert(), oaep, &ec, Some(ECDSA_SHA256))
         .replace(uris::ECDSA_SHA256, "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1");
-    let pss = e.sp_trusting(&ec).validate_response(&b64(&r), &[s.id.clone()], Utc::now());
+    let pss =
+        e.sp_trusting(&ec).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now());
     assert_invalid(pss, "RSASSA-PSS");
     // A response that is not signed at all, even if its assertion is.
     let r = forge::rebuild(&genuine, &assertion, &encryption_cert(), oaep, &ec, None);
-    let unsigned = e.sp_trusting(&ec).validate_response(&b64(&r), &[s.id.clone()], Utc::now());
+    let unsigned =
+        e.sp_trusting(&ec).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now());
     assert_invalid(unsigned, "not signed");
 }
 
@@ -611,7 +637,7 @@ async fn attribute_rules() {
             &key,
             Some(ECDSA_SHA256),
         );
-        sp.validate_response(&b64(&r), &[s.id.clone()], Utc::now())
+        sp.validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now())
     };
     let attr = |name: &str| {
         let doc = roxmltree::Document::parse(&plain).unwrap();
@@ -705,6 +731,11 @@ async fn node_metadata() {
         1,
     );
     IdpTrust::from_metadata(&wrong).unwrap();
+    // Comments (outside the signed element, and in an unsigned copy) are tolerated.
+    IdpTrust::from_metadata(&format!("<!-- fetched by hand -->\n{md}")).unwrap();
+    let commented =
+        unsigned.replacen("<md:IDPSSODescriptor", "<!-- node --><md:IDPSSODescriptor", 1);
+    assert_eq!(IdpTrust::from_metadata(&commented).unwrap().entity_id, node.entity_id());
     // DTD.
     let dtd = format!("<!DOCTYPE x [<!ENTITY e \"e\">]>{unsigned}");
     assert!(matches!(IdpTrust::from_metadata(&dtd), Err(SamlError::Metadata(_))));
@@ -768,6 +799,12 @@ fn keys_are_checked() {
     assert!(sp.redirect_request(&good, &"x".repeat(81)).is_err());
     let id = new_request_id();
     assert!(id.starts_with('_') && id.len() == 33 && id != new_request_id());
+
+    // Shared between threads as `Arc<ServiceProvider>`.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ServiceProvider>();
+    send_sync::<ResponseError>();
+    send_sync::<SamlError>();
 }
 
 /// Our metadata: well-formed, schema order, signature verifies with our certificate, and (when

@@ -53,14 +53,11 @@ pub(crate) fn strip_xml_declaration(xml: &str) -> &str {
     t
 }
 
-/// Parses a document that came from outside.
-///
-/// Refused before any parser sees it: document type declarations (XXE, entity expansion; SAML
-/// never needs a DTD) and an encoding declaration other than UTF-8 (libxml2 would honour it and
-/// roxmltree would not, a parser differential). After parsing: comments and processing
-/// instructions, which SAML messages never need and which are the basis of comment-injection
-/// attacks on values (`NL/BE/123<!---->456`).
-pub(crate) fn parse_untrusted<'x>(what: &str, xml: &'x str) -> Result<Document<'x>, String> {
+/// Parses a document that came from outside, refusing document type declarations (XXE,
+/// entity expansion; SAML never needs a DTD) and an encoding declaration other than UTF-8
+/// (libxml2 would honour it and roxmltree would not: a parser differential). Both are refused
+/// before any parser sees the text.
+pub(crate) fn parse_no_dtd<'x>(what: &str, xml: &'x str) -> Result<Document<'x>, String> {
     if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
         return Err(format!("{what}: document type declarations are not allowed"));
     }
@@ -83,7 +80,14 @@ pub(crate) fn parse_untrusted<'x>(what: &str, xml: &'x str) -> Result<Document<'
             }
         }
     }
-    let doc = Document::parse(xml).map_err(|e| format!("{what} is not well-formed XML: {e}"))?;
+    Document::parse(xml).map_err(|e| format!("{what} is not well-formed XML: {e}"))
+}
+
+/// [`parse_no_dtd`], and no comments or processing instructions anywhere: SAML messages never
+/// need them, and comments are the basis of comment-injection attacks on values
+/// (`NL/BE/123<!---->456`, which canonicalization, and so the signature, ignores).
+pub(crate) fn parse_untrusted<'x>(what: &str, xml: &'x str) -> Result<Document<'x>, String> {
+    let doc = parse_no_dtd(what, xml)?;
     for n in doc.descendants() {
         match n.node_type() {
             NodeType::Comment => return Err(format!("{what}: XML comments are not allowed")),
@@ -94,6 +98,11 @@ pub(crate) fn parse_untrusted<'x>(what: &str, xml: &'x str) -> Result<Document<'
         }
     }
     Ok(doc)
+}
+
+/// All text below `n` (comments skipped), for values such as base64 certificates.
+pub(crate) fn all_text(n: Node<'_, '_>) -> String {
+    n.descendants().filter(|d| d.is_text()).filter_map(|d| d.text()).collect()
 }
 
 /// Parses XML that xmlsec produced from verified input (the pre-digest of a signature).

@@ -163,3 +163,64 @@ impl Store {
         col(&row, "n")
     }
 }
+
+impl Store {
+    pub async fn insert_eid_request(
+        &self,
+        id: &str,
+        session_ref: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO eid_requests (id, session_ref, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(session_ref)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the verified card for a live, unanswered request: false otherwise.
+    pub async fn answer_eid_request(
+        &self,
+        id: &str,
+        ticket_hash: &str,
+        result: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE eid_requests SET ticket_hash = $1, result = $2 WHERE id = $3 AND ticket_hash IS NULL \
+             AND expires_at > $4",
+        )
+        .bind(ticket_hash)
+        .bind(result)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Takes the answer once, for the session that started the request and holds the ticket.
+    pub async fn take_eid_answer(
+        &self,
+        id: &str,
+        session_ref: &str,
+        ticket_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "UPDATE eid_requests SET used_at = $1 WHERE id = $2 AND session_ref = $3 AND ticket_hash = $4 \
+             AND used_at IS NULL AND expires_at > $1 RETURNING result",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(session_ref)
+        .bind(ticket_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| col(&r, "result")).transpose().map(Option::flatten)
+    }
+}

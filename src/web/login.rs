@@ -89,6 +89,30 @@ pub async fn chooser(
             help: tr.t("method-key-help"),
         });
     }
+    if st.eid.is_some() && allowed.contains(&Method::Eid) {
+        methods.insert(
+            0,
+            MethodLink {
+                id: "eid",
+                href: "/login/eid".into(),
+                title: tr.t("method-eid"),
+                help: tr.t("method-eid-help"),
+            },
+        );
+    }
+    let fas_means: Vec<Method> = st
+        .fas
+        .as_ref()
+        .map(|f| f.offered().into_iter().map(|(m, _)| m).collect())
+        .unwrap_or_default();
+    if st.fas.is_some() && allowed.iter().any(|m| fas_means.contains(m)) {
+        methods.push(MethodLink {
+            id: "fas",
+            href: "/login/fas".into(),
+            title: tr.t("method-fas"),
+            help: tr.t("method-fas-help"),
+        });
+    }
     if st.eidas.is_some() && allowed.contains(&Method::Eidas) {
         methods.push(MethodLink {
             id: "eidas",

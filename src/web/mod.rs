@@ -2,8 +2,10 @@
 //! Handlers stay thin: they parse, call the protocol modules, and render.
 
 mod account;
+mod eid;
 mod eidas;
 pub mod error;
+mod fas;
 mod login;
 mod oidc;
 pub mod pages;
@@ -38,6 +40,8 @@ pub struct Inner {
     pub keys: KeyService,
     pub eidas: Option<Arc<crate::eidas::Eidas>>,
     pub bis_register: Option<Arc<dyn crate::linking::BisRegister>>,
+    pub fas: Option<Arc<crate::fas::Fas>>,
+    pub eid: Option<Arc<crate::eid::EidState>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -157,6 +161,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login/key", get(login::key_form).post(login::key_password))
         .route("/login/key/code", get(login::code_form).post(login::key_code))
         .route("/login/eidas", get(eidas::start))
+        .route("/login/fas", get(fas::start))
+        .route("/login/eid", get(eid::start))
+        .route("/login/eid/return", get(eid::finish))
+        .route("/oidc/fas/callback", get(fas::callback))
         .route("/saml/eidas/metadata", get(eidas::metadata))
         .route("/saml/eidas/acs", post(eidas::acs))
         .route("/saml/eidas/continue", get(eidas::continue_login))
@@ -175,6 +183,15 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, hsts)))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+}
+
+/// The eID listener's routes (its own TLS port).
+pub fn eid_router(state: AppState) -> Router {
+    Router::new()
+        .route("/eid/start", get(eid::listener_start))
+        .route("/static/style.css", get(stylesheet))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, true)))
 }
 
 async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {

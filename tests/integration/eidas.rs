@@ -59,6 +59,7 @@ async fn to_node(e: &Eidas, b: &Browser, authorize: &str, country: &str) -> (Str
     assert!(r.status().is_redirection() || r.status().is_success(), "node refused: {}", r.status());
     let req = e.node.last_request().expect("the node received the request");
     assert_eq!(req.force_authn, true);
+    assert_eq!(req.sp_type.as_deref(), Some("public"));
     let names: Vec<&str> = req.requested_attributes.iter().map(|a| a.name.as_str()).collect();
     assert!(names.iter().any(|n| n.ends_with("/PersonIdentifier")), "{names:?}");
     assert!(names.iter().any(|n| n.ends_with("/DateOfBirth")), "{names:?}");
@@ -241,6 +242,5 @@ async fn sp_metadata_is_signed_and_names_both_certificates() {
     let xml = reqwest::get(e.s.url("/saml/eidas/metadata")).await.unwrap().text().await.unwrap();
     assert!(xml.contains("SPSSODescriptor"));
     assert!(xml.contains("use=\"signing\"") && xml.contains("use=\"encryption\""));
-    assert!(xml.contains("SPType"));
     assert!(xml.contains("Signature"));
 }

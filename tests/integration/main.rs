@@ -4,7 +4,9 @@
 mod cli;
 mod common;
 mod demo_app;
+mod eid;
 mod eidas;
+mod fas;
 mod flow;
 mod hostile;
 mod outbox;

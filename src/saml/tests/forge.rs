@@ -106,8 +106,8 @@ pub fn strip_signature(xml: &str) -> String {
     format!("{}{}", &xml[..r.start], &xml[r.end..])
 }
 
-/// Signs the root element (template after its Issuer, or first) with `key`; the certificate goes into
-/// `KeyInfo`.
+/// Signs the root element (template after its Issuer, or first) with `key`; the certificate
+/// goes into `KeyInfo`.
 pub fn sign(xml: &str, key: &ForgeKey, spec: SigSpec) -> String {
     let xml = strip_xml_declaration(xml);
     let doc = roxmltree::Document::parse(xml).unwrap();
@@ -217,7 +217,8 @@ pub fn encrypt(plain: &str, cert: &X509, spec: EncSpec) -> String {
         .map(|m| format!("<xenc11:MGF xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{m}\"/>"))
         .unwrap_or_default();
     format!(
-        "<xenc:EncryptedData xmlns:xenc=\"{XENC_NS}\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\">\
+        "<xenc:EncryptedData xmlns:xenc=\"{XENC_NS}\" \
+         Type=\"http://www.w3.org/2001/04/xmlenc#Element\">\
          <xenc:EncryptionMethod Algorithm=\"{data}\"/><ds:KeyInfo xmlns:ds=\"{DSIG_NS}\">\
          <xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"{key}\">{digest}{mgf}\
          </xenc:EncryptionMethod><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue>\
