@@ -15,6 +15,9 @@ pub const DEMO_PHONE: &str = "+32470123456";
 pub const DOCTOR_USERNAME: &str = "pieter.janssens";
 const DEMO_APP_URL: &str = "http://localhost:8090";
 const NODE_URL: &str = "http://localhost:8093";
+const FAS_URL: &str = "http://localhost:8094";
+const FAS_SECRET: &str = "demo-fas-secret";
+const EID_DIR: &str = "data/eid-test-ca";
 
 async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
@@ -43,6 +46,24 @@ pub async fn run(
         ..Default::default()
     })?;
     tokio::spawn(idp_mocks::eidas::serve(bind("127.0.0.1:8093").await?, node.clone(), stopped()));
+    let fas = idp_mocks::fas::MockFas::new(idp_mocks::fas::FasConfig {
+        base_url: FAS_URL.into(),
+        client_id: cfg.fas.client_id.clone(),
+        client_secret: FAS_SECRET.into(),
+        redirect_uris: vec![format!("{}/oidc/fas/callback", cfg.issuer())],
+    })?;
+    tokio::spawn(idp_mocks::fas::serve(bind("127.0.0.1:8094").await?, fas, stopped()));
+    if cfg.fas.issuer.is_none() {
+        cfg.fas.issuer = Some(url::Url::parse(FAS_URL)?);
+        cfg.fas.client_secret = FAS_SECRET.into();
+    }
+    // A test eID PKI (root, Citizen CA, cards, CRL) for the eID listener.
+    if cfg.eid.ca_bundle.is_none() {
+        let pki = idp_mocks::eid_ca::TestPki::generate()?;
+        pki.write_to(std::path::Path::new(EID_DIR))?;
+        cfg.eid.ca_bundle = Some(format!("{EID_DIR}/ca-bundle.pem").into());
+        cfg.eid.crl = crate::config::PathList::One(format!("{EID_DIR}/crl.pem").into());
+    }
     cfg.cobrha.url.get_or_insert(url::Url::parse("http://127.0.0.1:8091")?);
     cfg.bis_register.url.get_or_insert(url::Url::parse("http://127.0.0.1:8092")?);
     cfg.eidas.node_metadata.get_or_insert(node.metadata_url());
@@ -152,6 +173,12 @@ pub async fn run(
          token card (new each run):\n      {}\n\n  \
          Care provider (CoBRHA GP, for the care provider app): username {DOCTOR_USERNAME}, password {DEMO_PASSWORD}\n    \
          app code: cargo run -q -- totp-code {}\n\n  \
+         Federal login (FAS mock, {FAS_URL}): choose \"Federal login\", then a person and a means\n    \
+         (eID, itsme, app code, SMS, token): each gives its own level; SMS does not open the eHealth app.\n\n  \
+         eID card ({}): the test CA is in {EID_DIR}/. Import {EID_DIR}/anna-rsa-auth.p12 (password \"test\")\n    \
+         into the browser and choose \"Belgian eID card\"; or follow the /login/eid redirect with\n    \
+         curl -k --cert {EID_DIR}/anna-rsa-auth-chain.pem --key {EID_DIR}/anna-rsa-auth.key <the https://localhost:8443/eid/start?r=... URL>\n    \
+         Other cards there: pieter-ec, revoked, expired, foreign, bad-insz (each gets a page saying what to check).\n\n  \
          EU login (eIDAS): choose \"EU login\", then (NL) Nederland, then DigiD as {} ({} {});\n    \
          at the first login link the Bis number {}\n\n  \
          Ctrl-C stops everything.\n",
@@ -162,6 +189,7 @@ pub async fn run(
         totp.otpauth_uri,
         card_lines.join("\n      "),
         doctor.secret_base32,
+        broker.cfg.eid.public_url,
         nl.map(|c| c.username).unwrap_or_default(),
         nl.map(|c| c.given_name).unwrap_or_default(),
         nl.map(|c| c.family_name).unwrap_or_default(),
