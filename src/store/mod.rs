@@ -93,6 +93,10 @@ impl Store {
         } else {
             (Backend::Postgres, url.to_string())
         };
+        // SQLite has one writer at a time: several connections only wait on each other's locks
+        // (busy-timeout sleeps that cost latency), so the embedded backend uses one connection
+        // and lets the pool queue requests; each statement takes microseconds.
+        let max_connections = if backend == Backend::Sqlite { 1 } else { max_connections };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
