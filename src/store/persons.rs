@@ -99,6 +99,37 @@ impl Store {
         row.as_ref().map(Person::from_row).transpose()
     }
 
+    /// The person with this INSZ, created with these names when the broker does not know them
+    /// yet (eID and FAS logins, SPEC §6). Safe when two logins race: the loser reads the winner's.
+    pub async fn person_or_create(
+        &self,
+        insz: &Insz,
+        given_name: &str,
+        family_name: &str,
+        birthdate: Option<&str>,
+        now: i64,
+    ) -> Result<Person> {
+        if let Some(p) = self.person_by_insz(insz).await? {
+            return Ok(p);
+        }
+        let p = Person {
+            id: crate::crypto::random_token(16),
+            insz: insz.clone(),
+            given_name: given_name.to_string(),
+            family_name: family_name.to_string(),
+            birthdate: birthdate.map(str::to_string),
+            created_at: now,
+        };
+        match self.insert_person(&p).await {
+            Ok(()) => Ok(p),
+            Err(StoreError::Conflict(_)) => self
+                .person_by_insz(insz)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("person vanished after a conflict".into())),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn insert_account(&self, a: &Account, now: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO accounts (id, person_id, username, password_hash, created_at) \

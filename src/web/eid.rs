@@ -9,7 +9,7 @@ use crate::eid::server::PeerChain;
 use crate::eid::Card;
 use crate::identity::Insz;
 use crate::session::Login;
-use crate::store::{AuditEvent, Person};
+use crate::store::AuditEvent;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -152,27 +152,8 @@ pub async fn finish(
         ));
     };
     let insz = Insz::parse(&card.insz).map_err(|_| WebError::Internal("card INSZ".into()))?;
-    let person = match st.store.person_by_insz(&insz).await? {
-        Some(p) => p,
-        None => {
-            let p = Person {
-                id: crate::crypto::random_token(16),
-                insz: insz.clone(),
-                given_name: card.given_name.clone(),
-                family_name: card.family_name.clone(),
-                birthdate: None,
-                created_at: now,
-            };
-            match st.store.insert_person(&p).await {
-                Ok(()) => p,
-                Err(_) => st
-                    .store
-                    .person_by_insz(&insz)
-                    .await?
-                    .ok_or_else(|| WebError::Internal("person".into()))?,
-            }
-        }
-    };
+    let person =
+        st.store.person_or_create(&insz, &card.given_name, &card.family_name, None, now).await?;
     if st.store.identity_person("eid", insz.as_str()).await?.is_none() {
         let _ = st.store.link_identity("eid", insz.as_str(), &person.id, now).await;
     }

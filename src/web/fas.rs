@@ -5,7 +5,7 @@ use super::pages;
 use super::{AppState, WebError};
 use crate::identity::Insz;
 use crate::session::Login;
-use crate::store::{AuditEvent, Person};
+use crate::store::AuditEvent;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -148,28 +148,8 @@ pub async fn callback(
         ));
     };
     // Same person, many doors: the INSZ decides; an unknown INSZ becomes a person.
-    let person = match st.store.person_by_insz(&insz).await? {
-        Some(p) => p,
-        None => {
-            let p = Person {
-                id: crate::crypto::random_token(16),
-                insz: insz.clone(),
-                given_name: login.given_name.clone(),
-                family_name: login.family_name.clone(),
-                birthdate: None,
-                created_at: now,
-            };
-            match st.store.insert_person(&p).await {
-                Ok(()) => p,
-                // Created meanwhile by another request.
-                Err(_) => st
-                    .store
-                    .person_by_insz(&insz)
-                    .await?
-                    .ok_or_else(|| WebError::Internal("person".into()))?,
-            }
-        }
-    };
+    let person =
+        st.store.person_or_create(&insz, &login.given_name, &login.family_name, None, now).await?;
     if st.store.identity_person("fas", &login.subject).await?.is_none() {
         let _ = st.store.link_identity("fas", &login.subject, &person.id, now).await;
     }
