@@ -15,8 +15,7 @@ demo: deps
 ## Every test: unit and integration, on SQLite and PostgreSQL.
 test: deps
 	./scripts/check-postgres.sh
-	$(CARGO) test --workspace --all-targets --no-fail-fast
-	$(CARGO) test --workspace --doc
+	./scripts/test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
