@@ -38,12 +38,52 @@ pub fn verify(stored: &str, password: &str) -> bool {
     }
 }
 
+/// Argon2 runs on a small pool of dedicated threads, one per core: at most that many hashes
+/// (19 MiB each) are in memory at once, the allocator keeps their memory in those threads only,
+/// and a flood of logins queues instead of taking every core and gigabytes of memory.
+type Job = Box<dyn FnOnce() + Send>;
+
+fn hasher() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
+    static POOL: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        for i in 0..n {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+        }
+        std::sync::Mutex::new(tx)
+    })
+}
+
+async fn on_hasher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    hasher().lock().ok()?.send(job).ok()?;
+    rx.await.ok()
+}
+
 pub async fn hash_blocking(cost: Cost, password: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || hash(cost, &password)).await.map_err(|e| e.to_string())?
+    on_hasher(move || hash(cost, &password))
+        .await
+        .ok_or_else(|| "hashing pool stopped".to_string())?
 }
 
 pub async fn verify_blocking(stored: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || verify(&stored, &password)).await.unwrap_or(false)
+    on_hasher(move || verify(&stored, &password)).await.unwrap_or(false)
 }
 
 /// Password rules for new passwords (SPEC §7, issue #3): at least 12 characters, not containing
@@ -107,6 +147,19 @@ mod tests {
         assert!(verify(&h, "correct horse battery"));
         assert!(!verify(&h, "correct horse batterY"));
         assert!(!verify("not a hash", "x"));
+    }
+
+    #[tokio::test]
+    async fn the_hashing_pool_serves_concurrent_callers() {
+        let hashes = futures::future::join_all(
+            (0..4).map(|i| hash_blocking(COST, format!("password number {i}"))),
+        )
+        .await;
+        for (i, h) in hashes.into_iter().enumerate() {
+            let h = h.unwrap();
+            assert!(verify_blocking(h.clone(), format!("password number {i}")).await);
+            assert!(!verify_blocking(h, "wrong".into()).await);
+        }
     }
 
     #[test]
