@@ -28,7 +28,7 @@ const rows = [
   ['jwks server cores', (r) => r.jwks?.cpu?.server_cores, false],
   ['GET discovery/s', (r) => r.discovery?.per_s, true],
   ['discovery server cores', (r) => r.discovery?.cpu?.server_cores, false],
-  ['other processes, cores (refresh)', (r) => (r.refresh?.cpu ? r.refresh.cpu.machine_busy_cores - r.refresh.cpu.loadgen_cores - (r.refresh.cpu.server_cores ?? 0) : undefined), false],
+  ['cores outside server + generator (refresh; on PostgreSQL: the database)', (r) => (r.refresh?.cpu ? r.refresh.cpu.machine_busy_cores - r.refresh.cpu.loadgen_cores - (r.refresh.cpu.server_cores ?? 0) : undefined), false],
   ['errors (refresh+code+login+jwks+disc)', (r) => ['refresh', 'code_exchange', 'login_flow', 'jwks', 'discovery']
     .reduce((s, k) => s + (r[k]?.errors ?? 0), 0), false],
 ];

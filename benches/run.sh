@@ -283,6 +283,7 @@ EOF
   say "\$ ${CMD[*]}   # = cargo bench --bench load -- ..."
   timeout 900 "${CMD[@]}" 2> >(tee "$OUT/load-$backend.log" >&2) | tee "$OUT/load-$backend.txt" | tee -a "$SUMMARY"
 
+  say "- server memory: peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$SRV_PID/status"), now $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$SRV_PID/status"); threads $(awk '/Threads/ {print $2}' "/proc/$SRV_PID/status")"
   kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
   # loadgen's verify phase reuses a refresh token and a code on purpose: 2 "credential reuse" warnings.
   say "- server log: $(grep -ciE '"level":"(ERROR|WARN)"' "$OUT/server-$backend.log" || true) warnings/errors, $(grep -c 'credential reuse' "$OUT/server-$backend.log" || true) of them the deliberate reuse of loadgen's verify phase (server-$backend.log)"
