@@ -47,7 +47,7 @@ for (const [name, get, goal] of rows) {
   for (const { label, r } of runs) {
     const v = get(r);
     const ratio = typeof v === 'number' && typeof p === 'number' && p > 0 ? v / p : undefined;
-    cells.push(fmt(v), ratio === undefined || /^(errors|other)/.test(name) ? '-' : `${ratio.toFixed(2)}x`);
+    cells.push(fmt(v), ratio === undefined || /^(errors|cores outside)/.test(name) ? '-' : `${ratio.toFixed(2)}x`);
     if (goal && ratio !== undefined) verdicts.push(`${label}: ${ratio >= 2 ? 'met' : 'not met'}`);
   }
   cells.push(goal ? verdicts.join('; ') : '');
