@@ -15,6 +15,7 @@ demo: deps
 ## Every test: unit and integration, on SQLite and PostgreSQL.
 test: deps
 	./scripts/check-postgres.sh
+	./scripts/validate-deploy.sh
 	./scripts/test.sh
 
 lint:
