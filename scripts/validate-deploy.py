@@ -7,6 +7,8 @@
   `kubectl apply --validate=strict`); kustomization.yaml lists exactly the manifests.
 * deploy/compose.yaml: the Compose Specification JSON schema (deploy/schemas/compose-spec.json),
   plus references (depends_on, secrets, configs, volumes) that the schema cannot check.
+* The broker's configuration in them (TOML files, the ConfigMap, COZO_<SECTION>__<KEY> variables)
+  names only keys that exist in src/config.rs: the broker refuses unknown keys at start.
 * A few properties the issue asks for: non-root, read-only root filesystem, no capabilities,
   /readyz and /healthz probes.
 * deploy/schemas/fixtures/*: known-bad files that MUST fail (the validator's own test).
@@ -23,6 +25,11 @@ import sys
 import jsonschema
 import kubernetes_validate
 import yaml
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -66,6 +73,79 @@ def crd_validator(key):
             schema = strict(json.load(f))
         _crd_validators[key] = jsonschema.Draft7Validator(schema)
     return _crd_validators[key]
+
+
+_config_keys = None
+
+
+def config_keys():
+    """{section: {key: rust type}} from the structs of src/config.rs (`[section] key` ↔ field)."""
+    global _config_keys
+    if _config_keys is None:
+        with open(os.path.join(ROOT, "src", "config.rs")) as f:
+            src = f.read()
+        structs = {m.group(1): m.group(2) for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, re.S)}
+        fields = {
+            name: dict(re.findall(r"^\s*pub (\w+): ([^\n]+?),\s*(?://.*)?$", body, re.M))
+            for name, body in structs.items()
+        }
+        _config_keys = {section: fields.get(ty, {}) for section, ty in fields["Config"].items()}
+        if not _config_keys or not all(_config_keys.values()):
+            raise SystemExit("validate-deploy: cannot read the configuration structs of src/config.rs")
+    return _config_keys
+
+
+def type_errors(where_, value, rust):
+    rust = re.sub(r"^Option<(.*)>$", r"\1", rust)
+    ok = {
+        "bool": lambda v: isinstance(v, bool),
+        "String": lambda v: isinstance(v, str),
+        "Url": lambda v: isinstance(v, str) and re.match(r"^https?://", v) is not None,
+        "PathBuf": lambda v: isinstance(v, str),
+        "SocketAddr": lambda v: isinstance(v, str) and re.match(r"^[^\s]+:\d+$", v) is not None,
+        "PathList": lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    }.get(rust)
+    if ok is None and re.match(r"^[iu](8|16|32|64|size)$", rust):
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if ok is None and rust.startswith("Vec<"):
+        ok = lambda v: isinstance(v, list)
+    if ok is None and "Map<" in rust:
+        ok = lambda v: isinstance(v, dict)
+    if ok is not None and not ok(value):
+        return [f"{where_}: {value!r} is not a valid {rust}"]
+    return []
+
+
+def toml_config_errors(text, label):
+    try:
+        cfg = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        return [f"{label}: TOML: {e}"]
+    keys, errs = config_keys(), []
+    for section, table in cfg.items():
+        if section not in keys:
+            errs.append(f"{label}: [{section}] is not a configuration section (src/config.rs)")
+            continue
+        if not isinstance(table, dict):
+            errs.append(f"{label}: {section} must be a table")
+            continue
+        for key, value in table.items():
+            if key not in keys[section]:
+                errs.append(f"{label}: [{section}] {key} is not a configuration key (src/config.rs)")
+            else:
+                errs += type_errors(f"{label}: [{section}] {key}", value, keys[section][key])
+    return errs
+
+
+def env_config_errors(name, label):
+    """COZO_<SECTION>__<KEY> must name a key; COZO_ variables without `__` are not settings."""
+    if not name.startswith("COZO_") or "__" not in name:
+        return []
+    parts = name[len("COZO_"):].lower().split("__")
+    keys = config_keys()
+    if len(parts) < 2 or parts[0] not in keys or parts[1] not in keys[parts[0]]:
+        return [f"{label}: {name} does not name a configuration key (src/config.rs)"]
+    return []
 
 
 def where(err):
@@ -166,7 +246,24 @@ def validate_k8s_doc(doc):
         return desc, errs
     errs += [f"{where(e)}: {short(e.message)}" for e in sorted(v.iter_errors(doc), key=str)]
     errs += policy_errors(doc)
+    errs += broker_config_errors(doc)
     return desc + f" (Kubernetes {K8S_VERSION}, strict)", errs
+
+
+def broker_config_errors(doc):
+    errs = []
+    if doc.get("kind") == "ConfigMap":
+        for key, text in (doc.get("data") or {}).items():
+            if key.endswith(".toml"):
+                errs += toml_config_errors(text, f"data.{key}")
+    if doc.get("kind") == "Secret":
+        for key in list((doc.get("stringData") or {})) + list((doc.get("data") or {})):
+            errs += env_config_errors(key, f"Secret key {key}")
+    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        for e in c.get("env", []):
+            errs += env_config_errors(e.get("name", ""), f"container {c.get('name')} env")
+    return errs
 
 
 def validate_k8s_file(path):
@@ -236,6 +333,10 @@ def compose_errors(path):
                 continue
             if src and not src.startswith((".", "/", "~", "$")) and src not in (doc.get("volumes") or {}):
                 errs.append(f"services.{name}.volumes: named volume {src!r} is not defined")
+        env = svc.get("environment") or {}
+        names = env.keys() if isinstance(env, dict) else [e.split("=", 1)[0] for e in env]
+        for n in names:
+            errs += env_config_errors(n, f"services.{name}.environment")
         if "build" in svc and svc.get("read_only") is not True:
             errs.append(f"services.{name}: our images run with read_only: true")
     return errs
@@ -264,9 +365,14 @@ def main():
         errs, descs = validate_k8s_file(path)
         report(not errs, path, "; ".join(descs) or "invalid", errs)
 
+    path = os.path.join(DEPLOY, "container.toml")
+    with open(path) as f:
+        errs = toml_config_errors(f.read(), "container.toml")
+    report(not errs, path, "configuration keys and types of src/config.rs", errs)
+
     path = os.path.join(DEPLOY, "compose.yaml")
     errs = compose_errors(path)
-    report(not errs, path, "Compose Specification schema + references", errs)
+    report(not errs, path, "Compose Specification schema, references, configuration keys", errs)
 
     # The validator's own test: every fixture must be refused.
     fixtures = os.path.join(SCHEMAS, "fixtures")
