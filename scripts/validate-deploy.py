@@ -34,7 +34,8 @@ except ImportError:  # Python < 3.11
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPLOY = os.path.join(ROOT, "deploy")
 SCHEMAS = os.path.join(DEPLOY, "schemas")
-K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.0")
+# The oldest Kubernetes the manifests support (preStop `sleep` needs 1.30) and a recent one.
+K8S_VERSIONS = os.environ.get("K8S_VERSIONS", "1.30.0 1.34.0").split()
 
 CRDS = {
     ("postgresql.cnpg.io/v1", "Cluster"): "postgresql.cnpg.io_v1_Cluster.json",
@@ -206,22 +207,22 @@ def policy_errors(doc):
 _k8s_validators = {}
 
 
-def k8s_validator(api, kind):
+def k8s_validator(api, kind, k8s_version):
     """The strict schema kubernetes_validate.validate() uses, but reporting every error, not the
     first (same lookup as kubernetes_validate.utils.validate, pinned in requirements.txt)."""
-    key = (api, kind)
+    key = (api, kind, k8s_version)
     if key not in _k8s_validators:
         from referencing import Registry, Resource
         from kubernetes_validate import utils
 
-        version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(K8S_VERSION)][-1]
+        version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(k8s_version)][-1]
         group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api)
         schema_dir = f"kubernetes-json-schema/v{version}-local-strict"
         try:
-            schema = utils.schema_contents(f"{schema_dir}/{kind.lower()}-{group_version}.json", K8S_VERSION)
+            schema = utils.schema_contents(f"{schema_dir}/{kind.lower()}-{group_version}.json", k8s_version)
         except FileNotFoundError:
-            raise kubernetes_validate.SchemaNotFoundError(version=K8S_VERSION, kind=kind, api_version=api)
-        defs = utils.schema_contents(f"{schema_dir}/_definitions.json", K8S_VERSION)
+            raise kubernetes_validate.SchemaNotFoundError(version=k8s_version, kind=kind, api_version=api)
+        defs = utils.schema_contents(f"{schema_dir}/_definitions.json", k8s_version)
         registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
         _k8s_validators[key] = jsonschema.Draft202012Validator(schema, registry=registry)
     return _k8s_validators[key]
@@ -239,15 +240,16 @@ def validate_k8s_doc(doc):
         v = crd_validator((api, kind))
         errs += [f"{where(e)}: {short(e.message)}" for e in sorted(v.iter_errors(doc), key=str)]
         return desc + " (CRD schema)", errs
-    try:
-        v = k8s_validator(api, kind)
-    except kubernetes_validate.SchemaNotFoundError:
-        errs.append(f"no schema for {api} {kind} in Kubernetes {K8S_VERSION} nor in deploy/schemas/crds/")
-        return desc, errs
-    errs += [f"{where(e)}: {short(e.message)}" for e in sorted(v.iter_errors(doc), key=str)]
+    for version in K8S_VERSIONS:
+        try:
+            v = k8s_validator(api, kind, version)
+        except kubernetes_validate.SchemaNotFoundError:
+            errs.append(f"no schema for {api} {kind} in Kubernetes {version} nor in deploy/schemas/crds/")
+            continue
+        errs += [f"{where(e)}: {short(e.message)} (Kubernetes {version})" for e in sorted(v.iter_errors(doc), key=str)]
     errs += policy_errors(doc)
     errs += broker_config_errors(doc)
-    return desc + f" (Kubernetes {K8S_VERSION}, strict)", errs
+    return desc + f" (Kubernetes {' and '.join(K8S_VERSIONS)}, strict)", errs
 
 
 def broker_config_errors(doc):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Validates deploy/ (Kubernetes manifests, CloudNativePG resources, compose file) against the real
 # schemas; see scripts/validate-deploy.py. Needs python3 and PyPI on the first run (the packages
-# go into .venv-deploy/); later runs take about a second. K8S_VERSION=1.x.0 picks the Kubernetes
-# schema version (default 1.34.0).
+# go into .venv-deploy/); later runs take about a second. K8S_VERSIONS="1.30.0 1.34.0" (the
+# default) are the Kubernetes schema versions the manifests must be valid for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-deploy
