@@ -291,6 +291,12 @@ def validate_kustomization(path, k8s_dir):
     for r in listed:
         if not os.path.isfile(os.path.join(k8s_dir, r)):
             errs.append(f"resources: {r} does not exist")
+            continue
+        # `kubectl apply -f deploy/k8s/FILE` must land where `apply -k` does.
+        for doc in load_all(os.path.join(k8s_dir, r)):
+            ns = (doc.get("metadata") or {}).get("namespace")
+            if doc.get("kind") != "Namespace" and ns != k.get("namespace"):
+                errs.append(f"{r}: {doc.get('kind')} {doc.get('metadata', {}).get('name')} is in namespace {ns!r}, not {k.get('namespace')!r}")
     present = sorted(
         f for f in os.listdir(k8s_dir) if f.endswith((".yaml", ".yml")) and f != os.path.basename(path)
     )
@@ -366,6 +372,13 @@ def main():
             continue
         errs, descs = validate_k8s_file(path)
         report(not errs, path, "; ".join(descs) or "invalid", errs)
+
+    rendered = os.environ.get("KUSTOMIZE_RENDERED")
+    if rendered:
+        errs, descs = validate_k8s_file(rendered)
+        report(not errs, k8s_dir, f"kustomize build: {len(descs)} objects", errs)
+        if any(d.split()[2].split("/")[0] != "cozo" for d in descs if not d.startswith("v1 Namespace")):
+            report(False, k8s_dir, "kustomize build: every namespaced object must be in namespace cozo")
 
     path = os.path.join(DEPLOY, "container.toml")
     with open(path) as f:
