@@ -4,7 +4,9 @@
 * deploy/k8s/*.yaml: built-in kinds with kubernetes-validate (strict: unknown fields are errors);
   the CloudNativePG and Barman Cloud kinds against the openAPIV3Schema of their CRDs, vendored in
   deploy/schemas/crds/ (made strict the same way: an unknown field is an error, as with
-  `kubectl apply --validate=strict`); kustomization.yaml lists exactly the manifests.
+  `kubectl apply --validate=strict`); kustomization.yaml lists exactly the manifests, all in its
+  namespace; with KUSTOMIZE_RENDERED (scripts/validate-deploy.sh sets it to the output of
+  `kubectl kustomize deploy/k8s`) the rendered objects are validated too.
 * deploy/compose.yaml: the Compose Specification JSON schema (deploy/schemas/compose-spec.json),
   plus references (depends_on, secrets, configs, volumes) that the schema cannot check.
 * The broker's configuration in them (TOML files, the ConfigMap, COZO_<SECTION>__<KEY> variables)
