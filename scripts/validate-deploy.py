@@ -18,7 +18,6 @@
 Prints one line per file and exits 1 if anything is wrong.
 """
 
-import copy
 import json
 import os
 import re

@@ -52,13 +52,13 @@ fi
 if [ ${#compose[@]} -gt 0 ]; then
   version="$("${compose[@]}" version --short 2>/dev/null || true)"
   # With the secrets set it must pass; without them it must stop (they are required).
-  if ! COZO_MASTER_KEY=x COZO_DB_PASSWORD=x "${compose[@]}" -f deploy/compose.yaml config -q; then
+  if ! COZO_MASTER_KEY=x COZO_DB_PASSWORD=x "${compose[@]}" --env-file /dev/null -f deploy/compose.yaml config -q; then
     echo "FAIL deploy/compose.yaml: docker compose $version config"
     status=1
-  elif env -u COZO_MASTER_KEY -u COZO_DB_PASSWORD "${compose[@]}" -f deploy/compose.yaml config -q >/dev/null 2>&1; then
+  elif env -u COZO_MASTER_KEY -u COZO_DB_PASSWORD "${compose[@]}" --env-file /dev/null -f deploy/compose.yaml config -q >/dev/null 2>&1; then
     echo "FAIL deploy/compose.yaml: docker compose $version config passes without COZO_DB_PASSWORD"
     status=1
-  elif "${compose[@]}" -f deploy/schemas/fixtures/bad-compose.yaml config -q >/dev/null 2>&1; then
+  elif "${compose[@]}" --env-file /dev/null -f deploy/schemas/fixtures/bad-compose.yaml config -q >/dev/null 2>&1; then
     echo "FAIL deploy/schemas/fixtures/bad-compose.yaml: docker compose $version config ACCEPTED it"
     status=1
   else
