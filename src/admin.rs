@@ -361,3 +361,75 @@ pub async fn policy_check(
         "methods": methods,
     }))
 }
+
+/// Makes a known person an operator of a registration office (`office operator add`).
+pub async fn add_operator(
+    store: &Store,
+    insz: &str,
+    office: &str,
+    now: i64,
+) -> Result<crate::store::Operator, AdminError> {
+    let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("insz: {e}")))?;
+    let office = office.trim();
+    if office.is_empty() || office.chars().count() > 100 {
+        return Err(AdminError::Invalid(
+            "--office: give the office's name (1 to 100 characters)".into(),
+        ));
+    }
+    let person = store.person_by_insz(&insz).await?.ok_or_else(|| {
+        AdminError::NotFound(format!(
+            "person {} (add them first with `person add`)",
+            insz.formatted()
+        ))
+    })?;
+    store.upsert_operator(&person.id, office, now).await?;
+    let e = crate::store::AuditEvent {
+        id: crate::crypto::random_id(),
+        at: now,
+        kind: "office-operator".into(),
+        outcome: "added".into(),
+        person_id: Some(person.id.clone()),
+        detail: serde_json::json!({ "office": office }).to_string(),
+        ..Default::default()
+    };
+    store.insert_audit(&e).await?;
+    Ok(crate::store::Operator { person_id: person.id, office: office.to_string() })
+}
+
+/// Registers a person at an operator's office from the command line (`office register`): the
+/// same rules as the `/office/register` form.
+pub async fn office_register(
+    offices: &crate::office::Offices,
+    store: &Store,
+    operator_insz: &str,
+    form: &crate::office::RegistrationForm,
+    today: chrono::NaiveDate,
+) -> Result<crate::office::Issued, AdminError> {
+    let insz =
+        Insz::parse(operator_insz).map_err(|e| AdminError::Invalid(format!("--operator: {e}")))?;
+    let person = store
+        .person_by_insz(&insz)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("operator".into()))?;
+    let op = store.operator(&person.id).await?.ok_or_else(|| {
+        AdminError::Invalid("--operator: this person is not an office operator".into())
+    })?;
+    let new = form.parse(today).map_err(|errs| {
+        AdminError::Invalid(
+            errs.iter()
+                .map(|e| {
+                    format!(
+                        "--{}: {}",
+                        e.field.replace('_', "-"),
+                        crate::i18n::Tr::new("en").t(e.key)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    offices.register(&op, new).await.map_err(|e| match e {
+        crate::office::OfficeError::Store(s) => AdminError::Store(s),
+        other => AdminError::Invalid(other.to_string()),
+    })
+}

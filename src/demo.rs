@@ -142,6 +142,19 @@ pub async fn run(
         now,
     )
     .await?;
+    // A registration-office clerk (operator of "Brussels – Foreigners' desk") with an app key.
+    fresh_person(&store, OPERATOR_INSZ, "Marie", "Dubois", "1990-01-01", now).await?;
+    let clerk = admin::add_totp_key(
+        &store,
+        &master,
+        &cfg,
+        OPERATOR_INSZ,
+        OPERATOR_USERNAME,
+        Some(DEMO_PASSWORD),
+        now,
+    )
+    .await?;
+    admin::add_operator(&store, OPERATOR_INSZ, OPERATOR_OFFICE, now).await?;
     store.close().await;
 
     let issuer = url::Url::parse(&cfg.issuer())?;
@@ -173,6 +186,10 @@ pub async fn run(
          token card (new each run):\n      {}\n\n  \
          Care provider (CoBRHA GP, for the care provider app): username {DOCTOR_USERNAME}, password {DEMO_PASSWORD}\n    \
          app code: cargo run -q -- totp-code {}\n\n  \
+         Registration office ({}/office): clerk username {OPERATOR_USERNAME}, password {DEMO_PASSWORD}\n    \
+         app code: cargo run -q -- totp-code {}\n    \
+         register e.g. Bis number {NEW_PERSON_BIS} (Sofia Rossi, 1985-07-30); the activation link is in the\n    \
+         mailbox, the paper code on the result page; then log in to the demo app with the new key.\n\n  \
          Federal login (FAS mock, {FAS_URL}): choose \"Federal login\", then a person and a means\n    \
          (eID, itsme, app code, SMS, token): each gives its own level; SMS does not open the eHealth app.\n\n  \
          eID card ({}): the test CA is in {EID_DIR}/. Import {EID_DIR}/anna-rsa-auth.p12 (password \"test\")\n    \
@@ -189,6 +206,8 @@ pub async fn run(
         totp.otpauth_uri,
         card_lines.join("\n      "),
         doctor.secret_base32,
+        broker.cfg.issuer(),
+        clerk.secret_base32,
         broker.cfg.eid.public_url,
         nl.map(|c| c.username).unwrap_or_default(),
         nl.map(|c| c.given_name).unwrap_or_default(),
@@ -202,6 +221,13 @@ pub async fn run(
     let _ = demo.await;
     Ok(())
 }
+
+/// The demo registration-office clerk.
+const OPERATOR_INSZ: &str = "90010112395";
+const OPERATOR_USERNAME: &str = "marie.dubois";
+const OPERATOR_OFFICE: &str = "Brussels – Foreigners' desk";
+/// A Bis number (valid check digits) to register at the office in the demo.
+const NEW_PERSON_BIS: &str = "85273004559";
 
 /// The demo person, with their digital keys reset (secrets are shown once, so new ones each run).
 async fn fresh_person(

@@ -75,6 +75,22 @@ impl Tr {
         LOCALES.lookup_with_args(&self.id, key, &args)
     }
 
+    /// A message with several arguments.
+    pub fn tn(&self, key: &str, named: &[(&str, &str)]) -> String {
+        let mut args: HashMap<Cow<'static, str>, fluent_templates::fluent_bundle::FluentValue> =
+            HashMap::new();
+        for (name, value) in named {
+            args.insert(Cow::Owned(name.to_string()), value.to_string().into());
+        }
+        LOCALES.lookup_with_args(&self.id, key, &args)
+    }
+
+    /// A date (no time) as people of this language write it (Belgian time).
+    pub fn date(&self, unix: i64) -> String {
+        let dt = self.datetime(unix);
+        dt.split(' ').next().unwrap_or_default().to_string()
+    }
+
     /// A date and time as people of this language write it (Belgian time).
     pub fn datetime(&self, unix: i64) -> String {
         use chrono::TimeZone;

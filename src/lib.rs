@@ -17,6 +17,7 @@ pub mod i18n;
 pub mod identity;
 pub mod keys;
 pub mod linking;
+pub mod office;
 pub mod oidc;
 pub mod outbox;
 pub mod policy;
@@ -84,6 +85,14 @@ pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
             upstream: None,
         })
         .collect();
+    if cfg.server.public_url.domain().is_some() {
+        // WebAuthn needs a domain name (keys::webauthn).
+        c.push(policy::Candidate {
+            method: Method::Webauthn,
+            level: AssuranceLevel::Substantial,
+            upstream: None,
+        });
+    }
     if cfg.eid.ca_bundle.is_some() {
         c.push(policy::Candidate {
             method: Method::Eid,
@@ -152,7 +161,10 @@ impl Broker {
         let eid = eid::EidState::new(&cfg.eid)?;
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
         let keys =
-            keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?;
+            keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?
+                .with_passkeys(&cfg.server.public_url);
+        let offices =
+            office::Offices::new(store.clone(), clock.clone(), cfg.server.public_url.clone());
         let state = web::AppState(Arc::new(web::Inner {
             cfg: cfg.clone(),
             store: store.clone(),
@@ -164,6 +176,8 @@ impl Broker {
             bis_register,
             fas,
             eid,
+            offices,
+            master: master.clone(),
         }));
         Ok(Self { cfg, store, master, clock, state })
     }
@@ -314,6 +328,9 @@ fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
             if n % 30 == 0 {
                 if let Err(e) = state.store.purge_expired(now).await {
                     tracing::error!(error = %e, "purge failed");
+                }
+                if let Err(e) = state.offices.purge().await {
+                    tracing::error!(error = %e, "purging registrations failed");
                 }
             }
         }

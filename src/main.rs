@@ -31,6 +31,9 @@ enum Command {
     /// Signing keys of the OpenID provider.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Registration offices: operators and registrations (SPEC §7).
+    #[command(subcommand)]
+    Office(OfficeCmd),
     #[command(subcommand)]
     Person(PersonCmd),
     /// Digital keys of a person.
@@ -89,6 +92,55 @@ enum KeysCmd {
         json: bool,
     },
     List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OfficeCmd {
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Register a person at an operator's office (as the /office/register form does).
+    Register {
+        /// INSZ of the operator who registers.
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        insz: Option<String>,
+        /// The person has no Bis number yet: file a Bis request instead.
+        #[arg(long = "request-bis")]
+        request_bis: bool,
+        #[arg(long = "family-name")]
+        family_name: String,
+        #[arg(long = "given-names")]
+        given_names: String,
+        #[arg(long)]
+        birthdate: String,
+        #[arg(long)]
+        nationality: String,
+        #[arg(long = "document-type")]
+        document_type: String,
+        #[arg(long = "document-number")]
+        document_number: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        mobile: String,
+        #[arg(long, default_value = "en")]
+        language: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Make a known person an operator of an office.
+    Add {
+        insz: String,
+        #[arg(long)]
+        office: String,
         #[arg(long)]
         json: bool,
     },
@@ -327,6 +379,79 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                                 r.alg,
                                 if r.retired_at.is_some() { "retired" } else { "active" }
                             );
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Office(o) => {
+            let store = cozo_broker::open_store(&cfg).await.map_err(runtime)?;
+            match o {
+                OfficeCmd::Operator(OperatorCmd::Add { insz, office, json }) => {
+                    let op = admin::add_operator(&store, &insz, &office, now).await?;
+                    if json {
+                        print_json(
+                            serde_json::json!({ "person_id": op.person_id, "office": op.office }),
+                        );
+                    } else {
+                        println!("operator added to {}", op.office);
+                    }
+                }
+                OfficeCmd::Register {
+                    operator,
+                    insz,
+                    request_bis,
+                    family_name,
+                    given_names,
+                    birthdate,
+                    nationality,
+                    document_type,
+                    document_number,
+                    email,
+                    mobile,
+                    language,
+                    json,
+                } => {
+                    let form = cozo_broker::office::RegistrationForm {
+                        insz,
+                        request_bis: request_bis.then(|| "1".to_string()),
+                        family_name: Some(family_name),
+                        given_names: Some(given_names),
+                        birthdate: Some(birthdate),
+                        nationality: Some(nationality),
+                        document_type: Some(document_type),
+                        document_number: Some(document_number),
+                        email: Some(email),
+                        mobile: Some(mobile),
+                        language: Some(language),
+                    };
+                    let clock = cozo_broker::clock::Clock::default();
+                    let offices = cozo_broker::office::Offices::new(
+                        store.clone(),
+                        clock,
+                        cfg.server.public_url.clone(),
+                    );
+                    let today = chrono::Utc::now().date_naive();
+                    let issued =
+                        admin::office_register(&offices, &store, &operator, &form, today).await?;
+                    let reg = &issued.registration;
+                    let code = issued.code.as_ref().map(|c| c.grouped());
+                    if json {
+                        print_json(serde_json::json!({
+                            "registration_id": reg.id,
+                            "status": reg.status.as_str(),
+                            "activation_code": code,
+                            "activation_link": issued.link,
+                            "expires_at": reg.expires_at,
+                        }));
+                    } else {
+                        match code {
+                            Some(c) => println!(
+                                "registration {}: activation code {c} (shown once), link sent to {}",
+                                reg.id, reg.email
+                            ),
+                            None => println!("registration {}: Bis number requested", reg.id),
                         }
                     }
                 }

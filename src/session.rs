@@ -44,6 +44,9 @@ pub struct KeyStep {
     /// The open one-time challenge (an SMS code sent, a card position asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
+    /// The open security-key challenge (webauthn-rs state; server-side only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -63,6 +66,39 @@ pub struct SessionData {
     /// A federal login under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fas: Option<crate::fas::FasPending>,
+    /// Keys being set up: at activation (from an office registration) or from `/account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrol: Option<Enrolment>,
+    /// Where to go after a login made without an authorization request (e.g. `/office`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_to: Option<String>,
+}
+
+/// Key enrolment under way in this browser.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Enrolment {
+    /// The office registration being activated (`None` when adding a key from `/account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_id: Option<String>,
+    pub person_id: String,
+    /// Set once the username and password are chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    pub at: i64,
+    /// A TOTP key shown but not confirmed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_key: Option<String>,
+    /// An SMS confirmation code sent (challenge id) and the masked number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_phone: Option<String>,
+    /// A security-key registration under way (webauthn-rs state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<serde_json::Value>,
+    /// Keys added in this enrolment, for the summary.
+    #[serde(default)]
+    pub added: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

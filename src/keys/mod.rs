@@ -7,6 +7,7 @@
 
 pub mod password;
 pub mod totp;
+pub mod webauthn;
 
 use crate::assurance::{AssuranceLevel, Method};
 use crate::clock::Clock;
@@ -110,6 +111,8 @@ pub struct KeyService {
     cfg: LoginConfig,
     /// Verified against when the username is unknown, so both cost the same time.
     dummy_hash: String,
+    /// Security keys, when the public URL allows WebAuthn (a domain name).
+    pub passkeys: Option<webauthn::Passkeys>,
 }
 
 pub fn normalize_username(u: &str) -> String {
@@ -125,7 +128,17 @@ impl KeyService {
     ) -> Result<Self, KeyError> {
         let dummy_hash =
             password::hash(cost(&cfg), &crypto::random_token(16)).map_err(KeyError::Hash)?;
-        Ok(Self { store, master, clock, cfg, dummy_hash })
+        let passkeys = None;
+        Ok(Self { store, master, clock, cfg, dummy_hash, passkeys })
+    }
+
+    /// Enables security keys for this public origin (see [`webauthn::Passkeys::new`]).
+    pub fn with_passkeys(mut self, public_url: &url::Url) -> Self {
+        self.passkeys = webauthn::Passkeys::new(public_url);
+        if self.passkeys.is_none() {
+            tracing::warn!(%public_url, "security keys (WebAuthn) need a domain name in [server] public_url; not offered");
+        }
+        self
     }
 
     fn account_key(username: &str) -> String {
@@ -219,6 +232,7 @@ impl KeyService {
                 username,
                 at: now,
                 challenge: None,
+                webauthn: None,
             },
             methods,
         })
@@ -286,6 +300,46 @@ impl KeyService {
             (None, true) => CodeCheck::Replayed,
             (None, false) => CodeCheck::Wrong,
         })
+    }
+
+    /// Checks a security key's answer against the challenge the session kept (taken out of the
+    /// session by the caller before this call, so an answer is never checked twice).
+    pub async fn check_webauthn(
+        &self,
+        step: &KeyStep,
+        state: Option<&serde_json::Value>,
+        answer: &str,
+        address: &str,
+    ) -> Result<CodeCheck, KeyError> {
+        let now = self.clock.now();
+        if let Some(until) = self.lock_of(&step.username, address, now).await? {
+            return Ok(CodeCheck::Locked { until });
+        }
+        let Some(pk) = &self.passkeys else { return Ok(CodeCheck::NoSuchKey) };
+        let Some(state) = state else { return Ok(CodeCheck::NoChallenge) };
+        match pk.finish_authentication(&self.store, &step.account_id, state, answer).await {
+            Ok(()) => {
+                self.store.clear_failures(&Self::account_key(&step.username)).await?;
+                Ok(CodeCheck::Ok(Login {
+                    person_id: step.person_id.clone(),
+                    auth_time: now,
+                    acr: AssuranceLevel::Substantial,
+                    amr: vec!["pwd".into(), "webauthn".into()],
+                    method: Method::Webauthn,
+                    eidas_person_identifier: None,
+                }))
+            }
+            Err(webauthn::WebauthnError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::info!(error = %e, "security key answer refused");
+                let locked = self.fail(&step.username, address, now).await?;
+                self.audit_failure(Some(&step.person_id), "webauthn", locked).await;
+                Ok(match locked {
+                    Some(until) => CodeCheck::Locked { until },
+                    None => CodeCheck::Wrong,
+                })
+            }
+        }
     }
 
     /// Opens a challenge for SMS (sends a code through the outbox) or the token card (picks an
@@ -459,6 +513,40 @@ fn totp_purpose(key_id: &str) -> String {
     format!("totp:{key_id}")
 }
 
+/// Usernames: 3 to 64 of `a-z 0-9 . _ - @`, case-insensitive (SPEC §7: "rules shown").
+pub fn check_username(username: &str) -> Result<String, KeyError> {
+    let username = normalize_username(username);
+    if username.len() < 3
+        || username.len() > MAX_USERNAME
+        || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(KeyError::Invalid("username-rules"));
+    }
+    Ok(username)
+}
+
+/// A new username and password for an existing account (activation after a lost device).
+pub async fn reset_account(
+    store: &Store,
+    cfg: &LoginConfig,
+    account: &Account,
+    username: &str,
+    password: &str,
+) -> Result<Account, KeyError> {
+    let username = check_username(username)?;
+    password::check_new(password, &username).map_err(KeyError::Invalid)?;
+    let hash =
+        password::hash_blocking(cost(cfg), password.to_string()).await.map_err(KeyError::Hash)?;
+    let account = Account {
+        id: account.id.clone(),
+        person_id: account.person_id.clone(),
+        username,
+        password_hash: hash,
+    };
+    store.update_account(&account).await?;
+    Ok(account)
+}
+
 /// Creates the digital-key account of a person (username + password).
 pub async fn create_account(
     store: &Store,
@@ -468,13 +556,7 @@ pub async fn create_account(
     password: &str,
     now: i64,
 ) -> Result<Account, KeyError> {
-    let username = normalize_username(username);
-    if username.len() < 3
-        || username.len() > MAX_USERNAME
-        || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-    {
-        return Err(KeyError::Invalid("username-rules"));
-    }
+    let username = check_username(username)?;
     password::check_new(password, &username).map_err(KeyError::Invalid)?;
     let hash =
         password::hash_blocking(cost(cfg), password.to_string()).await.map_err(KeyError::Hash)?;
@@ -586,4 +668,108 @@ pub async fn add_token(
     }
     store.insert_token_codes(&key_id, &hashes).await?;
     Ok(card)
+}
+
+/// Confirms a pending TOTP key with its first code; the key becomes active and that code's time
+/// step counts as used. False: wrong code (the key stays pending and unusable).
+pub async fn confirm_totp(
+    store: &Store,
+    master: &MasterKey,
+    account_id: &str,
+    key_id: &str,
+    code: &str,
+    now: i64,
+) -> Result<bool, KeyError> {
+    let Some(key) = store
+        .keys_of_account(account_id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id && k.kind == "totp" && k.status == "pending")
+    else {
+        return Ok(false);
+    };
+    let Some(enc) = &key.secret_enc else { return Ok(false) };
+    let secret = master.decrypt(&totp_purpose(&key.id), enc)?;
+    let Some(step) = totp::matching_step(&secret, code, now) else { return Ok(false) };
+    Ok(store.activate_key(&key.id, account_id).await?
+        && store.advance_totp_step(&key.id, step).await?)
+}
+
+/// Starts confirming a mobile number: a pending SMS key and a code sent through the outbox.
+/// Returns the key id and the challenge id (kept in the session).
+pub async fn start_sms_enrolment(
+    store: &Store,
+    account: &Account,
+    phone: &str,
+    lang: &str,
+    now: i64,
+) -> Result<(String, String), KeyError> {
+    let phone = parse_phone(phone).ok_or(KeyError::Invalid("phone-rules"))?;
+    let key_id = crypto::random_id();
+    store
+        .insert_key(&KeyRow {
+            id: key_id.clone(),
+            account_id: account.id.clone(),
+            kind: "sms".into(),
+            status: "pending".into(),
+            secret_enc: None,
+            phone: Some(phone.clone()),
+            data: None,
+            last_step: 0,
+            created_at: now,
+        })
+        .await?;
+    let id = crypto::random_id();
+    let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+    store
+        .insert_challenge(
+            &Challenge {
+                id: id.clone(),
+                key_id: key_id.clone(),
+                kind: "sms-enrol".into(),
+                position: None,
+                code_hash: Some(challenge_hash(&id, &code)),
+                expires_at: now + SMS_TTL_S,
+                used_at: None,
+            },
+            now,
+        )
+        .await?;
+    let body = crate::i18n::Tr::new(lang).t1("sms-enrol-text", "code", &code);
+    store
+        .enqueue(&OutboxMessage {
+            id: crypto::random_id(),
+            channel: "sms".into(),
+            recipient: phone,
+            subject: None,
+            body,
+            created_at: now,
+            attempts: 0,
+            sent_at: None,
+        })
+        .await?;
+    Ok((key_id, id))
+}
+
+/// Confirms the number with the code sent; the challenge is used once, right or wrong.
+pub async fn confirm_sms(
+    store: &Store,
+    account_id: &str,
+    challenge_id: &str,
+    code: &str,
+    now: i64,
+) -> Result<bool, KeyError> {
+    let Some(ch) = store.challenge(challenge_id).await? else { return Ok(false) };
+    if ch.kind != "sms-enrol" || ch.expires_at <= now || ch.used_at.is_some() {
+        return Ok(false);
+    }
+    let right = ch
+        .code_hash
+        .as_ref()
+        .is_some_and(|h| crypto::ct_eq(challenge_hash(&ch.id, code).as_bytes(), h.as_bytes()));
+    if !right {
+        return Ok(false);
+    }
+    Ok(store.use_challenge(&ch.id, now).await?
+        && store.activate_key(&ch.key_id, account_id).await?)
 }

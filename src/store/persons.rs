@@ -227,6 +227,61 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// A pending key becomes active (TOTP confirmed with a first code, phone confirmed by SMS).
+    pub async fn activate_key(&self, key_id: &str, account_id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE keys SET status = 'active' WHERE id = $1 AND account_id = $2 AND status = 'pending'",
+        )
+        .bind(key_id)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Revokes one key of an account, unless it is the account's last active key.
+    pub async fn revoke_key_unless_last(
+        &self,
+        key_id: &str,
+        account_id: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE keys SET status = 'revoked', revoked_at = $1 \
+             WHERE id = $2 AND account_id = $3 AND status <> 'revoked' \
+             AND (status <> 'active' OR (SELECT COUNT(*) FROM keys k2 \
+                  WHERE k2.account_id = $3 AND k2.status = 'active') > 1)",
+        )
+        .bind(now)
+        .bind(key_id)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Sets a new username and password on an account (re-activation after a lost device).
+    pub async fn update_account(&self, a: &Account) -> Result<()> {
+        sqlx::query("UPDATE accounts SET username = $1, password_hash = $2 WHERE id = $3")
+            .bind(&a.username)
+            .bind(&a.password_hash)
+            .bind(&a.id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::conflict_or(e, "an account with this username"))?;
+        Ok(())
+    }
+
+    /// Stores a key's kind-specific data (a WebAuthn credential whose counter moved).
+    pub async fn update_key_data(&self, key_id: &str, data: &str) -> Result<()> {
+        sqlx::query("UPDATE keys SET data = $1 WHERE id = $2")
+            .bind(data)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn revoke_keys_of_account(&self, account_id: &str, now: i64) -> Result<u64> {
         let r = sqlx::query(
             "UPDATE keys SET status = 'revoked', revoked_at = $1 \

@@ -66,6 +66,12 @@ impl From<crate::keys::KeyError> for WebError {
     }
 }
 
+impl From<crate::office::OfficeError> for WebError {
+    fn from(e: crate::office::OfficeError) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {

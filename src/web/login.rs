@@ -4,7 +4,7 @@ use super::pages::Notice;
 use super::pages::{self, Link};
 use super::pages::{render, Chooser, Chrome, FormError, KeyCode, KeyLogin, KeyOption, MethodLink};
 use super::{AppState, Ctx, WebError};
-use crate::assurance::Method;
+use crate::assurance::{AssuranceLevel, Method};
 use crate::i18n::Tr;
 use crate::keys::{ChallengeStart, CodeCheck, PasswordCheck, KEY_STEP_TTL_S};
 use crate::oidc::authorize::{Access, AuthRequest, Next};
@@ -78,7 +78,14 @@ pub async fn chooser(
     let tr = &ctx.tr;
     let (reasons, allowed) = match &pending {
         Some((_, req)) => step_up_state(&st, ctx.session.as_ref(), req).await?,
-        None => (Vec::new(), st.provider.candidates.iter().map(|c| c.method).collect()),
+        None => (
+            Vec::new(),
+            st.provider
+                .offered(level_without_request(ctx.session.as_ref()))
+                .iter()
+                .map(|c| c.method)
+                .collect(),
+        ),
     };
     let mut methods = Vec::new();
     if allowed.iter().any(|m| Method::KEY_FACTORS.contains(m)) {
@@ -220,6 +227,12 @@ pub async fn key_password(
     }
 }
 
+/// A login for the broker's own pages (`/office`, adding a key at `/account`) needs at least
+/// substantial (SPEC §7); the session remembers where the person was going.
+pub fn level_without_request(session: Option<&Session>) -> Option<AssuranceLevel> {
+    session.and_then(|s| s.data.return_to.as_ref()).map(|_| AssuranceLevel::Substantial)
+}
+
 /// The account's active keys that the pending request's policy accepts, and the reasons when
 /// some are refused.
 async fn usable_keys(
@@ -235,6 +248,12 @@ async fn usable_keys(
         reasons = why;
         if reasons.is_empty() && methods.is_empty() {
             reasons.push("policy-no-sms-token".into());
+        }
+    } else if let Some(min) = level_without_request(Some(session)) {
+        let before = methods.len();
+        methods.retain(|m| m.own_level().is_some_and(|l| l >= min));
+        if methods.len() < before {
+            reasons.push("policy-level-substantial".into());
         }
     }
     Ok((methods, reasons))
@@ -368,13 +387,14 @@ pub async fn key_code(
         let notice = match st.keys.start_challenge(&step, method).await? {
             ChallengeStart::SmsSent { id, phone } => {
                 set_challenge(&mut session, id);
-                Notice { text: tr.t1("sms-sent", "phone", &phone), position: None }
+                Notice { text: tr.t1("sms-sent", "phone", &phone), position: None, webauthn: None }
             }
             ChallengeStart::TokenPosition { id, position } => {
                 set_challenge(&mut session, id);
                 Notice {
                     text: tr.t1("token-position", "position", &position.to_string()),
                     position: Some(position),
+                    webauthn: None,
                 }
             }
             ChallengeStart::NoSuchKey => {
@@ -414,7 +434,45 @@ pub async fn key_code(
         )
         .await;
     }
-    let outcome = st.keys.check_code(&step, method, &code, &ctx.address).await?;
+    if method == Method::Webauthn && code.trim().is_empty() {
+        // No answer yet: ask the security key (the challenge stays on the server).
+        let started = match &st.keys.passkeys {
+            Some(pk) => pk.start_authentication(&st.store, &step.account_id).await.ok(),
+            None => None,
+        };
+        let Some((challenge, state)) = started else {
+            let e = FormError::new(&tr, "no-such-key");
+            return code_page(&st, &ctx, &session, Some(e), StatusCode::BAD_REQUEST, Some(method))
+                .await;
+        };
+        if let Some(s) = session.data.key_step.as_mut() {
+            s.webauthn = Some(state);
+        }
+        st.sessions.save(&mut session).await?;
+        let notice = Notice {
+            text: tr.t("webauthn-touch"),
+            position: None,
+            webauthn: serde_json::to_string(&challenge).ok(),
+        };
+        return code_page_with(
+            &st,
+            &ctx,
+            &session,
+            None,
+            Some(notice),
+            StatusCode::OK,
+            Some(method),
+        )
+        .await;
+    }
+    let outcome = if method == Method::Webauthn {
+        // The challenge is taken out of the session first: an answer is checked only once.
+        let state = session.data.key_step.as_mut().and_then(|s| s.webauthn.take());
+        st.sessions.save(&mut session).await?;
+        st.keys.check_webauthn(&step, state.as_ref(), code.trim(), &ctx.address).await?
+    } else {
+        st.keys.check_code(&step, method, &code, &ctx.address).await?
+    };
     let (status, error) = match outcome {
         CodeCheck::Ok(login) => return complete_login(&st, &ctx, session, login).await,
         CodeCheck::Wrong => (StatusCode::UNAUTHORIZED, FormError::new(&tr, "wrong-code")),
@@ -457,7 +515,10 @@ pub async fn complete_login(
         Some((id, req)) => {
             continue_request(st, &ctx.tr, &mut session, Some(id), &req, true).await?
         }
-        None => Redirect::to("/account").into_response(),
+        None => {
+            let to = session.data.return_to.take().unwrap_or_else(|| "/account".into());
+            Redirect::to(&to).into_response()
+        }
     };
     st.sessions.save(&mut session).await?;
     resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));

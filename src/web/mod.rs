@@ -2,11 +2,13 @@
 //! Handlers stay thin: they parse, call the protocol modules, and render.
 
 mod account;
+mod activate;
 mod eid;
 mod eidas;
 pub mod error;
 mod fas;
 mod login;
+mod office;
 mod oidc;
 pub mod pages;
 
@@ -42,6 +44,9 @@ pub struct Inner {
     pub bis_register: Option<Arc<dyn crate::linking::BisRegister>>,
     pub fas: Option<Arc<crate::fas::Fas>>,
     pub eid: Option<Arc<crate::eid::EidState>>,
+    pub offices: crate::office::Offices,
+    /// Encrypts TOTP secrets at rest (keys enrolled at activation or from `/account`).
+    pub master: crate::crypto::MasterKey,
 }
 
 impl std::ops::Deref for AppState {
@@ -171,6 +176,22 @@ pub fn router(state: AppState) -> Router {
         .route("/link", get(eidas::link_form).post(eidas::link_submit))
         .route("/link/request-bis", post(eidas::request_bis))
         .route("/static/autosubmit.js", get(autosubmit_js))
+        .route("/static/webauthn.js", get(webauthn_js))
+        .route("/office", get(office::list))
+        .route("/office/login", get(office::login))
+        .route("/office/register", get(office::register_form).post(office::register))
+        .route("/office/registrations/{id}", get(office::show))
+        .route("/office/registrations/{id}/reissue", post(office::reissue))
+        .route("/activate/account", get(activate::account_form).post(activate::account))
+        .route("/activate/keys", get(activate::keys).post(activate::choose_key))
+        .route("/activate/keys/totp", post(activate::confirm_totp))
+        .route("/activate/keys/sms", post(activate::sms))
+        .route("/activate/keys/webauthn", post(activate::webauthn))
+        .route("/activate/finish", post(activate::finish))
+        .route("/activate/{token}", get(activate::code_form).post(activate::code))
+        .route("/account/keys/add", post(account::add_key))
+        .route("/account/login", get(account::login_again))
+        .route("/account/keys/{id}/remove", post(account::remove_key))
         .route("/account", get(account::show))
         .route("/account/logout", post(account::logout))
         .route("/lang/{code}", get(set_language))
@@ -223,6 +244,16 @@ async fn autosubmit_js() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/autosubmit.js"),
+    )
+}
+
+async fn webauthn_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/webauthn.js"),
     )
 }
 

@@ -85,6 +85,8 @@ pub struct KeyOption {
 pub struct Notice {
     pub text: String,
     pub position: Option<i64>,
+    /// A security-key challenge for the browser (JSON for `navigator.credentials.get`).
+    pub webauthn: Option<String>,
 }
 
 #[derive(Template)]
@@ -129,6 +131,9 @@ pub struct Account {
     pub acr: String,
     pub level: String,
     pub history: Vec<HistoryRow>,
+    pub keys: Vec<KeyRowView>,
+    pub has_account: bool,
+    pub error: Option<FormError>,
 }
 
 #[derive(Template)]
@@ -213,4 +218,196 @@ pub struct Link2 {
     pub given_name: String,
     pub birthdate: String,
     pub error: Option<FormError>,
+}
+
+/// A form field that failed a rule; templates tie it to its field with `aria-describedby`.
+pub struct FieldErr {
+    pub field: &'static str,
+    pub text: String,
+}
+
+pub struct RegistrationRow {
+    pub id: String,
+    pub name: String,
+    pub insz: String,
+    pub status: &'static str,
+    pub status_text: String,
+    pub created: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "office.html")]
+pub struct OfficeList {
+    pub c: Chrome,
+    pub office: String,
+    pub rows: Vec<RegistrationRow>,
+}
+
+#[derive(Template)]
+#[template(path = "office_register.html")]
+pub struct OfficeRegister {
+    pub c: Chrome,
+    pub csrf: String,
+    pub document_types: Vec<(&'static str, String)>,
+    pub languages: Vec<&'static str>,
+    pub v: crate::office::RegistrationForm,
+    pub errors: Vec<FieldErr>,
+    /// A live registration exists: a link to it (empty when it belongs to another office).
+    pub duplicate: Option<String>,
+}
+
+impl OfficeRegister {
+    pub fn err(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|e| e.field == field).map(|e| e.text.as_str())
+    }
+    pub fn val(&self, field: &str) -> &str {
+        let v = &self.v;
+        let f = match field {
+            "insz" => &v.insz,
+            "family_name" => &v.family_name,
+            "given_names" => &v.given_names,
+            "birthdate" => &v.birthdate,
+            "nationality" => &v.nationality,
+            "document_type" => &v.document_type,
+            "document_number" => &v.document_number,
+            "email" => &v.email,
+            "mobile" => &v.mobile,
+            "language" => &v.language,
+            "request_bis" => &v.request_bis,
+            _ => return "",
+        };
+        f.as_deref().unwrap_or_default()
+    }
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        a == b
+    }
+    /// Whether a select's option is the chosen one.
+    pub fn chosen(&self, field: &str, value: &str) -> bool {
+        self.val(field) == value
+    }
+    pub fn lang_name(&self, code: &str) -> String {
+        self.c.tr.t(&format!("language-{code}"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "office_result.html")]
+pub struct OfficeResult {
+    pub c: Chrome,
+    pub name: String,
+    pub code: Option<String>,
+    pub expires: String,
+    pub expires_office: String,
+    pub email: String,
+    pub person_lang: &'static str,
+    pub instructions_title: String,
+    pub instructions: String,
+    pub ehealth_note: String,
+    pub id: String,
+    pub public_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "office_registration.html")]
+pub struct OfficeRegistration {
+    pub c: Chrome,
+    pub csrf: String,
+    pub r: RegistrationRow,
+    pub birthdate: String,
+    pub nationality: String,
+    pub document: String,
+    pub email: String,
+    pub mobile: String,
+    pub needs_bis: bool,
+    pub reissuable: bool,
+    pub error: Option<FormError>,
+}
+
+#[derive(Template)]
+#[template(path = "activate_code.html")]
+pub struct ActivateCode {
+    pub c: Chrome,
+    pub csrf: String,
+    pub token: String,
+    pub expires: String,
+    pub error: Option<FormError>,
+}
+
+#[derive(Template)]
+#[template(path = "activate_account.html")]
+pub struct ActivateAccount {
+    pub c: Chrome,
+    pub csrf: String,
+    pub username: String,
+    pub error: Option<FieldErr>,
+}
+
+impl ActivateAccount {
+    pub fn err(&self, field: &str) -> Option<&str> {
+        self.error.as_ref().filter(|e| e.field == field).map(|e| e.text.as_str())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "activate_keys.html")]
+pub struct ActivateKeys {
+    pub c: Chrome,
+    pub csrf: String,
+    pub username: String,
+    pub options: Vec<KeyOption>,
+    /// Labels of the keys already active on the account.
+    pub active: Vec<String>,
+    pub can_finish: bool,
+    /// Adding a key from `/account` (not a first activation).
+    pub from_account: bool,
+    pub error: Option<FormError>,
+}
+
+#[derive(Template)]
+#[template(path = "activate_totp.html")]
+pub struct ActivateTotp {
+    pub c: Chrome,
+    pub csrf: String,
+    /// The QR code as an SVG data URI (rendered on the server; no script).
+    pub qr: String,
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub error: Option<FormError>,
+}
+
+#[derive(Template)]
+#[template(path = "activate_sms.html")]
+pub struct ActivateSms {
+    pub c: Chrome,
+    pub csrf: String,
+    pub phone: String,
+    /// The masked number a code was sent to; then the page asks for the code.
+    pub sent_to: Option<String>,
+    pub error: Option<FormError>,
+}
+
+#[derive(Template)]
+#[template(path = "activate_token.html")]
+pub struct ActivateToken {
+    pub c: Chrome,
+    pub card: Vec<(i64, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "activate_webauthn.html")]
+pub struct ActivateWebauthn {
+    pub c: Chrome,
+    pub csrf: String,
+    /// JSON for `navigator.credentials.create`.
+    pub challenge: String,
+    pub error: Option<FormError>,
+}
+
+pub struct KeyRowView {
+    pub id: String,
+    pub kind: String,
+    pub label: String,
+    pub added: String,
+    pub detail: String,
 }

@@ -223,7 +223,7 @@ impl Page {
         form.select(&input)
             .filter(|i| {
                 let t = i.value().attr("type").unwrap_or("text");
-                t != "radio" || i.value().attr("checked").is_some()
+                (t != "radio" && t != "checkbox") || i.value().attr("checked").is_some()
             })
             .filter_map(|i| {
                 Some((

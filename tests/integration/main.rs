@@ -9,5 +9,6 @@ mod eidas;
 mod fas;
 mod flow;
 mod hostile;
+mod office;
 mod outbox;
 mod policy;

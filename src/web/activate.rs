@@ -1,0 +1,675 @@
+//! `/activate/…`: a person activates their digital key with the paper code and the mailed link
+//! (SPEC §7), then chooses a username and password and sets up one or more keys. The same key
+//! pages serve `/account` when a logged-in person adds a key.
+
+use super::pages::{self, render, Chrome, FormError, KeyOption, Link};
+use super::{AppState, Ctx, WebError};
+use crate::assurance::Method;
+use crate::i18n::Tr;
+use crate::keys::{self, KeyError};
+use crate::office::Opening;
+use crate::session::{Enrolment, Session};
+use crate::store::{Account, AuditEvent};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use base64::Engine;
+use std::net::SocketAddr;
+
+/// An enrolment must be finished within an hour of its start.
+const ENROL_TTL_S: i64 = 3600;
+
+fn require_csrf(ctx: &Ctx, token: Option<&str>) -> Result<(), WebError> {
+    match &ctx.session {
+        Some(s) if s.csrf_ok(token) => Ok(()),
+        _ => Err(WebError::page(
+            StatusCode::FORBIDDEN,
+            &ctx.tr,
+            "session-expired-title",
+            "csrf-failed",
+            "csrf",
+        )),
+    }
+}
+
+fn link_problem(tr: &Tr, status: StatusCode, text_key: &str, code: &'static str) -> Response {
+    pages::message(
+        status,
+        tr,
+        "activate-title",
+        tr.t(text_key),
+        Some(code),
+        Some(Link { href: "/".into(), label: tr.t("back-to-start") }),
+    )
+}
+
+/// The enrolment under way in this session, if it is still fresh.
+fn enrolment(st: &AppState, session: Option<&Session>) -> Option<Enrolment> {
+    session.and_then(|s| s.data.enrol.clone()).filter(|e| st.clock.now() - e.at <= ENROL_TTL_S)
+}
+
+fn no_enrolment(tr: &Tr) -> Response {
+    link_problem(tr, StatusCode::FORBIDDEN, "activate-no-enrolment", "no-enrolment")
+}
+
+async fn audit(st: &AppState, kind: &str, outcome: &str, person: &str, method: Option<&str>) {
+    let e = AuditEvent {
+        id: crate::crypto::random_id(),
+        at: st.clock.now(),
+        kind: kind.into(),
+        outcome: outcome.into(),
+        person_id: Some(person.into()),
+        method: method.map(str::to_string),
+        detail: "{}".into(),
+        ..Default::default()
+    };
+    if let Err(err) = st.store.insert_audit(&e).await {
+        tracing::error!(error = %err, "audit event could not be stored");
+    }
+}
+
+pub async fn code_form(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    let tr = ctx.tr.clone();
+    let reg = st.offices.by_link(&token).await?;
+    let now = st.clock.now();
+    let Some(reg) = reg else {
+        return Ok(link_problem(&tr, StatusCode::NOT_FOUND, "activate-link-unusable", "unusable"));
+    };
+    use crate::store::RegistrationStatus as S;
+    match reg.status {
+        S::Issued if reg.expires_at > now => {}
+        S::Issued => {
+            return Ok(link_problem(&tr, StatusCode::GONE, "activate-link-expired", "expired"))
+        }
+        S::Locked => {
+            return Ok(link_problem(&tr, StatusCode::FORBIDDEN, "activate-link-locked", "locked"))
+        }
+        _ => return Ok(link_problem(&tr, StatusCode::GONE, "activate-link-unusable", "unusable")),
+    }
+    let (session, is_new) = st.session_or_new(&mut ctx).await?;
+    let page = pages::ActivateCode {
+        c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
+        csrf: session.csrf.clone(),
+        token,
+        expires: tr.date(reg.expires_at),
+        error: None,
+    };
+    let mut resp = render(StatusCode::OK, &page);
+    if is_new {
+        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
+    }
+    Ok(resp)
+}
+
+#[derive(serde::Deserialize)]
+pub struct CodePost {
+    csrf: Option<String>,
+    code: Option<String>,
+}
+
+pub async fn code(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(post): Form<CodePost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let tr = ctx.tr.clone();
+    let code = post.code.unwrap_or_default();
+    if code.trim().is_empty() {
+        // A link alone opens nothing: the paper code is required.
+        let reg = st.offices.by_link(&token).await?;
+        let expires = reg.map(|r| tr.date(r.expires_at)).unwrap_or_default();
+        let page = pages::ActivateCode {
+            c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
+            csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+            token,
+            expires,
+            error: Some(FormError::new(&tr, "activate-code-required")),
+        };
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    match st.offices.open(&token, &code).await? {
+        Opening::Opened(reg) => {
+            let Some(mut session) = ctx.session.take() else {
+                return Err(WebError::Internal("no session".into()));
+            };
+            let Some(person_id) = reg.person_id.clone() else {
+                return Err(WebError::Internal("an issued registration without a person".into()));
+            };
+            let account = st.store.account_by_person(&person_id).await?;
+            session.data.enrol = Some(Enrolment {
+                registration_id: Some(reg.id.clone()),
+                person_id,
+                account_id: None,
+                at: st.clock.now(),
+                ..Default::default()
+            });
+            let _ = account;
+            session.data.lang.get_or_insert_with(|| reg.lang.clone());
+            st.sessions.renew_id(&mut session).await?;
+            st.sessions.save(&mut session).await?;
+            let mut resp = Redirect::to("/activate/account").into_response();
+            resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
+            Ok(resp)
+        }
+        Opening::Wrong { left } => {
+            let reg = st.offices.by_link(&token).await?;
+            let page = pages::ActivateCode {
+                c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
+                csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+                token,
+                expires: reg.map(|r| tr.date(r.expires_at)).unwrap_or_default(),
+                error: Some(FormError {
+                    code: "wrong-code",
+                    text: tr.t1("activate-code-wrong", "left", &left.to_string()),
+                }),
+            };
+            Ok(render(StatusCode::UNAUTHORIZED, &page))
+        }
+        Opening::Locked => {
+            Ok(link_problem(&tr, StatusCode::FORBIDDEN, "activate-link-locked", "locked"))
+        }
+        Opening::Expired => {
+            Ok(link_problem(&tr, StatusCode::GONE, "activate-link-expired", "expired"))
+        }
+        Opening::Unusable => {
+            Ok(link_problem(&tr, StatusCode::GONE, "activate-link-unusable", "unusable"))
+        }
+    }
+}
+
+async fn account_page(
+    st: &AppState,
+    ctx: &Ctx,
+    enrol: &Enrolment,
+    error: Option<(&'static str, String)>,
+    username: String,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let existing = st.store.account_by_person(&enrol.person_id).await?;
+    let page = pages::ActivateAccount {
+        c: Chrome::new(ctx.tr.clone(), "/activate/account"),
+        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+        username: if username.is_empty() {
+            existing.map(|a| a.username).unwrap_or_default()
+        } else {
+            username
+        },
+        error: error.map(|(field, text)| pages::FieldErr { field, text }),
+    };
+    Ok(render(status, &page))
+}
+
+pub async fn account_form(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ctx = st.ctx(&headers, peer).await?;
+    let Some(enrol) = enrolment(&st, ctx.session.as_ref()) else {
+        return Ok(no_enrolment(&ctx.tr));
+    };
+    if enrol.account_id.is_some() {
+        return Ok(Redirect::to("/activate/keys").into_response());
+    }
+    account_page(&st, &ctx, &enrol, None, String::new(), StatusCode::OK).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct AccountPost {
+    csrf: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_confirm: Option<String>,
+}
+
+pub async fn account(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(post): Form<AccountPost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let tr = ctx.tr.clone();
+    let Some(mut enrol) = enrolment(&st, ctx.session.as_ref()) else {
+        return Ok(no_enrolment(&tr));
+    };
+    if enrol.account_id.is_some() {
+        return Ok(Redirect::to("/activate/keys").into_response());
+    }
+    let username = post.username.unwrap_or_default();
+    let password = post.password.unwrap_or_default();
+    if password != post.password_confirm.unwrap_or_default() {
+        let e = Some(("password_confirm", tr.t("password-mismatch")));
+        return account_page(&st, &ctx, &enrol, e, username, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    }
+    let now = st.clock.now();
+    let existing = st.store.account_by_person(&enrol.person_id).await?;
+    let result = match &existing {
+        // A new activation (e.g. after a lost device) sets a new username and password.
+        Some(acct) => keys::reset_account(&st.store, &st.cfg.login, acct, &username, &password)
+            .await
+            .map(|_| acct.id.clone()),
+        None => keys::create_account(
+            &st.store,
+            &st.cfg.login,
+            &enrol.person_id,
+            &username,
+            &password,
+            now,
+        )
+        .await
+        .map(|a| a.id),
+    };
+    let account_id = match result {
+        Ok(id) => id,
+        Err(KeyError::Invalid(key)) => {
+            let field = if key.starts_with("username") { "username" } else { "password" };
+            let e = Some((field, tr.t(key)));
+            return account_page(&st, &ctx, &enrol, e, username, StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+        }
+        Err(KeyError::Store(crate::store::StoreError::Conflict(_))) => {
+            let e = Some(("username", tr.t("username-taken")));
+            return account_page(&st, &ctx, &enrol, e, username, StatusCode::CONFLICT).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit(&st, "key-change", "account-set", &enrol.person_id, None).await;
+    enrol.account_id = Some(account_id);
+    let Some(mut session) = ctx.session.take() else {
+        return Err(WebError::Internal("no session".into()));
+    };
+    session.data.enrol = Some(enrol);
+    st.sessions.save(&mut session).await?;
+    Ok(Redirect::to("/activate/keys").into_response())
+}
+
+/// The account being enrolled, or the page that says there is none.
+async fn enrol_account(
+    st: &AppState,
+    ctx: &Ctx,
+) -> Result<Result<(Enrolment, Account), Response>, WebError> {
+    let Some(enrol) = enrolment(st, ctx.session.as_ref()) else {
+        return Ok(Err(no_enrolment(&ctx.tr)));
+    };
+    let Some(account_id) = &enrol.account_id else {
+        return Ok(Err(Redirect::to("/activate/account").into_response()));
+    };
+    match st.store.account(account_id).await? {
+        Some(a) if a.person_id == enrol.person_id => Ok(Ok((enrol, a))),
+        _ => Ok(Err(no_enrolment(&ctx.tr))),
+    }
+}
+
+macro_rules! enrol_or_return {
+    ($st:expr, $ctx:expr) => {
+        match enrol_account($st, $ctx).await? {
+            Ok(v) => v,
+            Err(resp) => return Ok(resp),
+        }
+    };
+}
+
+/// Key kinds a person can set up here, strongest first.
+fn kinds(st: &AppState) -> Vec<Method> {
+    Method::KEY_FACTORS
+        .into_iter()
+        .filter(|m| *m != Method::Webauthn || st.keys.passkeys.is_some())
+        .collect()
+}
+
+async fn keys_page(
+    st: &AppState,
+    ctx: &Ctx,
+    enrol: &Enrolment,
+    account: &Account,
+    error: Option<FormError>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let tr = &ctx.tr;
+    let active = st.keys.active_methods(&account.id).await?;
+    let options = kinds(st)
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| KeyOption {
+            value: m.as_str(),
+            label: tr.t(&format!("enrol-{}", m.as_str())),
+            help: tr.t(&format!("enrol-{}-help", m.as_str())),
+            checked: i == 0,
+        })
+        .collect();
+    let page = pages::ActivateKeys {
+        c: Chrome::new(tr.clone(), "/activate/keys"),
+        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+        username: account.username.clone(),
+        options,
+        active: active.iter().map(|m| tr.t(&format!("key-{}", m.as_str()))).collect(),
+        can_finish: !active.is_empty(),
+        from_account: enrol.registration_id.is_none(),
+        error,
+    };
+    Ok(render(status, &page))
+}
+
+pub async fn keys(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ctx = st.ctx(&headers, peer).await?;
+    let (enrol, account) = enrol_or_return!(&st, &ctx);
+    keys_page(&st, &ctx, &enrol, &account, None, StatusCode::OK).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct KeyPost {
+    csrf: Option<String>,
+    key: Option<String>,
+}
+
+fn qr_data_uri(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build();
+            format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(svg)
+            )
+        }
+        Err(_) => String::new(),
+    }
+}
+
+async fn save_enrol(st: &AppState, ctx: &mut Ctx, enrol: Enrolment) -> Result<(), WebError> {
+    let Some(mut session) = ctx.session.take() else {
+        return Err(WebError::Internal("no session".into()));
+    };
+    session.data.enrol = Some(enrol);
+    st.sessions.save(&mut session).await?;
+    ctx.session = Some(session);
+    Ok(())
+}
+
+async fn totp_page(
+    st: &AppState,
+    ctx: &Ctx,
+    account: &Account,
+    key_id: &str,
+    error: Option<FormError>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let key = st.store.keys_of_account(&account.id).await?.into_iter().find(|k| k.id == key_id);
+    let Some(enc) = key.and_then(|k| k.secret_enc) else {
+        return Ok(Redirect::to("/activate/keys").into_response());
+    };
+    let secret = st.master.decrypt(&format!("totp:{key_id}"), &enc).map_err(KeyError::from)?;
+    let uri = keys::totp::otpauth_uri(&secret, &account.username);
+    let page = pages::ActivateTotp {
+        c: Chrome::new(ctx.tr.clone(), "/activate/keys"),
+        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+        qr: qr_data_uri(&uri),
+        secret: keys::totp::secret_base32(&secret),
+        otpauth_uri: uri,
+        error,
+    };
+    Ok(render(status, &page))
+}
+
+async fn sms_page(
+    ctx: &Ctx,
+    phone: String,
+    sent_to: Option<String>,
+    error: Option<FormError>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let page = pages::ActivateSms {
+        c: Chrome::new(ctx.tr.clone(), "/activate/keys"),
+        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+        phone,
+        sent_to,
+        error,
+    };
+    Ok(render(status, &page))
+}
+
+pub async fn choose_key(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(post): Form<KeyPost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
+    let tr = ctx.tr.clone();
+    let now = st.clock.now();
+    let kind = post.key.as_deref().and_then(Method::parse).filter(|m| kinds(&st).contains(m));
+    match kind {
+        Some(Method::Totp) => {
+            // Shown now, active only after a first valid code (never stored as active unconfirmed).
+            let new = keys::add_totp(&st.store, &st.master, &account, "pending", now).await?;
+            enrol.totp_key = Some(new.key_id.clone());
+            save_enrol(&st, &mut ctx, enrol).await?;
+            totp_page(&st, &ctx, &account, &new.key_id, None, StatusCode::OK).await
+        }
+        Some(Method::Sms) => {
+            let phone = match &enrol.registration_id {
+                Some(id) => st.store.registration(id).await?.map(|r| r.mobile),
+                None => None,
+            };
+            sms_page(&ctx, phone.unwrap_or_default(), None, None, StatusCode::OK).await
+        }
+        Some(Method::Token) => {
+            let card = keys::add_token(&st.store, &account, now).await?;
+            audit(&st, "key-change", "added", &enrol.person_id, Some("token")).await;
+            enrol.added.push("token".into());
+            save_enrol(&st, &mut ctx, enrol).await?;
+            let page = pages::ActivateToken {
+                c: Chrome::new(tr.clone(), "/activate/keys"),
+                card: card.into_iter().collect(),
+            };
+            Ok(render(StatusCode::OK, &page))
+        }
+        Some(Method::Webauthn) => {
+            let Some(pk) = &st.keys.passkeys else {
+                return keys_page(&st, &ctx, &enrol, &account, None, StatusCode::BAD_REQUEST).await;
+            };
+            let (challenge, state) = pk
+                .start_registration(&st.store, &account)
+                .await
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            enrol.webauthn = Some(state);
+            save_enrol(&st, &mut ctx, enrol).await?;
+            let page = pages::ActivateWebauthn {
+                c: Chrome::new(tr.clone(), "/activate/keys"),
+                csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+                challenge: serde_json::to_string(&challenge).unwrap_or_default(),
+                error: None,
+            };
+            Ok(render(StatusCode::OK, &page))
+        }
+        _ => {
+            let e = FormError::new(&tr, "enrol-choose-key");
+            keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ConfirmPost {
+    csrf: Option<String>,
+    code: Option<String>,
+    phone: Option<String>,
+}
+
+pub async fn confirm_totp(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(post): Form<ConfirmPost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
+    let tr = ctx.tr.clone();
+    let Some(key_id) = enrol.totp_key.clone() else {
+        return Ok(Redirect::to("/activate/keys").into_response());
+    };
+    let code = post.code.unwrap_or_default();
+    let ok = keys::confirm_totp(&st.store, &st.master, &account.id, &key_id, &code, st.clock.now())
+        .await?;
+    if !ok {
+        let e = FormError::new(&tr, "enrol-totp-wrong");
+        return totp_page(&st, &ctx, &account, &key_id, Some(e), StatusCode::UNAUTHORIZED).await;
+    }
+    audit(&st, "key-change", "added", &enrol.person_id, Some("totp")).await;
+    enrol.totp_key = None;
+    enrol.added.push("totp".into());
+    save_enrol(&st, &mut ctx, enrol).await?;
+    Ok(Redirect::to("/activate/keys").into_response())
+}
+
+/// SMS: first the number (a code is sent), then the code.
+pub async fn sms(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(post): Form<ConfirmPost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
+    let tr = ctx.tr.clone();
+    let now = st.clock.now();
+    let code = post.code.unwrap_or_default();
+    if let (Some(ch), false) = (enrol.sms_challenge.clone(), code.trim().is_empty()) {
+        if keys::confirm_sms(&st.store, &account.id, &ch, code.trim(), now).await? {
+            audit(&st, "key-change", "added", &enrol.person_id, Some("sms")).await;
+            enrol.sms_challenge = None;
+            enrol.sms_phone = None;
+            enrol.added.push("sms".into());
+            save_enrol(&st, &mut ctx, enrol).await?;
+            return Ok(Redirect::to("/activate/keys").into_response());
+        }
+        // One code, one try: a wrong code means a new one must be sent.
+        let _ = st.store.use_challenge(&ch, now).await?;
+        let phone = enrol.sms_phone.clone().unwrap_or_default();
+        enrol.sms_challenge = None;
+        save_enrol(&st, &mut ctx, enrol).await?;
+        let e = FormError::new(&tr, "enrol-sms-wrong");
+        return sms_page(&ctx, phone, None, Some(e), StatusCode::UNAUTHORIZED).await;
+    }
+    let phone = post.phone.unwrap_or_default();
+    match keys::start_sms_enrolment(&st.store, &account, &phone, tr.lang, now).await {
+        Ok((_key_id, challenge)) => {
+            enrol.sms_challenge = Some(challenge);
+            enrol.sms_phone = Some(phone.clone());
+            save_enrol(&st, &mut ctx, enrol).await?;
+            sms_page(&ctx, phone.clone(), Some(keys::mask_phone(&phone)), None, StatusCode::OK)
+                .await
+        }
+        Err(KeyError::Invalid(_)) => {
+            let e = FormError::new(&tr, "office-mobile-invalid");
+            sms_page(&ctx, phone, None, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct WebauthnPost {
+    csrf: Option<String>,
+    credential: Option<String>,
+}
+
+pub async fn webauthn(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(post): Form<WebauthnPost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
+    let tr = ctx.tr.clone();
+    // The challenge is used once, whatever the answer.
+    let state = enrol.webauthn.take();
+    save_enrol(&st, &mut ctx, enrol.clone()).await?;
+    let (Some(pk), Some(state)) = (&st.keys.passkeys, state) else {
+        let e = FormError::new(&tr, "enrol-webauthn-failed");
+        return keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::BAD_REQUEST).await;
+    };
+    let answer = post.credential.unwrap_or_default();
+    match pk.finish_registration(&st.store, &account, &state, &answer, st.clock.now()).await {
+        Ok(_) => {
+            audit(&st, "key-change", "added", &enrol.person_id, Some("webauthn")).await;
+            enrol.added.push("webauthn".into());
+            save_enrol(&st, &mut ctx, enrol).await?;
+            Ok(Redirect::to("/activate/keys").into_response())
+        }
+        Err(keys::webauthn::WebauthnError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::info!(error = %e, "security key registration refused");
+            let e = FormError::new(&tr, "enrol-webauthn-failed");
+            keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::BAD_REQUEST).await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct FinishPost {
+    csrf: Option<String>,
+}
+
+pub async fn finish(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(post): Form<FinishPost>,
+) -> Result<Response, WebError> {
+    let mut ctx = st.ctx(&headers, peer).await?;
+    require_csrf(&ctx, post.csrf.as_deref())?;
+    let (enrol, account) = enrol_or_return!(&st, &ctx);
+    let tr = ctx.tr.clone();
+    if st.keys.active_methods(&account.id).await?.is_empty() {
+        let e = FormError::new(&tr, "enrol-need-one-key");
+        return keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    }
+    if let Some(reg) = &enrol.registration_id {
+        st.offices.finish(reg, &enrol.person_id).await?;
+    }
+    let Some(mut session) = ctx.session.take() else {
+        return Err(WebError::Internal("no session".into()));
+    };
+    session.data.enrol = None;
+    st.sessions.save(&mut session).await?;
+    if enrol.registration_id.is_none() {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    Ok(pages::message(
+        StatusCode::OK,
+        &tr,
+        "activate-done-title",
+        tr.t1("activate-done", "username", &account.username),
+        Some("activated"),
+        Some(Link { href: "/account".into(), label: tr.t("activate-login-now") }),
+    ))
+}

@@ -1,0 +1,625 @@
+//! Registration offices and activation (SPEC §7): the whole journey from the desk to a login
+//! with every kind of key, and the attacks on it.
+
+use crate::both_backends;
+use crate::common::*;
+use cozo_broker::admin;
+use reqwest::StatusCode;
+use scraper::Selector;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+
+both_backends!(
+    full_journey_from_the_desk_to_a_login_with_every_key,
+    codes_and_links_resist_guessing_reuse_and_expiry,
+    operators_see_only_their_office_and_need_substantial,
+    unconfirmed_keys_never_log_in_and_the_last_key_stays,
+);
+
+const OPERATOR: &str = "90010112395";
+const OTHER_OPERATOR: &str = "85073003328";
+const NEWCOMER_BIS: &str = "85273004559";
+
+/// A server whose public URL is `localhost` (WebAuthn needs a domain name).
+async fn start(backend: Backend) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    TestServer::start_on(backend, listener, |cfg| {
+        cfg.server.public_url = url::Url::parse(&format!("http://localhost:{port}")).unwrap();
+    })
+    .await
+}
+
+fn attr(page: &Page, selector: &str, name: &str) -> Option<String> {
+    let doc = page.html();
+    let sel = Selector::parse(selector).unwrap();
+    doc.select(&sel).next().and_then(|e| e.value().attr(name).map(str::to_string))
+}
+
+/// An operator with an app key, logged in at `/office` in `b`.
+async fn operator_logged_in(
+    s: &TestServer,
+    b: &Browser,
+    insz: &str,
+    user: &str,
+    office: &str,
+) -> TestPerson {
+    let op = s.add_person(insz, user).await;
+    admin::add_operator(&s.handle.store, insz, office, s.now()).await.unwrap();
+    let first = b.follow(&s.base, b.get(&s.url("/office")).await).await;
+    assert!(first.url.ends_with("/login"), "not sent to log in: {}", first.url);
+    let form = b.get(&s.url("/login/key")).await;
+    let code_page = b
+        .follow(
+            &s.base,
+            b.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", user), ("password", &op.password)],
+            )
+            .await,
+        )
+        .await;
+    let back = b
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&op))],
+        )
+        .await;
+    assert_eq!(back.location().as_deref(), Some("/office"), "{}", back.body);
+    s.next_step();
+    op
+}
+
+async fn register(s: &TestServer, b: &Browser, insz: &str, email: &str) -> Page {
+    let form = b.get(&s.url("/office/register")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    b.submit(
+        &s.base,
+        &form,
+        "/office/register",
+        &[
+            ("insz", insz),
+            ("family_name", "Rossi"),
+            ("given_names", "Sofia"),
+            ("birthdate", "1985-07-30"),
+            ("nationality", "it"),
+            ("document_type", "passport"),
+            ("document_number", "YA1234567"),
+            ("email", email),
+            ("mobile", "+39 333 123 4567"),
+            ("language", "en"),
+        ],
+    )
+    .await
+}
+
+/// The activation link mailed to `email` (the newest), as a path on the broker.
+async fn mailed_link(s: &TestServer, email: &str) -> String {
+    let mails = s.handle.store.outbox(100).await.unwrap();
+    let mail = mails
+        .iter()
+        .filter(|m| m.channel == "mail" && m.recipient == email)
+        .max_by_key(|m| m.created_at)
+        .expect("an activation mail");
+    let start = mail.body.find("/activate/").expect("a link in the mail");
+    mail.body[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn last_sms(s: &TestServer, to: &str) -> String {
+    let msgs = s.handle.store.outbox(100).await.unwrap();
+    let m = msgs.iter().filter(|m| m.channel == "sms" && m.recipient == to).next().expect("an sms");
+    m.body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_string()
+}
+
+/// Opens the link and types the code; returns the username/password page.
+async fn open(s: &TestServer, b: &Browser, link: &str, code: &str) -> Page {
+    let form = b.get(&s.url(link)).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    b.submit(&s.base, &form, link, &[("code", code)]).await
+}
+
+async fn choose_account(s: &TestServer, b: &Browser, user: &str, password: &str) -> Page {
+    let page = b.get(&s.url("/activate/account")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let done = b
+        .submit(
+            &s.base,
+            &page,
+            "/activate/account",
+            &[("username", user), ("password", password), ("password_confirm", password)],
+        )
+        .await;
+    assert_eq!(done.location().as_deref(), Some("/activate/keys"), "{}", done.body);
+    b.get(&s.url("/activate/keys")).await
+}
+
+fn origin(s: &TestServer) -> url::Url {
+    s.handle.cfg.server.public_url.clone()
+}
+
+/// Up to the code page of a key login for `client`.
+async fn to_code_page(s: &TestServer, b: &Browser, authorize: &str, user: &str, pw: &str) -> Page {
+    let chooser = b.follow(&s.base, b.get(authorize).await).await;
+    assert!(chooser.url.ends_with("/login"), "{}", chooser.url);
+    let form = b.get(&s.url("/login/key")).await;
+    b.follow(
+        &s.base,
+        b.submit(&s.base, &form, "/login/key", &[("username", user), ("password", pw)]).await,
+    )
+    .await
+}
+
+async fn claims_after(s: &TestServer, c: &TestClient, pk: &Pkce, done: Page) -> serde_json::Value {
+    let done = b_follow_to_client(s, done).await;
+    let code = query(&done)["code"].clone();
+    let resp = exchange(s, c, &code, &pk.verifier).await;
+    assert_eq!(resp.status(), 200);
+    let tokens: serde_json::Value = resp.json().await.unwrap();
+    jwt_claims(tokens["id_token"].as_str().unwrap())
+}
+
+async fn b_follow_to_client(_s: &TestServer, done: Page) -> String {
+    done.location().unwrap_or_else(|| panic!("no redirect: {} {}", done.status, done.body))
+}
+
+async fn full_journey_from_the_desk_to_a_login_with_every_key(backend: Backend) {
+    let s = start(backend).await;
+    let portal = s.add_client("portal-app", "portal").await;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+
+    // Registration: the result page shows the code once, with its expiry and instructions.
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.body);
+    let code = attr(&result, "[data-activation-code]", "data-activation-code")
+        .unwrap_or_else(|| panic!("no code: {}", result.body));
+    assert_eq!(code.len(), 14, "{code}");
+    assert!(result.body.contains("sofia@example.it"));
+    // The office list shows it; the audit names the operator.
+    let list = desk.get(&s.url("/office")).await;
+    assert!(list.body.contains("Sofia Rossi"), "{}", list.body);
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "office-registration" && e.detail.contains("operator")));
+    // A second live registration for the same person is refused.
+    let again = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.data_error().as_deref(), Some("duplicate"));
+
+    // The person: link from the mail + code from the paper.
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let person = Browser::new();
+    let opened = open(&s, &person, &link, &code.to_lowercase()).await;
+    assert_eq!(opened.location().as_deref(), Some("/activate/account"), "{}", opened.body);
+    // Password rules: too short, containing the username, common.
+    let acct_page = person.get(&s.url("/activate/account")).await;
+    for (pw, why) in
+        [("short", "password"), ("sofia.rossi-2026!", "password"), ("password1234", "password")]
+    {
+        let r = person
+            .submit(
+                &s.base,
+                &acct_page,
+                "/activate/account",
+                &[("username", "sofia.rossi"), ("password", pw), ("password_confirm", pw)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{pw}");
+        assert_eq!(r.data_error().as_deref(), Some(why));
+    }
+    let password = "Lungo e sicuro, 2026";
+    let keys_page = choose_account(&s, &person, "sofia.rossi", password).await;
+    assert!(keys_page.body.contains("data-ehealth-note"));
+
+    // TOTP: QR + secret, active only after the first code.
+    let totp = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "totp")]).await;
+    let secret = attr(&totp, "[data-totp-secret]", "data-totp-secret").unwrap();
+    let uri = attr(&totp, "[data-otpauth-uri]", "data-otpauth-uri").unwrap();
+    assert!(uri.starts_with("otpauth://totp/") && uri.contains(&secret), "{uri}");
+    assert!(attr(&totp, "img[data-totp-qr]", "src")
+        .unwrap()
+        .starts_with("data:image/svg+xml;base64,"));
+    let secret = cozo_broker::keys::totp::decode_base32(&secret).unwrap();
+    let wrong = person.submit(&s.base, &totp, "/activate/keys/totp", &[("code", "000000")]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let now_code = cozo_broker::keys::totp::code_at(&secret, s.now());
+    let ok = person.submit(&s.base, &wrong, "/activate/keys/totp", &[("code", &now_code)]).await;
+    assert_eq!(ok.location().as_deref(), Some("/activate/keys"), "{}", ok.body);
+
+    // SMS: number prefilled from the registration, confirmed by a code.
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    let sms = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "sms")]).await;
+    let sent = person.submit(&s.base, &sms, "/activate/keys/sms", &[]).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let sms_code = last_sms(&s, "+393331234567").await;
+    let ok = person.submit(&s.base, &sent, "/activate/keys/sms", &[("code", &sms_code)]).await;
+    assert_eq!(ok.location().as_deref(), Some("/activate/keys"), "{}", ok.body);
+
+    // Token: a card of 24 numbered codes.
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    let card_page = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    let doc = card_page.html();
+    let sel = Selector::parse("[data-position]").unwrap();
+    let card: std::collections::HashMap<String, String> = doc
+        .select(&sel)
+        .map(|e| (e.value().attr("data-position").unwrap().to_string(), e.text().collect()))
+        .collect();
+    assert_eq!(card.len(), 24);
+
+    // WebAuthn: a software passkey registers.
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    let wa_page =
+        person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "webauthn")]).await;
+    let challenge: CreationChallengeResponse = serde_json::from_str(
+        &attr(&wa_page, "[data-webauthn-create]", "data-webauthn-create").unwrap(),
+    )
+    .unwrap();
+    let mut authenticator = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    let answer = authenticator.do_registration(origin(&s), challenge).unwrap();
+    let ok = person
+        .submit(
+            &s.base,
+            &wa_page,
+            "/activate/keys/webauthn",
+            &[("credential", &serde_json::to_string(&answer).unwrap())],
+        )
+        .await;
+    assert_eq!(ok.location().as_deref(), Some("/activate/keys"), "{}", ok.body);
+
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    assert_eq!(keys_page.html().select(&Selector::parse("[data-active-key]").unwrap()).count(), 4);
+    let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
+    assert_eq!(done.data_error().as_deref(), Some("activated"), "{}", done.body);
+    // The link is used up.
+    let reused = person.get(&s.url(&link)).await;
+    assert_eq!(reused.data_error().as_deref(), Some("unusable"), "{}", reused.body);
+
+    // A login to an app with each key: acr/amr per SPEC §3.
+    for (method, level) in
+        [("totp", "substantial"), ("sms", "low"), ("token", "low"), ("webauthn", "substantial")]
+    {
+        s.next_step();
+        let b = Browser::new();
+        let pk = pkce();
+        let code_page =
+            to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), "sofia.rossi", password)
+                .await;
+        assert!(code_page.body.contains(&format!("value=\"{method}\"")), "{method} not offered");
+        let done = match method {
+            "totp" => {
+                let c = cozo_broker::keys::totp::code_at(&secret, s.now());
+                b.submit(
+                    &s.base,
+                    &code_page,
+                    "/login/key/code",
+                    &[("method", "totp"), ("code", &c)],
+                )
+                .await
+            }
+            "sms" => {
+                let asked = b
+                    .submit(
+                        &s.base,
+                        &code_page,
+                        "/login/key/code",
+                        &[("method", "sms"), ("code", "")],
+                    )
+                    .await;
+                let c = last_sms(&s, "+393331234567").await;
+                b.submit(&s.base, &asked, "/login/key/code", &[("method", "sms"), ("code", &c)])
+                    .await
+            }
+            "token" => {
+                let asked = b
+                    .submit(
+                        &s.base,
+                        &code_page,
+                        "/login/key/code",
+                        &[("method", "token"), ("code", "")],
+                    )
+                    .await;
+                let pos = attr(&asked, "[data-token-position]", "data-token-position").unwrap();
+                let c = card[&pos].clone();
+                b.submit(&s.base, &asked, "/login/key/code", &[("method", "token"), ("code", &c)])
+                    .await
+            }
+            _ => {
+                let asked = b
+                    .submit(
+                        &s.base,
+                        &code_page,
+                        "/login/key/code",
+                        &[("method", "webauthn"), ("code", "")],
+                    )
+                    .await;
+                let req: RequestChallengeResponse = serde_json::from_str(
+                    &attr(&asked, "[data-webauthn-get]", "data-webauthn-get").unwrap(),
+                )
+                .unwrap();
+                let answer = authenticator.do_authentication(origin(&s), req).unwrap();
+                let json = serde_json::to_string(&answer).unwrap();
+                let done = b
+                    .post(
+                        &s.url("/login/key/code"),
+                        &[
+                            ("csrf".into(), asked.form("/login/key/code")[0].1.clone()),
+                            ("method".into(), "webauthn".into()),
+                            ("code".into(), json.clone()),
+                        ],
+                    )
+                    .await;
+                done
+            }
+        };
+        let claims = claims_after(&s, &portal, &pk, done).await;
+        assert_eq!(claims["acr"], format!("http://eidas.europa.eu/LoA/{level}"), "{method}");
+        assert_eq!(claims["amr"], serde_json::json!(["pwd", method]), "{method}");
+    }
+}
+
+async fn codes_and_links_resist_guessing_reuse_and_expiry(backend: Backend) {
+    let s = start(backend).await;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let code = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let reg_id = attr(&result, "[data-registration]", "data-registration").unwrap();
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let person = Browser::new();
+
+    // A link alone opens nothing.
+    let form = person.get(&s.url(&link)).await;
+    let no_code = person.submit(&s.base, &form, &link, &[("code", "")]).await;
+    assert_eq!(no_code.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_code.data_error().as_deref(), Some("activate-code-required"));
+    assert_eq!(person.get(&s.url("/activate/account")).await.status, StatusCode::FORBIDDEN);
+
+    // A forged link is refused like a used one.
+    let forged = person.get(&s.url(&format!("/activate/{}", "A".repeat(43)))).await;
+    assert_eq!(forged.status, StatusCode::NOT_FOUND);
+
+    // Five wrong codes lock the link; then even the right code is refused.
+    for i in 0..5 {
+        let r = person.submit(&s.base, &form, &link, &[("code", "ABCD-EFGH-JKMN")]).await;
+        if i < 4 {
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "try {i}");
+        } else {
+            assert_eq!(r.data_error().as_deref(), Some("locked"), "{}", r.body);
+        }
+    }
+    let right = person.submit(&s.base, &form, &link, &[("code", &code)]).await;
+    assert_eq!(right.data_error().as_deref(), Some("locked"));
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "lockout"));
+
+    // The office re-issues: the old link and code stop working, the new ones work once.
+    s.handle.clock.advance(1);
+    let page = desk.get(&s.url(&format!("/office/registrations/{reg_id}"))).await;
+    let reissued =
+        desk.submit(&s.base, &page, &format!("/office/registrations/{reg_id}/reissue"), &[]).await;
+    let code2 = attr(&reissued, "[data-activation-code]", "data-activation-code").unwrap();
+    assert_ne!(code, code2);
+    let link2 = mailed_link(&s, "sofia@example.it").await;
+    assert_ne!(link, link2);
+    assert_eq!(person.get(&s.url(&link)).await.status, StatusCode::NOT_FOUND);
+    let with_old_code = open(&s, &person, &link2, &code).await;
+    assert_eq!(with_old_code.status, StatusCode::UNAUTHORIZED);
+    let opened = open(&s, &person, &link2, &code2).await;
+    assert_eq!(opened.location().as_deref(), Some("/activate/account"));
+    // Used once: another browser with the same link and code gets nothing.
+    let other = Browser::new();
+    assert_eq!(other.get(&s.url(&link2)).await.status, StatusCode::GONE);
+
+    // Expiry (clock injected): a fresh registration's link is dead after 14 days.
+    let result = register(&s, &desk, "85073003328", "jan@example.be").await;
+    let code3 = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let link3 = mailed_link(&s, "jan@example.be").await;
+    s.handle.clock.advance(14 * 24 * 3600 + 1);
+    let late = Browser::new();
+    let page = late.get(&s.url(&link3)).await;
+    assert_eq!(page.status, StatusCode::GONE);
+    assert_eq!(page.data_error().as_deref(), Some("expired"));
+    let _ = code3;
+    // Nothing secret in the store: neither code nor link token appears in any column we keep.
+    let reg = s.handle.store.registration(&reg_id).await.unwrap().unwrap();
+    assert!(reg.code_hash.is_none() && reg.link_hash.as_deref() != Some(&link2[10..]));
+    assert_eq!(reg.document_hint, "…567");
+}
+
+async fn operators_see_only_their_office_and_need_substantial(backend: Backend) {
+    let s = start(backend).await;
+    let desk_a = Browser::new();
+    operator_logged_in(&s, &desk_a, OPERATOR, "clerk-a", "Office A").await;
+    let result = register(&s, &desk_a, NEWCOMER_BIS, "sofia@example.it").await;
+    let reg_id = attr(&result, "[data-registration]", "data-registration").unwrap();
+
+    let desk_b = Browser::new();
+    operator_logged_in(&s, &desk_b, OTHER_OPERATOR, "clerk-b", "Office B").await;
+    let list_b = desk_b.get(&s.url("/office")).await;
+    assert!(!list_b.body.contains("Sofia"), "another office's registration is listed");
+    let peek = desk_b.get(&s.url(&format!("/office/registrations/{reg_id}"))).await;
+    assert_eq!(peek.status, StatusCode::NOT_FOUND);
+    let csrf = list_b.html().select(&Selector::parse("a").unwrap()).count();
+    let _ = csrf;
+    let form = desk_b.get(&s.url("/office/register")).await;
+    let token = form.form("/office/register").into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let reissue = desk_b
+        .post(&s.url(&format!("/office/registrations/{reg_id}/reissue")), &[("csrf".into(), token)])
+        .await;
+    assert_eq!(reissue.status, StatusCode::NOT_FOUND);
+    // B registering the same person is refused, without a link to A's registration.
+    let dup = register(&s, &desk_b, NEWCOMER_BIS, "sofia@example.it").await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    assert!(!dup.body.contains(&reg_id));
+
+    // An operator whose login is below substantial is refused (SMS login for an app first).
+    let low = Browser::new();
+    let op = s.add_person("80041520187", "clerk-c").await;
+    admin::add_operator(&s.handle.store, "80041520187", "Office A", s.now()).await.unwrap();
+    admin::add_sms_key(
+        &s.handle.store,
+        &s.handle.cfg,
+        "80041520187",
+        "clerk-c",
+        None,
+        "+32470000001",
+        s.now(),
+    )
+    .await
+    .unwrap();
+    let portal = s.add_client("portal-app", "portal").await;
+    let pk = pkce();
+    let code_page =
+        to_code_page(&s, &low, &authorize_url(&s, &portal, &pk, &[]), "clerk-c", &op.password)
+            .await;
+    let asked = low
+        .submit(&s.base, &code_page, "/login/key/code", &[("method", "sms"), ("code", "")])
+        .await;
+    let c = last_sms(&s, "+32470000001").await;
+    let done =
+        low.submit(&s.base, &asked, "/login/key/code", &[("method", "sms"), ("code", &c)]).await;
+    assert!(done.location().unwrap().contains("code="));
+    let refused = low.get(&s.url("/office")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.data_error().as_deref(), Some("level-too-low"));
+    // Logging in again for the office offers only strong keys.
+    let again = low.follow(&s.base, low.get(&s.url("/office/login")).await).await;
+    assert!(again.url.ends_with("/login"));
+    let form = low.get(&s.url("/login/key")).await;
+    let code_page = low
+        .follow(
+            &s.base,
+            low.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", "clerk-c"), ("password", &op.password)],
+            )
+            .await,
+        )
+        .await;
+    assert!(!code_page.body.contains("value=\"sms\""), "SMS offered for the office");
+    let sms_try = low
+        .submit(&s.base, &code_page, "/login/key/code", &[("method", "sms"), ("code", "")])
+        .await;
+    assert_eq!(sms_try.status, StatusCode::FORBIDDEN);
+    // A person who is not an operator gets a clear refusal.
+    let stranger = Browser::new();
+    let p = s.add_person("75021500171", "stranger").await;
+    let _ = p;
+    let first = stranger.follow(&s.base, stranger.get(&s.url("/office")).await).await;
+    assert!(first.url.ends_with("/login"));
+    let form = stranger.get(&s.url("/login/key")).await;
+    let code_page = stranger
+        .follow(
+            &s.base,
+            stranger
+                .submit(
+                    &s.base,
+                    &form,
+                    "/login/key",
+                    &[("username", "stranger"), ("password", &op.password)],
+                )
+                .await,
+        )
+        .await;
+    let back = stranger
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&p))],
+        )
+        .await;
+    let page = stranger.follow(&s.base, back).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.data_error().as_deref(), Some("not-operator"));
+}
+
+async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) {
+    let s = start(backend).await;
+    let portal = s.add_client("portal-app", "portal").await;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let code = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let person = Browser::new();
+    open(&s, &person, &link, &code).await;
+    let password = "Lungo e sicuro, 2026";
+    let keys_page = choose_account(&s, &person, "sofia.rossi", password).await;
+    // Finishing without any key is refused.
+    let csrf = keys_page.form("/activate/keys").into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let none = person.post(&s.url("/activate/finish"), &[("csrf".into(), csrf)]).await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(none.data_error().as_deref(), Some("enrol-need-one-key"));
+    // TOTP shown but never confirmed; then a token card.
+    let totp = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "totp")]).await;
+    let secret = attr(&totp, "[data-totp-secret]", "data-totp-secret").unwrap();
+    let secret = cozo_broker::keys::totp::decode_base32(&secret).unwrap();
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
+    assert_eq!(done.data_error().as_deref(), Some("activated"));
+
+    // The unconfirmed app key is not offered and its code does not log in.
+    let b = Browser::new();
+    let pk = pkce();
+    let code_page =
+        to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), "sofia.rossi", password).await;
+    assert!(!code_page.body.contains("value=\"totp\""));
+    let c = cozo_broker::keys::totp::code_at(&secret, s.now());
+    let r =
+        b.submit(&s.base, &code_page, "/login/key/code", &[("method", "totp"), ("code", &c)]).await;
+    assert!(r.location().is_none_or(|l| !l.contains("code=")), "an unconfirmed key logged in");
+
+    // Log in with the card; at /account the only key cannot be removed.
+    let card_key = s.handle.store.account_by_username("sofia.rossi").await.unwrap().unwrap();
+    let active: Vec<_> = s
+        .handle
+        .store
+        .keys_of_account(&card_key.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.status == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "only the card is active");
+    let b = Browser::new();
+    let form = b.get(&s.url("/login/key")).await;
+    let code_page = b
+        .follow(
+            &s.base,
+            b.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", "sofia.rossi"), ("password", password)],
+            )
+            .await,
+        )
+        .await;
+    assert!(code_page.body.contains("value=\"token\""));
+    let account = b.get(&s.url("/account")).await;
+    assert!(account.url.ends_with("/account"));
+    let _ = account;
+    // The removal is refused without a login, and with one for the last key.
+    let csrf = code_page.form("/login/key/code").into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let r = b
+        .post(&s.url(&format!("/account/keys/{}/remove", active[0].id)), &[("csrf".into(), csrf)])
+        .await;
+    assert_eq!(r.location().as_deref(), Some("/login"));
+    assert!(!s
+        .handle
+        .store
+        .revoke_key_unless_last(&active[0].id, &card_key.id, s.now())
+        .await
+        .unwrap());
+}
