@@ -117,8 +117,7 @@ pub async fn run(
     }
 
     // Demo people: a patient with every digital key, and a GP known to CoBRHA.
-    let anna = fresh_person(&store, DEMO_INSZ, "Anna", "Peeters", "1985-07-30", now).await?;
-    let _ = anna;
+    fresh_person(&store, DEMO_INSZ, "Anna", "Peeters", "1985-07-30", now).await?;
     let totp = admin::add_totp_key(
         &store,
         &master,

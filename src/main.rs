@@ -98,6 +98,7 @@ enum KeysCmd {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 enum OfficeCmd {
     #[command(subcommand)]
     Operator(OperatorCmd),

@@ -187,7 +187,7 @@ impl EidTls {
 fn read_card(der: &[u8]) -> Result<Card, CardProblem> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(der).map_err(|_| CardProblem::Invalid)?;
-    let ku = cert.key_usage().ok().flatten().map(|e| e.value.clone());
+    let ku = cert.key_usage().ok().flatten().map(|e| *e.value);
     // The authentication certificate signs (digitalSignature); the signature certificate is for
     // non-repudiation and must not open a session.
     match ku {

@@ -275,7 +275,7 @@ pub struct Issued {
 /// The result of typing a code on the activation page.
 #[derive(Debug)]
 pub enum Opening {
-    Opened(Registration),
+    Opened(Box<Registration>),
     Wrong {
         left: i64,
     },
@@ -592,7 +592,7 @@ impl Offices {
                 )
                 .await;
                 let reg = self.store.registration(&reg.id).await?.ok_or(OfficeError::NotFound)?;
-                return Ok(Opening::Opened(reg));
+                return Ok(Opening::Opened(Box::new(reg)));
             }
             return Ok(Opening::Unusable);
         }

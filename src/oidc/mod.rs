@@ -88,6 +88,7 @@ pub struct Provider {
 }
 
 impl Provider {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
         store: Store,

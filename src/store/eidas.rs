@@ -127,6 +127,7 @@ impl Store {
         row.map(|r| col(&r, "person_id")).transpose()
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_bis_request(
         &self,
         id: &str,

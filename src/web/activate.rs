@@ -146,7 +146,6 @@ pub async fn code(
             let Some(person_id) = reg.person_id.clone() else {
                 return Err(WebError::Internal("an issued registration without a person".into()));
             };
-            let account = st.store.account_by_person(&person_id).await?;
             session.data.enrol = Some(Enrolment {
                 registration_id: Some(reg.id.clone()),
                 person_id,
@@ -154,7 +153,6 @@ pub async fn code(
                 at: st.clock.now(),
                 ..Default::default()
             });
-            let _ = account;
             session.data.lang.get_or_insert_with(|| reg.lang.clone());
             st.sessions.renew_id(&mut session).await?;
             st.sessions.save(&mut session).await?;

@@ -132,7 +132,9 @@ impl AppState {
             headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                // The last hop is the one our own proxy added; earlier entries are the client's
+                // word (a proxy that appends would otherwise let clients pick their address).
+                .and_then(|v| v.rsplit(',').next())
                 .map(|v| v.trim().to_string())
                 .unwrap_or_else(|| peer.ip().to_string())
         } else {

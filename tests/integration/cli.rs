@@ -108,9 +108,58 @@ async fn scripted_first_login(backend: Backend) {
     assert!(!out.contains("secret_hash"));
     let (code, _, _) = run(&["key", "revoke", "--insz", "85073003328", "--all"], None);
     assert_eq!(code, Some(0));
+    // Offices: an operator, then a registration from the command line.
+    let (code, _, err) =
+        run(&["office", "operator", "add", "85073003328", "--office", "Desk 1"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) =
+        run(&["office", "operator", "add", "90010112395", "--office", "Desk 1"], None);
+    assert_eq!(code, Some(2), "an unknown person cannot be an operator");
+    assert!(err.contains("person add"), "{err}");
+    let register = |insz: &'static str, email: &'static str| {
+        vec![
+            "office",
+            "register",
+            "--operator",
+            "85073003328",
+            "--insz",
+            insz,
+            "--family-name",
+            "Rossi",
+            "--given-names",
+            "Sofia",
+            "--birthdate",
+            "1985-07-30",
+            "--nationality",
+            "IT",
+            "--document-type",
+            "passport",
+            "--document-number",
+            "YA1234567",
+            "--email",
+            email,
+            "--mobile",
+            "+393331234567",
+            "--json",
+        ]
+    };
+    let (code, out, err) = run(&register("85273004559", "sofia@example.it"), None);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["status"], "issued");
+    assert_eq!(v["activation_code"].as_str().unwrap().len(), 14);
+    assert!(v["activation_link"].as_str().unwrap().contains("/activate/"));
+    let (code, _, err) = run(&register("85273004559", "sofia@example.it"), None);
+    assert_eq!(code, Some(2), "a duplicate is a usage error");
+    assert!(err.contains("live registration"), "{err}");
+    let (code, _, err) = run(&register("85273004558", "not-an-email"), None);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--insz") && err.contains("--email"), "{err}");
     let (code, out, _) = run(&["audit", "export"], None);
     assert_eq!(code, Some(0));
-    let _ = out;
+    // Audit export carries the registration, never the code.
+    assert!(out.contains("office-registration"), "{out}");
+    assert!(!out.contains(v["activation_code"].as_str().unwrap()));
 }
 
 crate::both_backends!(scripted_first_login);

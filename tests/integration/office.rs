@@ -12,6 +12,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 both_backends!(
     full_journey_from_the_desk_to_a_login_with_every_key,
+    account_adds_a_key_after_a_fresh_strong_login_and_removes_one,
     codes_and_links_resist_guessing_reuse_and_expiry,
     operators_see_only_their_office_and_need_substantial,
     unconfirmed_keys_never_log_in_and_the_last_key_stays,
@@ -112,7 +113,7 @@ async fn mailed_link(s: &TestServer, email: &str) -> String {
 
 async fn last_sms(s: &TestServer, to: &str) -> String {
     let msgs = s.handle.store.outbox(100).await.unwrap();
-    let m = msgs.iter().filter(|m| m.channel == "sms" && m.recipient == to).next().expect("an sms");
+    let m = msgs.iter().find(|m| m.channel == "sms" && m.recipient == to).expect("an sms");
     m.body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_string()
 }
 
@@ -430,6 +431,15 @@ async fn codes_and_links_resist_guessing_reuse_and_expiry(backend: Backend) {
     let reg = s.handle.store.registration(&reg_id).await.unwrap().unwrap();
     assert!(reg.code_hash.is_none() && reg.link_hash.as_deref() != Some(&link2[10..]));
     assert_eq!(reg.document_hint, "…567");
+    // The periodic purge removes expired registrations (their hashes with them).
+    let purged = s
+        .handle
+        .store
+        .purge_registrations(s.now(), cozo_broker::office::KEEP_DONE_S)
+        .await
+        .unwrap();
+    assert!(purged >= 2, "{purged}");
+    assert!(s.handle.store.registration(&reg_id).await.unwrap().is_none());
 }
 
 async fn operators_see_only_their_office_and_need_substantial(backend: Backend) {
@@ -622,4 +632,78 @@ async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) 
         .revoke_key_unless_last(&active[0].id, &card_key.id, s.now())
         .await
         .unwrap());
+}
+
+async fn account_adds_a_key_after_a_fresh_strong_login_and_removes_one(backend: Backend) {
+    let s = start(backend).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    let form = b.get(&s.url("/login/key")).await;
+    let code_page = b
+        .follow(
+            &s.base,
+            b.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", "anna"), ("password", &p.password)],
+            )
+            .await,
+        )
+        .await;
+    let done = b
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&p))],
+        )
+        .await;
+    assert_eq!(done.location().as_deref(), Some("/account"));
+    let account = b.get(&s.url("/account")).await;
+    assert_eq!(account.html().select(&Selector::parse("[data-key]").unwrap()).count(), 1);
+    // The only key has no remove button.
+    assert!(!account.body.contains("/remove"));
+
+    // Fresh and substantial: the key pages open for this account (no new password asked).
+    let added = b.submit(&s.base, &account, "/account/keys/add", &[]).await;
+    assert_eq!(added.location().as_deref(), Some("/activate/keys"), "{}", added.body);
+    let keys_page = b.get(&s.url("/activate/keys")).await;
+    b.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    let keys_page = b.get(&s.url("/activate/keys")).await;
+    let back = b.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
+    assert_eq!(back.location().as_deref(), Some("/account"));
+    let account = b.get(&s.url("/account")).await;
+    let doc = account.html();
+    let keys: Vec<(String, String)> = doc
+        .select(&Selector::parse("[data-key]").unwrap())
+        .map(|e| {
+            (
+                e.value().attr("data-key").unwrap().into(),
+                e.value().attr("data-kind").unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "{}", account.body);
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "key-change" && e.method.as_deref() == Some("token")));
+
+    // Remove the card; the app key then is the last one and stays.
+    let (card, _) = keys.iter().find(|(_, k)| k == "token").unwrap();
+    let (app, _) = keys.iter().find(|(_, k)| k == "totp").unwrap();
+    let action = format!("/account/keys/{card}/remove");
+    let removed = b.submit(&s.base, &account, &action, &[]).await;
+    assert_eq!(removed.location().as_deref(), Some("/account"));
+    let csrf = account.form("/account/keys/add")[0].1.clone();
+    let last =
+        b.post(&s.url(&format!("/account/keys/{app}/remove")), &[("csrf".into(), csrf)]).await;
+    assert_eq!(last.status, StatusCode::CONFLICT);
+    assert_eq!(last.data_error().as_deref(), Some("account-last-key"));
+
+    // Eleven minutes later the login is too old to add a key.
+    s.handle.clock.advance(11 * 60);
+    let account = b.get(&s.url("/account")).await;
+    let stale = b.submit(&s.base, &account, "/account/keys/add", &[]).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert_eq!(stale.data_error().as_deref(), Some("reauth"));
 }

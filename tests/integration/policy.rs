@@ -410,7 +410,7 @@ async fn policy_check_cli(backend: Backend) {
     let sms = run("sms");
     assert_eq!(sms["decision"], "step_up");
     assert_eq!(sms["policy"], "ehealth");
-    assert_eq!(sms["methods"], serde_json::json!(["totp"]));
+    assert_eq!(sms["methods"], serde_json::json!(["totp", "webauthn"]));
     assert!(sms["reason"].as_str().unwrap().contains("SMS"));
     assert_eq!(run("totp")["decision"], "allow");
 }
