@@ -1,0 +1,295 @@
+//! Complete eIDAS logins per second (issue #7): authorize → `/login/eidas?country=NL` → the
+//! signed AuthnRequest to the mock node's SSO service (the node checks its signature) → the
+//! node's signed and encrypted response → `/saml/eidas/acs` (signature, decryption, checks,
+//! replay cache) → the linked Bis number (linking lookup) → the code → `/token`.
+//!
+//! `cargo bench --bench eidas -- [--db sqlite|postgres] [--duration 10] [--concurrency 16]`
+//! (release build). The broker, the mock node (idp-mocks) and this generator run in one process:
+//! the node's signing and encryption are counted in the same CPU, so the figure is a lower bound
+//! for the broker alone; the process's CPU use is printed beside it. Without `--run` (or
+//! `COZO_BENCH_EIDAS=1`) it does nothing, so that `cargo test --all-targets` may build it.
+
+use cozo_broker::clock::Clock;
+use cozo_broker::config::Config;
+use idp_mocks::eidas::{self as node, EidasNodeConfig, MockEidasNode, Outcome};
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, String>;
+
+struct Env {
+    base: String,
+    node: MockEidasNode,
+    client_id: String,
+    client_secret: String,
+    redirect_uri: String,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+fn location(r: &reqwest::Response) -> Res<String> {
+    r.headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| format!("no redirect ({})", r.status()))
+}
+
+fn query(u: &str, name: &str) -> Res<String> {
+    url::Url::parse(u)
+        .map_err(|e| e.to_string())?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| format!("no {name} in {u}"))
+}
+
+/// The `ID` of a deflated, base64 AuthnRequest (HTTP-Redirect binding).
+fn request_id(saml_request: &str) -> Res<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(saml_request)
+        .map_err(|e| e.to_string())?;
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&raw[..])
+        .read_to_string(&mut xml)
+        .map_err(|e| e.to_string())?;
+    let start = xml.find(" ID=\"").ok_or("no ID")? + 5;
+    let end = xml[start..].find('"').ok_or("no ID end")? + start;
+    Ok(xml[start..end].to_string())
+}
+
+/// One complete login; returns the token response's status.
+async fn login(env: &Env, citizen: &node::Citizen, link_bis: Option<&str>) -> Res<()> {
+    let b = http();
+    let verifier = cozo_broker::crypto::random_token(32);
+    let challenge =
+        cozo_broker::crypto::b64url(&cozo_broker::crypto::sha256(verifier.as_bytes()));
+    let mut authorize = url::Url::parse(&format!("{}/authorize", env.base)).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &env.client_id)
+        .append_pair("redirect_uri", &env.redirect_uri)
+        .append_pair("scope", "openid insz")
+        .append_pair("state", "s")
+        .append_pair("nonce", "n")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let r = b.get(authorize.as_str()).send().await.map_err(|e| e.to_string())?;
+    let _ = location(&r)?;
+    let r = b
+        .get(format!("{}/login/eidas?country=NL", env.base))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let to_node = location(&r)?;
+    let id = request_id(&query(&to_node, "SAMLRequest")?)?;
+    let relay = query(&to_node, "RelayState")?;
+    let r = http().get(&to_node).send().await.map_err(|e| e.to_string())?;
+    if !(r.status().is_success() || r.status().is_redirection()) {
+        return Err(format!("node refused the request: {}", r.status()));
+    }
+    let response =
+        env.node.respond(&id, citizen, Outcome::Success).await.map_err(|e| e.to_string())?;
+    let r = b
+        .post(format!("{}/saml/eidas/acs", env.base))
+        .form(&[("SAMLResponse", response.as_str()), ("RelayState", relay.as_str())])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut next = location(&r)?;
+    for _ in 0..5 {
+        if next.starts_with(&env.redirect_uri) {
+            break;
+        }
+        let url = if next.starts_with('/') { format!("{}{next}", env.base) } else { next.clone() };
+        if url.ends_with("/link") {
+            let bis = link_bis.ok_or("linking asked in the timed phase")?;
+            let page = b.get(&url).send().await.map_err(|e| e.to_string())?;
+            let html = page.text().await.map_err(|e| e.to_string())?;
+            let csrf = html
+                .split("name=\"csrf\" value=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .ok_or("no csrf")?
+                .to_string();
+            let r = b
+                .post(&url)
+                .form(&[("csrf", csrf.as_str()), ("bis", bis)])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            next = location(&r)?;
+            continue;
+        }
+        let r = b.get(&url).send().await.map_err(|e| e.to_string())?;
+        next = location(&r)?;
+    }
+    let code = query(&next, "code")?;
+    let r = reqwest::Client::new()
+        .post(format!("{}/token", env.base))
+        .basic_auth(&env.client_id, Some(&env.client_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", env.redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() != 200 {
+        return Err(format!("token: {}", r.status()));
+    }
+    Ok(())
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, in clock ticks (100/s on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+async fn fresh_pg(base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("cozo_bench_{}", cozo_broker::crypto::random_id().to_lowercase());
+    let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let mut conn = sqlx::PgConnection::connect(base).await.expect("PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
+    let mut u = url::Url::parse(base).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--run") && std::env::var("COZO_BENCH_EIDAS").is_err() {
+        eprintln!("eidas bench: pass --run (cargo bench --bench eidas -- --run) to measure");
+        return;
+    }
+    let db = arg(&args, "--db").unwrap_or_else(|| "sqlite".into());
+    let duration: f64 = arg(&args, "--duration").and_then(|v| v.parse().ok()).unwrap_or(10.0);
+    let concurrency: usize =
+        arg(&args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (_, node) = node::start(EidasNodeConfig {
+        sp_metadata_url: Some(format!("{base}/saml/eidas/metadata")),
+        ..Default::default()
+    })
+    .await
+    .expect("mock node");
+    let (bis_url, _bis) = idp_mocks::bis_register::start().await;
+    let mut cfg = Config::default();
+    cfg.server.listen = listener.local_addr().unwrap();
+    cfg.server.public_url = url::Url::parse(&base).unwrap();
+    cfg.database.url = match db.as_str() {
+        "postgres" => {
+            fresh_pg(
+                &std::env::var("TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+            )
+            .await
+        }
+        _ => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    cfg.database.max_connections = 16;
+    cfg.secrets.master_key_file = dir.path().join("master.key");
+    cfg.policy.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into();
+    cfg.eidas.node_metadata = Some(node.metadata_url());
+    cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    let rss_before = rss_mib();
+    let handle = cozo_broker::serve_on(cfg, Clock::default(), listener).await.expect("broker");
+    let spec = cozo_broker::admin::ClientSpec::new("bench", "http://127.0.0.1:9/cb", "portal");
+    let secret = cozo_broker::admin::add_client(&handle.store, &handle.policies, &spec, 0)
+        .await
+        .expect("client")
+        .expect("a confidential client");
+    let env = Arc::new(Env {
+        base,
+        node,
+        client_id: "bench".into(),
+        client_secret: secret,
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+    });
+    let citizen = node::citizen("nl-substantial").expect("citizen");
+    // First login: linking to the Bis number (not timed); from then on DigiD alone suffices.
+    login(&env, citizen, Some(idp_mocks::bis_register::DUTCH_PATIENT)).await.expect("first login");
+
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let warmup = Duration::from_secs(2);
+    let start = Instant::now();
+    let end = start + warmup + Duration::from_secs_f64(duration);
+    let mut cpu0 = None;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (env, ok, failed) = (env.clone(), ok.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let t = Instant::now();
+                let r = login(&env, citizen, None).await;
+                if t >= start + warmup && Instant::now() <= end {
+                    match r {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("login failed: {e}");
+                            }
+                            0
+                        }
+                    };
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    cpu0.get_or_insert(cpu_seconds());
+    let t0 = Instant::now();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let wall = t0.elapsed().as_secs_f64().min(duration).max(0.001);
+    let cpu = cpu_seconds() - cpu0.unwrap_or(0.0);
+    let n = ok.load(Ordering::Relaxed);
+    println!(
+        "eidas logins/s ({db}, {concurrency} concurrent, broker + mock node + generator in one process): {:.0}  [{} ok, {} failed in {:.1} s; process CPU {:.2} cores; RSS {:.0} MiB, before start {:.0} MiB]",
+        n as f64 / wall,
+        n,
+        failed.load(Ordering::Relaxed),
+        wall,
+        cpu / wall,
+        rss_mib(),
+        rss_before,
+    );
+    handle.shutdown().await;
+}
