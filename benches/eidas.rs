@@ -71,8 +71,7 @@ fn request_id(saml_request: &str) -> Res<String> {
 async fn login(env: &Env, citizen: &node::Citizen, link_bis: Option<&str>) -> Res<()> {
     let b = http();
     let verifier = cozo_broker::crypto::random_token(32);
-    let challenge =
-        cozo_broker::crypto::b64url(&cozo_broker::crypto::sha256(verifier.as_bytes()));
+    let challenge = cozo_broker::crypto::b64url(&cozo_broker::crypto::sha256(verifier.as_bytes()));
     let mut authorize = url::Url::parse(&format!("{}/authorize", env.base)).unwrap();
     authorize
         .query_pairs_mut()
@@ -196,8 +195,7 @@ async fn main() {
     }
     let db = arg(&args, "--db").unwrap_or_else(|| "sqlite".into());
     let duration: f64 = arg(&args, "--duration").and_then(|v| v.parse().ok()).unwrap_or(10.0);
-    let concurrency: usize =
-        arg(&args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
+    let concurrency: usize = arg(&args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
     let dir = tempfile::tempdir().expect("tempdir");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -229,6 +227,8 @@ async fn main() {
     cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
     let rss_before = rss_mib();
     let handle = cozo_broker::serve_on(cfg, Clock::default(), listener).await.expect("broker");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_mib();
     let spec = cozo_broker::admin::ClientSpec::new("bench", "http://127.0.0.1:9/cb", "portal");
     let secret = cozo_broker::admin::add_client(&handle.store, &handle.policies, &spec, 0)
         .await
@@ -291,5 +291,33 @@ async fn main() {
         rss_mib(),
         rss_before,
     );
+    println!("RSS idle after start (broker + mock node + generator): {rss_idle:.0} MiB");
+
+    // Live sessions live in the database, not in the process: create many and look at RSS.
+    let sessions: usize = arg(&args, "--sessions").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if sessions > 0 {
+        let made = Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (made, url) = (made.clone(), format!("{}/login/key", env.base));
+            tasks.push(tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                while made.fetch_add(1, Ordering::Relaxed) < sessions as u64 {
+                    // No cookie: every request opens a new session (its CSRF token needs one).
+                    let _ = c.get(&url).send().await.map(|r| r.status());
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let live = handle.store.count_sessions(handle.clock.now()).await.unwrap_or(-1);
+        println!(
+            "RSS with {live} live sessions: {:.0} MiB (created in {:.1} s)",
+            rss_mib(),
+            t.elapsed().as_secs_f64()
+        );
+    }
     handle.shutdown().await;
 }
