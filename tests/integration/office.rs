@@ -16,6 +16,7 @@ both_backends!(
     codes_and_links_resist_guessing_reuse_and_expiry,
     operators_see_only_their_office_and_need_substantial,
     unconfirmed_keys_never_log_in_and_the_last_key_stays,
+    a_lost_device_is_revoked_by_the_office_and_reactivated,
 );
 
 const OPERATOR: &str = "90010112395";
@@ -706,4 +707,77 @@ async fn account_adds_a_key_after_a_fresh_strong_login_and_removes_one(backend: 
     let stale = b.submit(&s.base, &account, "/account/keys/add", &[]).await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
     assert_eq!(stale.data_error().as_deref(), Some("reauth"));
+}
+
+async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend) {
+    let s = start(backend).await;
+    let portal = s.add_client("portal-app", "portal").await;
+    // Sofia already has a digital key (app code) and loses her phone.
+    let sofia = s.add_person(NEWCOMER_BIS, "sofia").await;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let reg_id = attr(&result, "[data-registration]", "data-registration").unwrap();
+    s.handle.clock.advance(1);
+    let page = desk.get(&s.url(&format!("/office/registrations/{reg_id}"))).await;
+    let reissued = desk
+        .submit(
+            &s.base,
+            &page,
+            &format!("/office/registrations/{reg_id}/reissue"),
+            &[("revoke_keys", "1")],
+        )
+        .await;
+    let code = attr(&reissued, "[data-activation-code]", "data-activation-code").unwrap();
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "key-change" && e.outcome == "revoked-all"));
+
+    // The old key no longer logs in.
+    let b = Browser::new();
+    let pk = pkce();
+    let code_page =
+        to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), "sofia", &sofia.password).await;
+    let r = b
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&sofia))],
+        )
+        .await;
+    assert!(r.location().is_none_or(|l| !l.contains("code=")), "a revoked key logged in");
+
+    // Re-activation: the same account gets a new username, password and key.
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let person = Browser::new();
+    open(&s, &person, &link, &code).await;
+    let acct = person.get(&s.url("/activate/account")).await;
+    assert!(acct.body.contains("value=\"sofia\""), "the username is prefilled");
+    let password = "Nuovo telefono, 2026";
+    let keys_page = choose_account(&s, &person, "sofia.rossi", password).await;
+    person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
+    assert_eq!(done.data_error().as_deref(), Some("activated"));
+    let b = Browser::new();
+    let form = b.get(&s.url("/login/key")).await;
+    let old = b
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[("username", "sofia"), ("password", &sofia.password)],
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "the old username and password are gone");
+    let code_page = to_code_page(
+        &s,
+        &Browser::new(),
+        &authorize_url(&s, &portal, &pkce(), &[]),
+        "sofia.rossi",
+        password,
+    )
+    .await;
+    assert!(code_page.body.contains("value=\"token\""), "{}", code_page.body);
+    assert!(!code_page.body.contains("value=\"totp\""));
 }
