@@ -203,7 +203,8 @@ for backend in $BACKENDS; do
   esac
   PORT=$(free_port)
   export COZO_SERVER__LISTEN=127.0.0.1:$PORT COZO_SERVER__PUBLIC_URL=http://127.0.0.1:$PORT \
-    COZO_DATABASE__URL=$DB_URL COZO_SECRETS__MASTER_KEY_FILE=$DIR/master.key COZO_LOG=warn
+    COZO_DATABASE__URL=$DB_URL COZO_SECRETS__MASTER_KEY_FILE=$DIR/master.key COZO_LOG=warn \
+    COZO_SERVER__RATE_LIMIT_PER_S=0 # one load generator = one address doing everyone's traffic
   "$BIN" migrate 2>/dev/null
   SECRET=$("$BIN" client add --id bench --redirect-uri "$REDIRECT_URI" --policy portal --json | jq -r .client_secret)
 
@@ -290,7 +291,7 @@ EOF
   if [ "$backend" = postgres ]; then
     psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; PG_DB=""
   fi
-  unset COZO_SERVER__LISTEN COZO_SERVER__PUBLIC_URL COZO_DATABASE__URL COZO_SECRETS__MASTER_KEY_FILE COZO_LOG
+  unset COZO_SERVER__RATE_LIMIT_PER_S COZO_SERVER__LISTEN COZO_SERVER__PUBLIC_URL COZO_DATABASE__URL COZO_SECRETS__MASTER_KEY_FILE COZO_LOG
 done
 
 if [ "$PEER" = 1 ] && [ -f "$PEER_JSON" ] && [ ${#COMPARE_ARGS[@]} -gt 0 ]; then

@@ -151,6 +151,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted load balancer).
     pub trust_forwarded_for: bool,
+    /// Bearer token `/metrics` requires. Unset: `/metrics` is open (block it at the ingress).
+    pub metrics_token: Option<String>,
+    /// Requests per second per client address on the login pages, and separately on the
+    /// token endpoints (per replica; 0 turns the limit off), and the burst allowed above it.
+    pub rate_limit_per_s: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -276,6 +282,9 @@ impl Default for ServerConfig {
             public_url: url("http://localhost:8080"),
             max_body_bytes: 256 * 1024,
             trust_forwarded_for: false,
+            metrics_token: None,
+            rate_limit_per_s: 50,
+            rate_limit_burst: 200,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod i18n;
 pub mod identity;
 pub mod keys;
 pub mod linking;
+pub mod metrics;
 pub mod office;
 pub mod oidc;
 pub mod outbox;
@@ -63,6 +64,8 @@ pub enum StartError {
     Eid(#[from] eid::EidError),
     #[error("policy error: {0}")]
     Policy(#[from] policy::PolicyError),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
 }
@@ -128,17 +131,21 @@ impl Broker {
     pub async fn build(cfg: Config, clock: Clock) -> Result<Self, StartError> {
         let cfg = Arc::new(cfg);
         let master = master_key(&cfg)?;
-        let store = open_store(&cfg).await?;
+        let metrics = metrics::Metrics::new()?;
+        let store = open_store(&cfg).await?.with_audit_hook(metrics.audit_hook());
         let now = clock.now();
         let retention = cfg.oidc.id_token_ttl_s + 300;
         let keyring = oidc::signing::KeyRing::load(&store, &master, now, retention).await?;
         let policies = Arc::new(policy::PolicyEngine::load(&cfg.policy.dir)?);
         let registry = cfg.cobrha.url.as_ref().map(|url| {
-            Arc::new(cobrha::HttpRegistry::new(
-                url.as_str(),
-                std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
-                std::time::Duration::from_secs(cfg.cobrha.cache_ttl_s),
-            )) as Arc<dyn cobrha::Registry>
+            Arc::new(
+                cobrha::HttpRegistry::new(
+                    url.as_str(),
+                    std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
+                    std::time::Duration::from_secs(cfg.cobrha.cache_ttl_s),
+                )
+                .with_upstream(metrics.upstream("cobrha")),
+            ) as Arc<dyn cobrha::Registry>
         });
         let provider = oidc::Provider::new(
             &cfg,
@@ -150,14 +157,21 @@ impl Broker {
             policies,
             registry,
         );
-        let eidas = eidas::Eidas::setup(&cfg, &store, &master, now).await?.map(Arc::new);
+        let eidas =
+            eidas::Eidas::setup(&cfg, &store, &master, now, &metrics.upstream("eidas_node"))
+                .await?
+                .map(Arc::new);
         let bis_register = cfg.bis_register.url.as_ref().map(|url| {
-            Arc::new(linking::HttpBisRegister::new(
-                url.as_str(),
-                std::time::Duration::from_millis(cfg.bis_register.timeout_ms),
-            )) as Arc<dyn linking::BisRegister>
+            Arc::new(
+                linking::HttpBisRegister::new(
+                    url.as_str(),
+                    std::time::Duration::from_millis(cfg.bis_register.timeout_ms),
+                )
+                .with_upstream(metrics.upstream("bis_register")),
+            ) as Arc<dyn linking::BisRegister>
         });
-        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer()).map(Arc::new);
+        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer())
+            .map(|f| Arc::new(f.with_upstream(metrics.upstream("fas"))));
         let eid = eid::EidState::new(&cfg.eid)?;
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
         let keys =
@@ -178,6 +192,8 @@ impl Broker {
             eid,
             offices,
             master: master.clone(),
+            metrics,
+            rate_limits: web::ratelimit::RateLimits::new(&cfg.server),
         }));
         Ok(Self { cfg, store, master, clock, state })
     }
@@ -286,7 +302,7 @@ fn spawn_outbox(broker: &Broker, mut stop: watch::Receiver<bool>) {
         return;
     }
     let outbox = match outbox::Outbox::new(&broker.cfg, broker.store.clone()) {
-        Ok(o) => o,
+        Ok(o) => o.with_metrics(&broker.state.metrics),
         Err(e) => {
             tracing::error!(error = %e, "outbox delivery disabled");
             return;
@@ -307,31 +323,42 @@ fn spawn_outbox(broker: &Broker, mut stop: watch::Receiver<bool>) {
     });
 }
 
-/// Periodic work: reload signing keys (rotation by another process), purge expired rows.
+/// How often expired rows are purged, across all replicas together.
+const PURGE_PERIOD_S: i64 = 300;
+
+/// Periodic work: reload signing keys (rotation by another process; every replica, it is its
+/// own cache), purge expired rows (once per period across all replicas: the replica that claims
+/// the period in the database does it).
 fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
     let state = broker.state.clone();
     let master = broker.master.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-        let mut n: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|v| *v) => break,
             }
-            n += 1;
             let now = state.clock.now();
+            state.rate_limits.forget_idle();
             let p = &state.provider;
             if let Err(e) = p.keys.reload(&state.store, &master, now, p.key_retention_s()).await {
                 tracing::error!(error = %e, "reloading signing keys failed");
             }
-            if n % 30 == 0 {
-                if let Err(e) = state.store.purge_expired(now).await {
-                    tracing::error!(error = %e, "purge failed");
+            match state.store.claim_period("purge", now, PURGE_PERIOD_S).await {
+                Ok(true) => {
+                    let result = state.store.purge_expired(now).await;
+                    state.metrics.job("purge", result.is_ok());
+                    match result {
+                        Ok(rows) => tracing::info!(rows, "expired rows purged"),
+                        Err(e) => tracing::error!(error = %e, "purge failed"),
+                    }
+                    if let Err(e) = state.offices.purge().await {
+                        tracing::error!(error = %e, "purging registrations failed");
+                    }
                 }
-                if let Err(e) = state.offices.purge().await {
-                    tracing::error!(error = %e, "purging registrations failed");
-                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "claiming the purge failed"),
             }
         }
     });

@@ -22,6 +22,8 @@ pub struct Outbox {
     sms_gateway: Option<url::Url>,
     smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     from: Option<lettre::message::Mailbox>,
+    sms_upstream: crate::metrics::Upstream,
+    smtp_upstream: crate::metrics::Upstream,
 }
 
 impl Outbox {
@@ -44,7 +46,22 @@ impl Outbox {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { store, http, sms_gateway: cfg.sms.gateway_url.clone(), smtp, from })
+        Ok(Self {
+            store,
+            http,
+            sms_gateway: cfg.sms.gateway_url.clone(),
+            smtp,
+            from,
+            sms_upstream: Default::default(),
+            smtp_upstream: Default::default(),
+        })
+    }
+
+    /// Times each delivery to the SMS gateway and the SMTP server in the metrics.
+    pub fn with_metrics(mut self, m: &std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.sms_upstream = m.upstream("sms_gateway");
+        self.smtp_upstream = m.upstream("smtp");
+        self
     }
 
     /// Whether a channel has somewhere to go; without it, messages stay (the demo mailbox).
@@ -68,9 +85,10 @@ impl Outbox {
                 continue;
             }
             let result = match m.channel.as_str() {
-                "sms" => self.send_sms(&m.recipient, &m.body).await,
+                "sms" => self.sms_upstream.observe(self.send_sms(&m.recipient, &m.body)).await,
                 _ => {
-                    self.send_mail(&m.recipient, m.subject.as_deref().unwrap_or(""), &m.body).await
+                    let subject = m.subject.as_deref().unwrap_or("");
+                    self.smtp_upstream.observe(self.send_mail(&m.recipient, subject, &m.body)).await
                 }
             };
             match result {

@@ -318,3 +318,7 @@ account-remove-key = Entfernen
 account-remove-key-label = { $key } entfernen
 account-last-key = Dies ist Ihr letzter Schlüssel und kann daher nicht entfernt werden. Fügen Sie zuerst einen anderen Schlüssel hinzu.
 account-reauth = Um einen Schlüssel hinzuzufügen, melden Sie sich erneut mit dem Sicherheitscode aus Ihrer App, einem Sicherheitsschlüssel oder Ihrer eID-Karte an.
+
+# Per-address rate limit (429)
+rate-limited-title = Zu viele Anfragen
+rate-limited = Aus Ihrem Netzwerk kamen in kurzer Zeit zu viele Anfragen. Warten Sie einige Sekunden und versuchen Sie es erneut.

@@ -318,3 +318,7 @@ account-remove-key = Remove
 account-remove-key-label = Remove { $key }
 account-last-key = This is your last key, so it cannot be removed. Add another key first.
 account-reauth = To add a key, log in again with the security code from your app, a security key or your eID card.
+
+# Per-address rate limit (429)
+rate-limited-title = Too many requests
+rate-limited = Too many requests came from your network in a short time. Wait a few seconds and try again.

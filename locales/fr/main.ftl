@@ -318,3 +318,7 @@ account-remove-key = Supprimer
 account-remove-key-label = Supprimer { $key }
 account-last-key = C'est votre dernière clé, elle ne peut donc pas être supprimée. Ajoutez d'abord une autre clé.
 account-reauth = Pour ajouter une clé, reconnectez-vous avec le code de sécurité de votre application, une clé de sécurité ou votre carte eID.
+
+# Per-address rate limit (429)
+rate-limited-title = Trop de demandes
+rate-limited = Trop de demandes sont venues de votre réseau en peu de temps. Attendez quelques secondes et réessayez.

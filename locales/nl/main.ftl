@@ -318,3 +318,7 @@ account-remove-key = Verwijderen
 account-remove-key-label = { $key } verwijderen
 account-last-key = Dit is uw laatste sleutel en kan dus niet verwijderd worden. Voeg eerst een andere sleutel toe.
 account-reauth = Om een sleutel toe te voegen, meldt u zich opnieuw aan met de beveiligingscode uit uw app, een beveiligingssleutel of uw eID-kaart.
+
+# Per-address rate limit (429)
+rate-limited-title = Te veel verzoeken
+rate-limited = Er kwamen in korte tijd te veel verzoeken van uw netwerk. Wacht enkele seconden en probeer opnieuw.

@@ -103,6 +103,7 @@ pub struct HttpRegistry {
     url: String,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Vec<Profession>)>>,
+    upstream: crate::metrics::Upstream,
 }
 
 impl HttpRegistry {
@@ -117,7 +118,14 @@ impl HttpRegistry {
             url: url.trim_end_matches('/').to_string(),
             ttl,
             cache: Mutex::new(HashMap::new()),
+            upstream: Default::default(),
         }
+    }
+
+    /// Times each lookup (cache misses only) in the metrics.
+    pub fn with_upstream(mut self, upstream: crate::metrics::Upstream) -> Self {
+        self.upstream = upstream;
+        self
     }
 
     async fn fetch(&self, insz: &Insz) -> Result<Vec<Profession>, RegistryError> {
@@ -173,7 +181,7 @@ impl Registry for HttpRegistry {
                     return Ok(v.clone());
                 }
             }
-            let v = self.fetch(insz).await?;
+            let v = self.upstream.observe(self.fetch(insz)).await?;
             self.cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

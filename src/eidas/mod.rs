@@ -49,20 +49,27 @@ pub enum Answer {
 }
 
 /// Loads the node's metadata from a file or URL.
-async fn load_metadata(source: &str) -> Result<String, EidasError> {
+async fn load_metadata(
+    source: &str,
+    upstream: &crate::metrics::Upstream,
+) -> Result<String, EidasError> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| EidasError::Metadata(e.to_string()))?;
-        http.get(source)
-            .send()
+        upstream
+            .observe(async {
+                http.get(source)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| EidasError::Metadata(format!("{source}: {e}")))?
+                    .text()
+                    .await
+                    .map_err(|e| EidasError::Metadata(format!("{source}: {e}")))
+            })
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| EidasError::Metadata(format!("{source}: {e}")))?
-            .text()
-            .await
-            .map_err(|e| EidasError::Metadata(format!("{source}: {e}")))
     } else {
         std::fs::read_to_string(source).map_err(|e| EidasError::Metadata(format!("{source}: {e}")))
     }
@@ -114,9 +121,10 @@ impl Eidas {
         store: &Store,
         master: &MasterKey,
         now: i64,
+        upstream: &crate::metrics::Upstream,
     ) -> Result<Option<Self>, EidasError> {
         let Some(source) = &cfg.eidas.node_metadata else { return Ok(None) };
-        let xml = load_metadata(source).await?;
+        let xml = load_metadata(source, upstream).await?;
         // Metadata without a signing certificate is refused here: samael would otherwise parse
         // responses without verifying them.
         let idp = IdpTrust::from_metadata(&xml)?;

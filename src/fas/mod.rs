@@ -98,6 +98,7 @@ pub struct Fas {
     http: reqwest::Client,
     metadata: Mutex<Option<(Instant, CoreProviderMetadata)>>,
     max_level: AssuranceLevel,
+    upstream: crate::metrics::Upstream,
 }
 
 const METADATA_TTL: Duration = Duration::from_secs(300);
@@ -118,7 +119,14 @@ impl Fas {
             metadata: Mutex::new(None),
             max_level: AssuranceLevel::parse(&cfg.max_level).unwrap_or(AssuranceLevel::Low),
             cfg: cfg.clone(),
+            upstream: Default::default(),
         })
+    }
+
+    /// Times each exchange with FAS (discovery with its JWKS, token) in the metrics.
+    pub fn with_upstream(mut self, upstream: crate::metrics::Upstream) -> Self {
+        self.upstream = upstream;
+        self
     }
 
     /// The methods FAS offers and the level each gets here (the lower of the FAS level and the
@@ -147,7 +155,9 @@ impl Fas {
                 let _e = span.enter();
                 let issuer = IssuerUrl::new(self.issuer.clone())
                     .map_err(|e| FasError::Unavailable(e.to_string()))?;
-                let m = CoreProviderMetadata::discover_async(issuer, &self.http)
+                let m = self
+                    .upstream
+                    .observe(CoreProviderMetadata::discover_async(issuer, &self.http))
                     .await
                     .map_err(|e| FasError::Unavailable(e.to_string()))?;
                 *cached = Some((Instant::now(), m.clone()));
@@ -196,11 +206,12 @@ impl Fas {
         let span = tracing::info_span!("fas_token");
         let token = {
             let _e = span.enter();
-            client
+            let exchange = client
                 .exchange_code(AuthorizationCode::new(code.to_string()))
                 .map_err(|e| FasError::Unavailable(e.to_string()))?
-                .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-                .request_async(&self.http)
+                .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+            self.upstream
+                .observe(exchange.request_async(&self.http))
                 .await
                 .map_err(|e| FasError::Invalid(format!("token exchange: {e}")))?
         };

@@ -34,6 +34,7 @@ pub trait BisRegister: Send + Sync {
 pub struct HttpBisRegister {
     http: reqwest::Client,
     url: String,
+    upstream: crate::metrics::Upstream,
 }
 
 impl HttpBisRegister {
@@ -43,13 +44,19 @@ impl HttpBisRegister {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        Self { http, url: url.trim_end_matches('/').to_string() }
+        Self { http, url: url.trim_end_matches('/').to_string(), upstream: Default::default() }
+    }
+
+    /// Times each lookup in the metrics.
+    pub fn with_upstream(mut self, upstream: crate::metrics::Upstream) -> Self {
+        self.upstream = upstream;
+        self
     }
 }
 
 impl BisRegister for HttpBisRegister {
     fn lookup<'a>(&'a self, bis: &'a Insz) -> BoxFuture<'a, Result<Option<BisEntry>, BisError>> {
-        Box::pin(async move {
+        Box::pin(self.upstream.observe(async move {
             let span = tracing::info_span!("bis_register_lookup");
             let _e = span.enter();
             let resp = self
@@ -67,7 +74,7 @@ impl BisRegister for HttpBisRegister {
                     .map_err(|e| BisError::Unavailable(format!("answer: {e}"))),
                 s => Err(BisError::Unavailable(format!("status {s}"))),
             }
-        })
+        }))
     }
 }
 

@@ -241,13 +241,18 @@ impl KeyRing {
     }
 }
 
+/// Generates the missing keys. Replicas starting together on a fresh database take turns (a
+/// database lock): without it each would insert its own key, and until the next reload each
+/// replica's JWKS would lack the others' keys, so tokens signed elsewhere would not verify.
 async fn ensure_keys(store: &Store, master: &MasterKey, now: i64) -> Result<(), KeyError> {
+    let lock = store.exclusive("signing-keys").await?;
     let rows = store.signing_keys(now).await?;
     for alg in SigningAlg::ALL {
         if !rows.iter().any(|r| r.alg == alg.as_str() && r.retired_at.is_none()) {
             insert_new_key(store, master, alg, now).await?;
         }
     }
+    lock.release().await?;
     Ok(())
 }
 

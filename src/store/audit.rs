@@ -16,8 +16,34 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// Sees every audit event a [`Store`] records (the metrics count logins from the audit trail,
+/// so that what is counted is what is recorded, whichever module records it).
+#[derive(Clone)]
+pub struct AuditHook(std::sync::Arc<dyn Fn(&AuditEvent) + Send + Sync>);
+
+impl AuditHook {
+    pub fn new(f: impl Fn(&AuditEvent) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for AuditHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditHook")
+    }
+}
+
 impl Store {
+    /// This store, with `hook` called for every audit event it records (clones share it).
+    pub fn with_audit_hook(mut self, hook: AuditHook) -> Self {
+        self.audit_hook = Some(hook);
+        self
+    }
+
     pub async fn insert_audit(&self, e: &AuditEvent) -> Result<()> {
+        if let Some(hook) = &self.audit_hook {
+            (hook.0)(e);
+        }
         sqlx::query(
             "INSERT INTO audit (id, at, kind, outcome, person_id, client_id, method, acr, address, \
              detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -156,6 +156,14 @@ impl Store {
         Ok(())
     }
 
+    /// How many messages wait for delivery (all replicas: the metrics' outbox backlog).
+    pub async fn outbox_backlog(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        col(&row, "n")
+    }
+
     /// Unsent messages whose next attempt is due, oldest first.
     pub async fn due_messages(&self, now: i64, limit: i64) -> Result<Vec<DueMessage>> {
         let rows = sqlx::query(

@@ -65,6 +65,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    audit_hook: Option<AuditHook>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,7 +99,9 @@ impl Store {
         // SQLite has one writer at a time: several connections only wait on each other's locks
         // (busy-timeout sleeps that cost latency), so the embedded backend uses one connection
         // and lets the pool queue requests; each statement takes microseconds.
-        let max_connections = if backend == Backend::Sqlite { 1 } else { max_connections };
+        // PostgreSQL needs at least two: [`Store::exclusive`] holds one while the work it guards
+        // runs on another.
+        let max_connections = if backend == Backend::Sqlite { 1 } else { max_connections.max(2) };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
@@ -119,7 +122,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, audit_hook: None })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -143,7 +146,8 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Removes rows whose life is over. Safe to run on every replica at once.
+    /// Removes rows whose life is over. Idempotent; the background task runs it on one replica
+    /// per period ([`Store::claim_period`]).
     pub async fn purge_expired(&self, now: i64) -> Result<u64> {
         let mut n = 0;
         for sql in [

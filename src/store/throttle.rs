@@ -1,7 +1,7 @@
 //! Failure counters and locks (login throttling) and one-time values (replay caches), shared by
 //! every replica through the database.
 
-use super::{col, Result, Store};
+use super::{col, Backend, Result, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureCount {
@@ -90,5 +90,47 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Takes a lock that every replica sharing this database respects, for short start-up work
+    /// that must not run twice at once (generating the first signing keys). On PostgreSQL it is
+    /// a transaction-level advisory lock: released by [`Exclusive::release`], or by the rollback
+    /// when the guard is dropped (an error, a crash), so it can never be left held. SQLite is
+    /// the embedded single-process backend (replicas need PostgreSQL): no lock is needed, and
+    /// holding its one pooled connection would block the guarded work itself.
+    pub async fn exclusive(&self, name: &str) -> Result<Exclusive> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Exclusive(None));
+        }
+        let digest = crate::crypto::sha256(format!("cozo-broker:{name}").as_bytes());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+            .bind(i64::from_be_bytes(id))
+            .execute(&mut *tx)
+            .await?;
+        Ok(Exclusive(Some(tx)))
+    }
+
+    /// Claims periodic job `name` for the period of `period_s` seconds that `now` falls in:
+    /// true for exactly one caller across all replicas (an insert into the one-time table), so
+    /// a job every replica schedules runs once per period, not once per replica.
+    pub async fn claim_period(&self, name: &str, now: i64, period_s: i64) -> Result<bool> {
+        let period = now.div_euclid(period_s.max(1));
+        let expires_at = (period + 1) * period_s.max(1) + 86400;
+        self.see_once(&format!("job:{name}:{period}"), expires_at).await
+    }
+}
+
+/// A lock from [`Store::exclusive`]; held until released or dropped.
+pub struct Exclusive(Option<sqlx::Transaction<'static, sqlx::Any>>);
+
+impl Exclusive {
+    pub async fn release(self) -> Result<()> {
+        if let Some(tx) = self.0 {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }

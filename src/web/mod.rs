@@ -11,6 +11,7 @@ mod login;
 mod office;
 mod oidc;
 pub mod pages;
+pub mod ratelimit;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -47,6 +48,8 @@ pub struct Inner {
     pub offices: crate::office::Offices,
     /// Encrypts TOTP secrets at rest (keys enrolled at activation or from `/account`).
     pub master: crate::crypto::MasterKey,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 impl std::ops::Deref for AppState {
@@ -128,7 +131,14 @@ impl AppState {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| self.cfg.ui.default_language.clone());
-        let address = if self.cfg.server.trust_forwarded_for {
+        let address = self.client_address(headers, peer);
+        Ok(Ctx { session, tr: Tr::new(&lang), address })
+    }
+
+    /// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted
+    /// load balancer (`[server] trust_forwarded_for`).
+    pub fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
+        if self.cfg.server.trust_forwarded_for {
             headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
@@ -139,8 +149,7 @@ impl AppState {
                 .unwrap_or_else(|| peer.ip().to_string())
         } else {
             peer.ip().to_string()
-        };
-        Ok(Ctx { session, tr: Tr::new(&lang), address })
+        }
     }
 
     /// The session, or a new one (forms need one for their CSRF token).
@@ -201,7 +210,10 @@ pub fn router(state: AppState) -> Router {
         .route("/demo/mailbox", get(mailbox))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::to("/account") }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit))
         .with_state(state)
         .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, hsts)))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
@@ -300,6 +312,54 @@ async fn set_language(
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+/// Counts each request by route and status; a 429 from a handler (a lock running) is a
+/// throttling event. Inside the rate limiter: its own refusals are counted there.
+async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    st.metrics.http_request(&route, status.as_u16());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        st.metrics.throttle(crate::metrics::ThrottleEvent::RefusedWhileLocked);
+    }
+    resp
+}
+
+/// Prometheus metrics. With `[server] metrics_token` set, only for `Authorization: Bearer
+/// <token>` (compared in constant time); unset, open: keep `/metrics` off the internet at the
+/// load balancer then.
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &st.cfg.server.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(
+            crate::crypto::sha256(given.as_bytes()).as_slice(),
+            crate::crypto::sha256(token.as_bytes()).as_slice(),
+        )
+        .into();
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+                "a bearer token is required\n",
+            )
+                .into_response();
+        }
+    }
+    match st.metrics.render(&st.store).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+            .into_response(),
+        Err(e) => WebError::Internal(e.to_string()).into_response(),
+    }
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {

@@ -128,11 +128,19 @@ pub async fn token(
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
+        st.metrics.token_grant("other", "invalid_request");
         return oidc_error_response(&OidcError::InvalidRequest("the body must be a form".into()));
     };
+    let grant_type = form.grant_type.as_deref().unwrap_or("other");
     match st.provider.token(authorization(&headers), &form).await {
-        Ok(t) => no_store(Json(t).into_response()),
-        Err(e) => oidc_error_response(&e),
+        Ok(t) => {
+            st.metrics.token_grant(grant_type, "ok");
+            no_store(Json(t).into_response())
+        }
+        Err(e) => {
+            st.metrics.token_grant(grant_type, e.code());
+            oidc_error_response(&e)
+        }
     }
 }
 
