@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test deps bench lint fmt
+.PHONY: demo test deps bench lint fmt fuzz audit
 
 deps:
 	@./scripts/deps.sh
@@ -28,3 +28,11 @@ fmt:
 ## Load figures (release build, SQLite): see BENCHMARKS.md.
 bench: deps
 	./benches/run.sh
+
+## Fuzzing (cargo-fuzz): each target in fuzz/ for FUZZ_SECONDS (default 60). Not part of `make test`.
+fuzz: deps
+	./scripts/fuzz.sh
+
+## Dependency audit against the RustSec advisory database (installs cargo-audit once).
+audit:
+	./scripts/audit.sh
