@@ -1,8 +1,8 @@
-//! Replicas share everything (issue #7, SPEC §9): two `cozo-broker serve` processes on one
-//! PostgreSQL database behind a small round-robin HTTP proxy (the public URL both replicas are
-//! configured with), so that consecutive steps of a login land on different processes. Key,
-//! eIDAS and FAS logins complete through it; a replica killed (SIGKILL) between two steps loses
-//! nothing; replicas starting together agree on one set of signing keys; background jobs
+//! Replicas share everything (issue #7, SPEC §9): two brokers on one PostgreSQL database behind
+//! a small round-robin HTTP proxy (the public URL both replicas are configured with), so that
+//! consecutive steps of a login land on different replicas. Key, eIDAS and FAS logins complete
+//! through it; a replica killed between two steps (its runtime dropped: no graceful shutdown)
+//! loses nothing; replicas starting together agree on one set of signing keys; background jobs
 //! (outbox delivery, purges) run once, not once per replica.
 //!
 //! PostgreSQL only: SQLite is the embedded single-process backend.
