@@ -432,7 +432,7 @@ async fn eidas_login_via(
     let id = node.last_request().expect("the node got the request").id;
     between(cl).await;
     let citizen = node::citizen("nl-substantial").unwrap();
-    let resp = node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+    let resp = node.respond(&id, citizen, Outcome::Success).await.unwrap();
     let acs = b
         .post(
             &format!("{base}/saml/eidas/acs"),
