@@ -135,8 +135,9 @@ impl AppState {
         Ok(Ctx { session, tr: Tr::new(&lang), address })
     }
 
-    /// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted
-    /// load balancer (`[server] trust_forwarded_for`).
+    /// The client's address: the peer, or the last `X-Forwarded-For` hop behind a trusted load
+    /// balancer (`[server] trust_forwarded_for`). The session throttle and the rate limiter
+    /// both key on it.
     pub fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
         if self.cfg.server.trust_forwarded_for {
             headers
