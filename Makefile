@@ -16,6 +16,7 @@ demo: deps
 test: deps
 	./scripts/check-postgres.sh
 	./scripts/validate-deploy.sh
+	./scripts/audit.sh
 	./scripts/test.sh
 
 lint:
