@@ -292,6 +292,18 @@ EOF
     psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; PG_DB=""
   fi
   unset COZO_SERVER__RATE_LIMIT_PER_S COZO_SERVER__LISTEN COZO_SERVER__PUBLIC_URL COZO_DATABASE__URL COZO_SECRETS__MASTER_KEY_FILE COZO_LOG
+
+  # Complete eIDAS logins (mock node in-process), idle RSS and RSS with 100,000 live sessions.
+  say ""
+  say "### benches/eidas.rs ($backend)"
+  quiet "eidas logins ($backend)"
+  CMD=(cargo bench -q --bench eidas -- --run --db "$backend" --duration "$DURATION" --concurrency "$CONC" --sessions 100000)
+  say "\$ ${CMD[*]}"
+  if out=$(timeout 600 "${CMD[@]}" 2>"$OUT/eidas-$backend.log"); then
+    while IFS= read -r line; do say "- $line"; done <<<"$out"
+  else
+    say "- FAILED (see eidas-$backend.log)"
+  fi
 done
 
 if [ "$PEER" = 1 ] && [ -f "$PEER_JSON" ] && [ ${#COMPARE_ARGS[@]} -gt 0 ]; then
