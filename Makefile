@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test deps bench lint fmt fuzz audit
+.PHONY: demo test deps bench lint fmt fuzz audit screenshots
 
 deps:
 	@./scripts/deps.sh
@@ -37,3 +37,7 @@ fuzz: deps
 ## Dependency audit against the RustSec advisory database (installs cargo-audit once).
 audit:
 	./scripts/audit.sh
+
+## Screenshots of the main pages in English and Dutch (headless Chromium) to docs/screenshots/.
+screenshots: deps
+	$(CARGO) test --test browser -- --ignored --exact screenshots::screenshots

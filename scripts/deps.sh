@@ -3,7 +3,8 @@
 # samael's xmlsec bindings need libclang; xmlsec1 and libxml2 headers for the SAML SP.
 set -euo pipefail
 need=()
-for pkg in libclang-dev libxmlsec1-dev libxml2-dev libxml2-utils libssl-dev libxslt1-dev pkg-config postgresql-client; do
+for pkg in libclang-dev libxmlsec1-dev libxml2-dev libxml2-utils libssl-dev libxslt1-dev pkg-config postgresql-client \
+  chromium chromium-driver fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ mod eidas;
 mod fas;
 mod flow;
 mod hostile;
+mod i18n;
 mod metrics;
 mod office;
 mod outbox;

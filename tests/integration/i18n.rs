@@ -1,0 +1,309 @@
+//! Four languages, complete (issue #9): the pages of the main journeys rendered in Dutch contain
+//! no English sentence from the catalogue, say `lang="nl"`, and the language picked once (the
+//! `/lang/nl` link, a cookie) sticks through the whole journey. (That every key exists in nl, fr,
+//! de and en is the unit test `i18n::tests::catalogues_are_complete`.)
+
+use crate::common::*;
+use cozo_broker::admin;
+use idp_mocks::bis_register;
+use idp_mocks::eidas::{self as node, EidasNodeConfig, Outcome};
+use scraper::{Html, Selector};
+
+/// `key = value` pairs of a Fluent file (continuation lines joined).
+fn catalogue(lang: &str) -> Vec<(String, String)> {
+    let path = format!("{}/locales/{lang}/main.ftl", env!("CARGO_MANIFEST_DIR"));
+    let mut out: Vec<(String, String)> = vec![];
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// The literal pieces of a message (between `{ … }` placeables).
+fn fragments(value: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut rest = value;
+    while let Some(i) = rest.find('{') {
+        out.push(rest[..i].to_string());
+        rest = rest[i..].split_once('}').map(|(_, r)| r).unwrap_or("");
+    }
+    out.push(rest.to_string());
+    out.into_iter().map(|f| f.trim().to_string()).filter(|f| f.chars().count() > 12).collect()
+}
+
+/// English sentences that must not appear on a Dutch page: pieces longer than 12 characters of
+/// English messages that differ from their Dutch version.
+fn english_only() -> Vec<(String, String)> {
+    let nl: std::collections::HashMap<String, String> = catalogue("nl").into_iter().collect();
+    let mut out = vec![];
+    for (k, v) in catalogue("en") {
+        let theirs = nl.get(&k).cloned().unwrap_or_default();
+        for f in fragments(&v) {
+            if !theirs.contains(&f) {
+                out.push((k.clone(), f));
+            }
+        }
+    }
+    out
+}
+
+/// The text a person reads on a page (and hears: alt texts and labels of controls).
+fn visible_text(body: &str) -> String {
+    let doc = Html::parse_document(body);
+    let mut text = String::new();
+    let skip = Selector::parse("script, style").unwrap();
+    let skipped: Vec<_> = doc.select(&skip).map(|e| e.id()).collect();
+    for node in doc.root_element().descendants() {
+        if node.ancestors().any(|a| skipped.contains(&a.id())) {
+            continue;
+        }
+        if let Some(t) = node.value().as_text() {
+            text.push_str(t);
+            text.push(' ');
+        }
+        if let Some(e) = node.value().as_element() {
+            for a in ["alt", "aria-label", "title", "placeholder"] {
+                if let Some(v) = e.attr(a) {
+                    text.push_str(v);
+                    text.push(' ');
+                }
+            }
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+struct Checked {
+    english: Vec<(String, String)>,
+    pages: usize,
+}
+
+impl Checked {
+    fn page(&mut self, what: &str, page: &Page) {
+        assert!(page.status.is_success(), "{what}: {} {}", page.status, page.body);
+        assert!(page.body.contains("<html lang=\"nl\">"), "{what} is not in Dutch: {}", page.body);
+        let text = visible_text(&page.body);
+        let found: Vec<_> =
+            self.english.iter().filter(|(_, f)| text.contains(f.as_str())).cloned().collect();
+        assert!(found.is_empty(), "{what} (in Dutch) shows English: {found:?}\n{text}");
+        self.pages += 1;
+    }
+}
+
+#[test]
+fn the_fragment_list_is_sane() {
+    let e = english_only();
+    assert!(e.len() > 150, "{}", e.len());
+    assert!(e.iter().any(|(k, _)| k == "chooser-title"));
+    assert_eq!(
+        fragments("Choose how you prove who you are to { $client }."),
+        vec!["Choose how you prove who you are to".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dutch_pages_have_no_english_and_the_language_sticks() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A domain name, not an address: WebAuthn (the security-key page) needs one.
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let (_, eidas) = node::start(EidasNodeConfig {
+        sp_metadata_url: Some(format!("{base}/saml/eidas/metadata")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (bis_url, _bis) = bis_register::start().await;
+    let metadata = eidas.metadata_url();
+    let s = TestServer::start_on(Backend::Sqlite, listener, |cfg| {
+        cfg.server.public_url = url::Url::parse(&base).unwrap();
+        cfg.eidas.node_metadata = Some(metadata);
+        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    })
+    .await;
+    let mut ck = Checked { english: english_only(), pages: 0 };
+    let portal = s.add_client("portal", "portal").await;
+    let ehealth = s.add_client("ehealth-app", "ehealth").await;
+    let p = s.add_person("85073003328", "anna").await;
+    admin::add_sms_key(
+        &s.handle.store,
+        &s.handle.cfg,
+        &p.insz,
+        "anna",
+        None,
+        "+32470123456",
+        s.now(),
+    )
+    .await
+    .unwrap();
+
+    // The person picks Dutch once (the browser itself asks for English).
+    let b = Browser::new();
+    let chooser = b.follow(&s.base, b.get(&authorize_url(&s, &portal, &pkce(), &[])).await).await;
+    assert!(chooser.body.contains("<html lang=\"en\">"));
+    let chooser = b.follow(&s.base, b.get(&s.url("/lang/nl?back=/login")).await).await;
+    ck.page("chooser", &chooser);
+    let form = b.get(&s.url("/login/key")).await;
+    ck.page("key login", &form);
+    let wrong = b
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", "nope nope")])
+        .await;
+    assert_eq!(wrong.data_error().as_deref(), Some("wrong-credentials"));
+    ck.page("key login, wrong password", &Page { status: reqwest::StatusCode::OK, ..wrong });
+    let code_page = b
+        .follow(
+            &s.base,
+            b.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", "anna"), ("password", &p.password)],
+            )
+            .await,
+        )
+        .await;
+    ck.page("code entry", &code_page);
+    let sent =
+        b.submit(&s.base, &code_page, "/login/key/code", &[("method", "sms"), ("code", "")]).await;
+    ck.page("code entry, SMS sent", &sent);
+    let msgs = s.handle.store.outbox(1).await.unwrap();
+    let sms = msgs[0].body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap();
+    let done =
+        b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", sms)]).await;
+    assert!(done.location().unwrap().starts_with(&portal.redirect_uri));
+    s.handle.clock.advance(40);
+    // Step-up for eHealth: the reason in Dutch.
+    let step_up = b.follow(&s.base, b.get(&authorize_url(&s, &ehealth, &pkce(), &[])).await).await;
+    assert!(step_up.body.contains("data-step-up"), "{}", step_up.body);
+    ck.page("chooser with the step-up notice", &step_up);
+    let account = b.get(&s.url("/account")).await;
+    ck.page("account", &account);
+
+    // eIDAS first login: the link page.
+    let countries = b.get(&s.url("/login/eidas")).await;
+    ck.page("eIDAS countries", &countries);
+    let eb = Browser::new();
+    eb.get(&s.url("/lang/nl")).await;
+    eb.follow(&s.base, eb.get(&authorize_url(&s, &portal, &pkce(), &[])).await).await;
+    let to_node = eb.get(&s.url("/login/eidas?country=NL")).await;
+    let loc = to_node.location().unwrap();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&loc)
+        .send()
+        .await
+        .unwrap();
+    let req = eidas.last_request().unwrap();
+    let citizen = node::citizen("nl-substantial").unwrap();
+    let resp = eidas.respond(&req.id, &citizen, Outcome::Success).await.unwrap();
+    let acs = eb
+        .post(
+            &s.url("/saml/eidas/acs"),
+            &[
+                ("SAMLResponse".into(), resp),
+                ("RelayState".into(), query(&loc)["RelayState"].clone()),
+            ],
+        )
+        .await;
+    let link = eb.follow(&s.base, acs).await;
+    ck.page("first-login linking", &link);
+
+    // The office, in Dutch, registering a Dutch-speaking person.
+    let desk = Browser::new();
+    let op = s.add_person("90010112395", "clerk").await;
+    admin::add_operator(&s.handle.store, "90010112395", "Loket A", s.now()).await.unwrap();
+    desk.get(&s.url("/lang/nl")).await;
+    desk.follow(&s.base, desk.get(&s.url("/office")).await).await;
+    let form = desk.get(&s.url("/login/key")).await;
+    let cp = desk
+        .follow(
+            &s.base,
+            desk.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", "clerk"), ("password", &op.password)],
+            )
+            .await,
+        )
+        .await;
+    s.next_step();
+    desk.submit(&s.base, &cp, "/login/key/code", &[("method", "totp"), ("code", &s.code(&op))])
+        .await;
+    ck.page("office list", &desk.get(&s.url("/office")).await);
+    let reg = desk.get(&s.url("/office/register")).await;
+    ck.page("office registration", &reg);
+    let mut fields = vec![
+        ("insz", "85273004559"),
+        ("family_name", "Janssens"),
+        ("given_names", "Els"),
+        ("birthdate", "1985-07-30"),
+        ("nationality", "BE"),
+        ("document_type", "passport"),
+        ("document_number", "EL1234567"),
+        ("email", "els@example.be"),
+        ("mobile", "+32 470 12 34 99"),
+        ("language", "nl"),
+    ];
+    let bad = desk.submit(&s.base, &reg, "/office/register", &[("insz", "12345678901")]).await;
+    ck.page("office registration with errors", &Page { status: reqwest::StatusCode::OK, ..bad });
+    let result = desk.submit(&s.base, &reg, "/office/register", &fields).await;
+    ck.page("office result", &result);
+    let code = result
+        .html()
+        .select(&Selector::parse("[data-activation-code]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-activation-code")
+        .unwrap()
+        .to_string();
+    fields.clear();
+
+    // Activation, in the language the office chose for the person (no cookie yet).
+    let mails = s.handle.store.outbox(100).await.unwrap();
+    let mail = mails.iter().find(|m| m.recipient == "els@example.be").unwrap();
+    let start = mail.body.find("/activate/").unwrap();
+    let link = mail.body[start..].split_whitespace().next().unwrap().to_string();
+    let person = Browser::new();
+    person.get(&s.url("/lang/nl")).await;
+    let first = person.get(&s.url(&link)).await;
+    ck.page("activation: code", &first);
+    person.submit(&s.base, &first, &link, &[("code", &code)]).await;
+    let acct = person.get(&s.url("/activate/account")).await;
+    ck.page("activation: username and password", &acct);
+    let pw = "Lang en veilig, 2026";
+    person
+        .submit(
+            &s.base,
+            &acct,
+            "/activate/account",
+            &[("username", "els.j"), ("password", pw), ("password_confirm", pw)],
+        )
+        .await;
+    let keys = person.get(&s.url("/activate/keys")).await;
+    ck.page("activation: keys", &keys);
+    let totp = person.submit(&s.base, &keys, "/activate/keys", &[("key", "totp")]).await;
+    ck.page("activation: app key", &totp);
+    let keys = person.get(&s.url("/activate/keys")).await;
+    let sms = person.submit(&s.base, &keys, "/activate/keys", &[("key", "sms")]).await;
+    ck.page("activation: SMS key", &sms);
+    let keys = person.get(&s.url("/activate/keys")).await;
+    let token = person.submit(&s.base, &keys, "/activate/keys", &[("key", "token")]).await;
+    ck.page("activation: token card", &token);
+    let keys = person.get(&s.url("/activate/keys")).await;
+    let wa = person.submit(&s.base, &keys, "/activate/keys", &[("key", "webauthn")]).await;
+    ck.page("activation: security key", &wa);
+    assert!(ck.pages >= 20, "{}", ck.pages);
+}
