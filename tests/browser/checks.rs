@@ -108,7 +108,10 @@ async fn keyboard(c: &Client, what: &str) {
     .await;
     let (count, positive) = (n[0].as_u64().unwrap(), n[1].as_u64().unwrap());
     assert_eq!(positive, 0, "{what}: positive tabindex breaks the tab order");
-    for i in 0..count {
+    let (mut i, mut presses) = (0, 0);
+    while i < count {
+        presses += 1;
+        assert!(presses < count * 4 + 10, "{what}: Tab never reaches control {i}");
         let body = c.active_element().await.unwrap();
         body.send_keys(TAB).await.unwrap();
         let r = js(
@@ -119,15 +122,19 @@ async fn keyboard(c: &Client, what: &str) {
                      window.__cozoTab.map(function (e) { return e.outerHTML.slice(0, 80); })];",
         )
         .await;
+        // A date field has a stop per part (day, month, year): the same control again.
+        if i > 0 && r[0] == json!(i - 1) {
+            continue;
+        }
         assert_eq!(
             r[0],
             json!(i),
-            "{what}: Tab #{} lands on {} instead of control {i} of {:#}",
-            i + 1,
+            "{what}: Tab #{presses} lands on {} instead of control {i} of {:#}",
             r[2],
             r[3]
         );
         assert_eq!(r[1], json!(true), "{what}: no visible focus on {}", r[2]);
+        i += 1;
     }
     js(c, "if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); return null").await;
 }

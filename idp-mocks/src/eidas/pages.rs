@@ -7,7 +7,7 @@ use super::xml::escape;
 pub const CSS: &str = "\
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1b1b}\
 header{background:#003399;color:#fff;padding:.8rem 1.5rem;font-weight:600}\
-header.digid{background:#e17000}\
+header.digid{background:#b05500}\
 main{max-width:38rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border-radius:6px;\
 box-shadow:0 1px 3px rgba(0,0,0,.15)}\
 h1{font-size:1.4rem;margin-top:0}\
@@ -17,7 +17,7 @@ input[type=text],input[type=password]{width:100%;padding:.4rem;box-sizing:border
 button{padding:.5rem 1.2rem;margin:.6rem .4rem .2rem 0;border:0;border-radius:4px;\
 background:#003399;color:#fff;font-size:1rem;cursor:pointer}\
 button.secondary{background:#777}\
-.digid button{background:#e17000}\
+.digid button{background:#b05500}\
 .error{color:#b00020;font-weight:600}\
 .small{color:#555;font-size:.9rem}\
 code{font-size:.85rem;word-break:break-all}\
