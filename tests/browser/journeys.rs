@@ -254,6 +254,28 @@ async fn b_office_registration_to_activation_with_the_qr_code_to_a_login() {
         press_enter(&c, &f).await;
         assert_eq!(path(&c).await, "/activate/keys");
         page_ok(&c, Some("en"), "activation: keys, one active").await;
+        // An SMS key (the number from the registration) and a token card too.
+        add_key(&c, "sms").await;
+        page_ok(&c, Some("en"), "activation: SMS key, phone").await;
+        let phone = find(&c, "#phone").await;
+        assert_eq!(phone.prop("value").await.unwrap().as_deref(), Some("+393331234567"));
+        press_enter(&c, &phone).await;
+        page_ok(&c, Some("en"), "activation: SMS key, code sent").await;
+        let f = type_in(&c, "#code", &last_sms(&s, "+393331234567").await).await;
+        press_enter(&c, &f).await;
+        assert_eq!(path(&c).await, "/activate/keys");
+        add_key(&c, "token").await;
+        page_ok(&c, Some("en"), "activation: token card").await;
+        assert_eq!(
+            js(&c, "return document.querySelectorAll('[data-position]').length").await,
+            json!(24)
+        );
+        let next = find(&c, "a[href=\"/activate/keys\"]").await;
+        press_enter(&c, &next).await;
+        assert_eq!(
+            js(&c, "return document.querySelectorAll('[data-active-key]').length").await,
+            json!(3)
+        );
         let finish = find(&c, "[data-finish]").await;
         press_enter(&c, &finish).await;
         page_ok(&c, Some("en"), "activation: done").await;
@@ -420,6 +442,62 @@ async fn d_eidas_digid_first_login_links_the_bis_number() {
         assert_eq!(claim(&c, "amr").await, r#"["eidas"]"#);
         assert_eq!(claim(&c, "insz").await, bis_register::DUTCH_PATIENT);
         assert_eq!(claim(&c, "eidas_person_identifier").await, citizen.person_identifier);
+    })
+    .await;
+}
+
+/// Without JavaScript: a key login works (plain forms), and the SAML POST form that the mock
+/// node would submit by script has a visible button that does it (eIDAS needs no script either).
+/// Only WebAuthn needs JavaScript, and its pages say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f_without_javascript_forms_and_the_saml_post_button_work() {
+    use idp_mocks::bis_register;
+    use idp_mocks::eidas::{self as node, EidasNodeConfig};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let (_, eidas) = node::start(EidasNodeConfig {
+        sp_metadata_url: Some(format!("{public}/saml/eidas/metadata")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (bis_url, _bis) = bis_register::start().await;
+    let metadata = eidas.metadata_url();
+    let s = TestServer::start_on(Backend::Sqlite, listener, |cfg| {
+        cfg.server.public_url = url::Url::parse(&public).unwrap();
+        cfg.eidas.node_metadata = Some(metadata);
+        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    })
+    .await;
+    let p = s.add_person("85073003328", "anna").await;
+    let demo = demo_app(&s, &[("portal", "portal", "Portal")]).await;
+    with_chrome(1000, "en", |c| async move {
+        cdp(&c, "Emulation.setScriptExecutionDisabled", json!({"value": true})).await;
+        c.goto(&format!("{}/portal/login", demo.base)).await.unwrap();
+        wait_path(&c, "/login").await;
+        // (No axe here: it needs the page's script engine.)
+        let key = find(&c, "[data-method=key] a").await;
+        press_enter(&c, &key).await;
+        type_in(&c, "#username", &p.username).await;
+        let pw = type_in(&c, "#password", &p.password).await;
+        press_enter(&c, &pw).await;
+        enter_app_code(&c, &s.code(&p)).await;
+        wait_path(&c, "/portal/callback").await;
+        assert_eq!(claim(&c, "amr").await, r#"["pwd","totp"]"#);
+
+        c.goto(&format!("{}/portal/login?prompt=login", demo.base)).await.unwrap();
+        wait_path(&c, "/login").await;
+        let eu = find(&c, "[data-method=eidas] a").await;
+        press_enter(&c, &eu).await;
+        let nl = find(&c, "[data-country=NL] a").await;
+        press_enter(&c, &nl).await;
+        let user = type_in(&c, "input[name=username]", "sanne.devries").await;
+        press_enter(&c, &user).await;
+        // No script ran: the node's answer waits behind its button.
+        let button = find(&c, "form[data-autosubmit] button[type=submit]").await;
+        assert!(button.is_displayed().await.unwrap());
+        press_enter(&c, &button).await;
+        wait_path(&c, "/link").await;
     })
     .await;
 }
