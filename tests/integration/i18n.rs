@@ -1,6 +1,6 @@
-//! Four languages, complete (issue #9): the pages of the main journeys rendered in Dutch contain
-//! no English sentence from the catalogue, say `lang="nl"`, and the language picked once (the
-//! `/lang/nl` link, a cookie) sticks through the whole journey. (That every key exists in nl, fr,
+//! Four languages, complete (issue #9): the pages of the main journeys rendered in Dutch (and in
+//! French and German) contain no English sentence from the catalogue, say `lang="nl"`, and the
+//! language picked once (the `/lang/nl` link, a cookie) sticks through the whole journey. (That every key exists in nl, fr,
 //! de and en is the unit test `i18n::tests::catalogues_are_complete`.)
 
 use crate::common::*;
@@ -41,10 +41,10 @@ fn fragments(value: &str) -> Vec<String> {
     out.into_iter().map(|f| f.trim().to_string()).filter(|f| f.chars().count() > 12).collect()
 }
 
-/// English sentences that must not appear on a Dutch page: pieces longer than 12 characters of
-/// English messages that differ from their Dutch version.
-fn english_only() -> Vec<(String, String)> {
-    let nl: std::collections::HashMap<String, String> = catalogue("nl").into_iter().collect();
+/// English sentences that must not appear on a page in `lang`: pieces longer than 12 characters
+/// of English messages that differ from their version in `lang`.
+fn english_only(lang: &str) -> Vec<(String, String)> {
+    let nl: std::collections::HashMap<String, String> = catalogue(lang).into_iter().collect();
     let mut out = vec![];
     for (k, v) in catalogue("en") {
         let theirs = nl.get(&k).cloned().unwrap_or_default();
@@ -84,6 +84,7 @@ fn visible_text(body: &str) -> String {
 }
 
 struct Checked {
+    lang: &'static str,
     english: Vec<(String, String)>,
     pages: usize,
 }
@@ -91,18 +92,23 @@ struct Checked {
 impl Checked {
     fn page(&mut self, what: &str, page: &Page) {
         assert!(page.status.is_success(), "{what}: {} {}", page.status, page.body);
-        assert!(page.body.contains("<html lang=\"nl\">"), "{what} is not in Dutch: {}", page.body);
+        let lang = self.lang;
+        assert!(
+            page.body.contains(&format!("<html lang=\"{lang}\">")),
+            "{what} is not in {lang}: {}",
+            page.body
+        );
         let text = visible_text(&page.body);
         let found: Vec<_> =
             self.english.iter().filter(|(_, f)| text.contains(f.as_str())).cloned().collect();
-        assert!(found.is_empty(), "{what} (in Dutch) shows English: {found:?}\n{text}");
+        assert!(found.is_empty(), "{what} (in {lang}) shows English: {found:?}\n{text}");
         self.pages += 1;
     }
 }
 
 #[test]
 fn the_fragment_list_is_sane() {
-    let e = english_only();
+    let e = english_only("nl");
     assert!(e.len() > 150, "{}", e.len());
     assert!(e.iter().any(|(k, _)| k == "chooser-title"));
     assert_eq!(
@@ -113,6 +119,20 @@ fn the_fragment_list_is_sane() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dutch_pages_have_no_english_and_the_language_sticks() {
+    pages_have_no_english_and_the_language_sticks("nl").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn french_pages_have_no_english_and_the_language_sticks() {
+    pages_have_no_english_and_the_language_sticks("fr").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn german_pages_have_no_english_and_the_language_sticks() {
+    pages_have_no_english_and_the_language_sticks("de").await;
+}
+
+async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // A domain name, not an address: WebAuthn (the security-key page) needs one.
     let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
@@ -130,7 +150,7 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
         cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
     })
     .await;
-    let mut ck = Checked { english: english_only(), pages: 0 };
+    let mut ck = Checked { lang, english: english_only(lang), pages: 0 };
     let portal = s.add_client("portal", "portal").await;
     let ehealth = s.add_client("ehealth-app", "ehealth").await;
     let p = s.add_person("85073003328", "anna").await;
@@ -146,14 +166,15 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
     .await
     .unwrap();
 
-    // The person picks Dutch once (the browser itself asks for English).
+    // The person picks the language once (the browser itself asks for English).
     let b = Browser::new();
     let chooser = b.follow(&s.base, b.get(&authorize_url(&s, &portal, &pkce(), &[])).await).await;
     assert!(chooser.body.contains("<html lang=\"en\">"));
     // The check would see English: the English chooser trips it.
     let english_text = visible_text(&chooser.body);
     assert!(ck.english.iter().any(|(_, f)| english_text.contains(f.as_str())), "{english_text}");
-    let chooser = b.follow(&s.base, b.get(&s.url("/lang/nl?back=/login")).await).await;
+    let chooser =
+        b.follow(&s.base, b.get(&s.url(&format!("/lang/{lang}?back=/login"))).await).await;
     ck.page("chooser", &chooser);
     let form = b.get(&s.url("/login/key")).await;
     ck.page("key login", &form);
@@ -184,7 +205,7 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
         b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", sms)]).await;
     assert!(done.location().unwrap().starts_with(&portal.redirect_uri));
     s.handle.clock.advance(40);
-    // Step-up for eHealth: the reason in Dutch.
+    // Step-up for eHealth: the reason in the person's language.
     let step_up = b.follow(&s.base, b.get(&authorize_url(&s, &ehealth, &pkce(), &[])).await).await;
     assert!(step_up.body.contains("data-step-up"), "{}", step_up.body);
     ck.page("chooser with the step-up notice", &step_up);
@@ -195,7 +216,7 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
     let countries = b.get(&s.url("/login/eidas")).await;
     ck.page("eIDAS countries", &countries);
     let eb = Browser::new();
-    eb.get(&s.url("/lang/nl")).await;
+    eb.get(&s.url(&format!("/lang/{lang}"))).await;
     eb.follow(&s.base, eb.get(&authorize_url(&s, &portal, &pkce(), &[])).await).await;
     let to_node = eb.get(&s.url("/login/eidas?country=NL")).await;
     let loc = to_node.location().unwrap();
@@ -222,11 +243,11 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
     let link = eb.follow(&s.base, acs).await;
     ck.page("first-login linking", &link);
 
-    // The office, in Dutch, registering a Dutch-speaking person.
+    // The office, in that language, registering a person who speaks it.
     let desk = Browser::new();
     let op = s.add_person("90010112395", "clerk").await;
     admin::add_operator(&s.handle.store, "90010112395", "Loket A", s.now()).await.unwrap();
-    desk.get(&s.url("/lang/nl")).await;
+    desk.get(&s.url(&format!("/lang/{lang}"))).await;
     desk.follow(&s.base, desk.get(&s.url("/office")).await).await;
     let form = desk.get(&s.url("/login/key")).await;
     let cp = desk
@@ -257,7 +278,7 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
         ("document_number", "EL1234567"),
         ("email", "els@example.be"),
         ("mobile", "+32 470 12 34 99"),
-        ("language", "nl"),
+        ("language", lang),
     ];
     let bad = desk.submit(&s.base, &reg, "/office/register", &[("insz", "12345678901")]).await;
     ck.page("office registration with errors", &Page { status: reqwest::StatusCode::OK, ..bad });
@@ -280,7 +301,7 @@ async fn dutch_pages_have_no_english_and_the_language_sticks() {
     let start = mail.body.find("/activate/").unwrap();
     let link = mail.body[start..].split_whitespace().next().unwrap().to_string();
     let person = Browser::new();
-    person.get(&s.url("/lang/nl")).await;
+    person.get(&s.url(&format!("/lang/{lang}"))).await;
     let first = person.get(&s.url(&link)).await;
     ck.page("activation: code", &first);
     person.submit(&s.base, &first, &link, &[("code", &code)]).await;
