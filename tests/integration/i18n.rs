@@ -1,7 +1,7 @@
 //! Four languages, complete (issue #9): the pages of the main journeys rendered in Dutch (and in
 //! French and German) contain no English sentence from the catalogue, say `lang="nl"`, and the
-//! language picked once (the `/lang/nl` link, a cookie) sticks through the whole journey. (That every key exists in nl, fr,
-//! de and en is the unit test `i18n::tests::catalogues_are_complete`.)
+//! language picked once (the `/lang/nl` link, a cookie) sticks through the whole journey. (That
+//! every key exists in nl, fr, de and en is the unit test `i18n::tests::catalogues_are_complete`.)
 
 use crate::common::*;
 use cozo_broker::admin;
