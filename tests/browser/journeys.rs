@@ -501,3 +501,28 @@ async fn f_without_javascript_forms_and_the_saml_post_button_work() {
     })
     .await;
 }
+
+/// The language picked once on the first page (the header's language link) holds for every page
+/// after it, also after the round trip to the app; all of them pass the checks in Dutch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g_dutch_picked_once_sticks_through_the_journey() {
+    let s = broker_with(|_| {}).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let demo = demo_app(&s, &[("portal", "portal", "Portal")]).await;
+    with_chrome(1000, "en", |c| async move {
+        c.goto(&format!("{}/portal/login", demo.base)).await.unwrap();
+        wait_path(&c, "/login").await;
+        assert_eq!(js(&c, "return document.documentElement.lang").await, json!("en"));
+        let nl = find(&c, "nav.lang a[hreflang=nl]").await;
+        press_enter(&c, &nl).await;
+        assert_eq!(path(&c).await, "/login");
+        page_ok(&c, Some("nl"), "chooser (nl)").await;
+        key_to_code_page(&c, &p.username, &p.password, "nl").await;
+        enter_app_code(&c, &s.code(&p)).await;
+        wait_path(&c, "/portal/callback").await;
+        c.goto(&format!("{}/account", base(&s))).await.unwrap();
+        wait_path(&c, "/account").await;
+        page_ok(&c, Some("nl"), "account (nl)").await;
+    })
+    .await;
+}
