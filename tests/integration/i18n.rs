@@ -230,7 +230,7 @@ async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
         .unwrap();
     let req = eidas.last_request().unwrap();
     let citizen = node::citizen("nl-substantial").unwrap();
-    let resp = eidas.respond(&req.id, &citizen, Outcome::Success).await.unwrap();
+    let resp = eidas.respond(&req.id, citizen, Outcome::Success).await.unwrap();
     let acs = eb
         .post(
             &s.url("/saml/eidas/acs"),
