@@ -61,6 +61,9 @@ impl std::ops::Deref for AppState {
 
 pub const LANG_COOKIE: &str = "cozo_lang";
 
+/// The request id header: kept when the load balancer sent one, made (a UUID) otherwise.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 impl Inner {
     pub fn session_cookie_name(&self) -> &'static str {
         // `__Host-` binds the cookie to this host, https and path / (not possible on plain http).
@@ -219,6 +222,33 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, hsts)))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        // Every log line of a request carries its id (JSON logs: the span's `request_id`), and
+        // the response returns it, so one login can be followed across replicas and the LB.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %req.method(),
+                        path = %req.uri().path()
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            REQUEST_ID,
+            tower_http::request_id::MakeRequestUuid,
+        ))
 }
 
 /// The eID listener's routes (its own TLS port).

@@ -505,3 +505,18 @@ impl AlgExt for jsonwebtoken::Algorithm {
         s.parse().unwrap()
     }
 }
+
+/// Every response carries a request id (made here, or the one the load balancer sent), and the
+/// JSON logs carry it too, so one login can be followed across replicas.
+#[tokio::test]
+async fn responses_carry_a_request_id() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let http = reqwest::Client::new();
+    let r = http.get(s.url("/healthz")).send().await.unwrap();
+    let id = r.headers().get("x-request-id").expect("a request id").to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let r2 = http.get(s.url("/healthz")).send().await.unwrap();
+    assert_ne!(r2.headers().get("x-request-id").unwrap().to_str().unwrap(), id);
+    let r = http.get(s.url("/healthz")).header("x-request-id", "lb-1234").send().await.unwrap();
+    assert_eq!(r.headers().get("x-request-id").unwrap(), "lb-1234");
+}
