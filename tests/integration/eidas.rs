@@ -58,7 +58,7 @@ async fn to_node(e: &Eidas, b: &Browser, authorize: &str, country: &str) -> (Str
     let r = at_node.get(&loc).send().await.unwrap();
     assert!(r.status().is_redirection() || r.status().is_success(), "node refused: {}", r.status());
     let req = e.node.last_request().expect("the node received the request");
-    assert_eq!(req.force_authn, true);
+    assert!(req.force_authn);
     assert_eq!(req.sp_type.as_deref(), Some("public"));
     let names: Vec<&str> = req.requested_attributes.iter().map(|a| a.name.as_str()).collect();
     assert!(names.iter().any(|n| n.ends_with("/PersonIdentifier")), "{names:?}");
@@ -81,7 +81,7 @@ async fn first_login_links_the_bis_number_then_digid_alone_suffices(backend: Bac
     let b = Browser::new();
     let pk = pkce();
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pk, &[]), "NL").await;
-    let resp = e.node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
     let acs = post_acs(&e, &b, &resp, &relay).await;
     assert_eq!(acs.status, 303, "{}", acs.body);
     let link = b.follow(&e.s.base, acs).await;
@@ -102,7 +102,7 @@ async fn first_login_links_the_bis_number_then_digid_alone_suffices(backend: Bac
     let b = Browser::new();
     let pk = pkce();
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pk, &[]), "NL").await;
-    let resp = e.node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
     let back = b.follow(&e.s.base, post_acs(&e, &b, &resp, &relay).await).await;
     let loc = back.location().expect("straight back to the app");
     assert!(loc.starts_with(&c.redirect_uri), "{loc}");
@@ -115,12 +115,12 @@ async fn hostile_responses_are_refused_and_change_nothing(backend: Backend) {
     for tamper in Tamper::ALL {
         let b = Browser::new();
         let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pkce(), &[]), "NL").await;
-        let resp = e.node.respond(&id, &citizen, Outcome::Tampered(tamper)).await.unwrap();
+        let resp = e.node.respond(&id, citizen, Outcome::Tampered(tamper)).await.unwrap();
         let page = post_acs(&e, &b, &resp, &relay).await;
         assert_eq!(page.status, 400, "{tamper:?} accepted: {}", page.body);
         assert_eq!(page.data_error().as_deref(), Some("invalid"), "{tamper:?}");
         // The request is still open: the genuine answer is accepted afterwards.
-        let good = e.node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+        let good = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
         let ok = post_acs(&e, &b, &good, &relay).await;
         assert_eq!(ok.status, 303, "{tamper:?} changed something: {}", ok.body);
     }
@@ -143,7 +143,7 @@ async fn replayed_and_foreign_session_responses_are_refused(backend: Backend) {
     let citizen = node::citizen("nl-substantial").unwrap();
     let victim = Browser::new();
     let (id, relay) = to_node(&e, &victim, &authorize_url(&e.s, &c, &pkce(), &[]), "NL").await;
-    let resp = e.node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
     // An attacker's browser posts the answer: it is checked, but only the session that sent the
     // request may continue with it.
     let attacker = Browser::new();
@@ -170,17 +170,17 @@ async fn cancel_failure_and_low_level_get_a_clear_page(backend: Backend) {
         "eHealth's policy asks the node for substantial"
     );
     let citizen = node::citizen("nl-substantial").unwrap();
-    let cancelled = e.node.respond(&id, &citizen, Outcome::Cancelled).await.unwrap();
+    let cancelled = e.node.respond(&id, citizen, Outcome::Cancelled).await.unwrap();
     let page = b.follow(&e.s.base, post_acs(&e, &b, &cancelled, &relay).await).await;
     assert_eq!(page.data_error().as_deref(), Some("cancelled"), "{}", page.body);
 
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &ehealth, &pkce(), &[]), "NL").await;
-    let failed = e.node.respond(&id, &citizen, Outcome::Failure).await.unwrap();
+    let failed = e.node.respond(&id, citizen, Outcome::Failure).await.unwrap();
     let page = b.follow(&e.s.base, post_acs(&e, &b, &failed, &relay).await).await;
     assert_eq!(page.data_error().as_deref(), Some("failed"));
 
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &ehealth, &pkce(), &[]), "NL").await;
-    let low = e.node.respond(&id, &citizen, Outcome::Level(node::Loa::Low)).await.unwrap();
+    let low = e.node.respond(&id, citizen, Outcome::Level(node::Loa::Low)).await.unwrap();
     let page = b.follow(&e.s.base, post_acs(&e, &b, &low, &relay).await).await;
     assert_eq!(page.data_error().as_deref(), Some("level_too_low"));
 }
@@ -191,7 +191,7 @@ async fn linking_refuses_other_persons_and_locks_after_five_tries(backend: Backe
     let citizen = node::citizen("nl-substantial").unwrap();
     let b = Browser::new();
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pkce(), &[]), "NL").await;
-    let resp = e.node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
     let mut page = b.follow(&e.s.base, post_acs(&e, &b, &resp, &relay).await).await;
     // A valid but foreign Bis number (the German test person): neutral answer.
     page = b.submit(&e.s.base, &page, "/link", &[("bis", bis_register::GERMAN)]).await;
@@ -224,7 +224,7 @@ async fn no_bis_number_files_a_request(backend: Backend) {
     let citizen = node::citizen("nl-low").unwrap();
     let b = Browser::new();
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pkce(), &[]), "NL").await;
-    let resp = e.node.respond(&id, &citizen, Outcome::Success).await.unwrap();
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
     let page = b.follow(&e.s.base, post_acs(&e, &b, &resp, &relay).await).await;
     let done =
         b.submit(&e.s.base, &page, "/link/request-bis", &[("email", "jan@example.nl")]).await;
