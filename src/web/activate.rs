@@ -20,19 +20,6 @@ use std::net::SocketAddr;
 /// An enrolment must be finished within an hour of its start.
 const ENROL_TTL_S: i64 = 3600;
 
-fn require_csrf(ctx: &Ctx, token: Option<&str>) -> Result<(), WebError> {
-    match &ctx.session {
-        Some(s) if s.csrf_ok(token) => Ok(()),
-        _ => Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            &ctx.tr,
-            "session-expired-title",
-            "csrf-failed",
-            "csrf",
-        )),
-    }
-}
-
 fn link_problem(tr: &Tr, status: StatusCode, text_key: &str, code: &'static str) -> Response {
     pages::message(
         status,
@@ -122,7 +109,7 @@ pub async fn code(
     Form(post): Form<CodePost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let code = post.code.unwrap_or_default();
     if code.trim().is_empty() {
@@ -238,7 +225,7 @@ pub async fn account(
     Form(post): Form<AccountPost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let Some(mut enrol) = enrolment(&st, ctx.session.as_ref()) else {
         return Ok(no_enrolment(&tr));
@@ -454,7 +441,7 @@ pub async fn choose_key(
     Form(post): Form<KeyPost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
     let now = st.clock.now();
@@ -524,7 +511,7 @@ pub async fn confirm_totp(
     Form(post): Form<ConfirmPost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
     let Some(key_id) = enrol.totp_key.clone() else {
@@ -552,7 +539,7 @@ pub async fn sms(
     Form(post): Form<ConfirmPost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
     let now = st.clock.now();
@@ -604,7 +591,7 @@ pub async fn webauthn(
     Form(post): Form<WebauthnPost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
     // The challenge is used once, whatever the answer.
@@ -643,7 +630,7 @@ pub async fn finish(
     Form(post): Form<FinishPost>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let (enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
     if st.keys.active_methods(&account.id).await?.is_empty() {

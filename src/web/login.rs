@@ -165,20 +165,6 @@ pub struct PasswordForm {
     password: Option<String>,
 }
 
-/// A form posted without a live session or with a wrong CSRF token changes nothing.
-fn require_csrf(ctx: &Ctx, token: Option<&str>) -> Result<(), WebError> {
-    match &ctx.session {
-        Some(s) if s.csrf_ok(token) => Ok(()),
-        _ => Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            &ctx.tr,
-            "session-expired-title",
-            "csrf-failed",
-            "csrf",
-        )),
-    }
-}
-
 fn locked_text(tr: &Tr, until: i64) -> String {
     tr.t1("locked-until", "until", &tr.datetime(until))
 }
@@ -190,7 +176,7 @@ pub async fn key_password(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, form.csrf.as_deref())?;
+    ctx.require_csrf(form.csrf.as_deref())?;
     let Some(mut session) = ctx.session.take() else {
         return Err(WebError::Internal("no session".into()));
     };
@@ -349,7 +335,7 @@ pub async fn key_code(
     Form(form): Form<CodeForm>,
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
-    require_csrf(&ctx, form.csrf.as_deref())?;
+    ctx.require_csrf(form.csrf.as_deref())?;
     let Some(mut session) = ctx.session.take() else {
         return Err(WebError::Internal("no session".into()));
     };

@@ -113,6 +113,22 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
+impl Ctx {
+    /// A form posted without a live session or with a wrong CSRF token changes nothing.
+    pub fn require_csrf(&self, token: Option<&str>) -> Result<(), WebError> {
+        match &self.session {
+            Some(s) if s.csrf_ok(token) => Ok(()),
+            _ => Err(WebError::page(
+                StatusCode::FORBIDDEN,
+                &self.tr,
+                "session-expired-title",
+                "csrf-failed",
+                "csrf",
+            )),
+        }
+    }
+}
+
 impl AppState {
     pub async fn ctx(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Ctx, WebError> {
         let session = match cookie(headers, self.session_cookie_name()) {

@@ -69,19 +69,6 @@ macro_rules! operator_or_return {
     };
 }
 
-fn require_csrf(ctx: &Ctx, token: Option<&str>) -> Result<(), WebError> {
-    match &ctx.session {
-        Some(s) if s.csrf_ok(token) => Ok(()),
-        _ => Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            &ctx.tr,
-            "session-expired-title",
-            "csrf-failed",
-            "csrf",
-        )),
-    }
-}
-
 fn status_text(tr: &Tr, r: &Registration, now: i64) -> String {
     if r.expires_at <= now
         && matches!(r.status, RegistrationStatus::Issued | RegistrationStatus::Locked)
@@ -234,7 +221,7 @@ pub async fn register(
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
     let op = operator_or_return!(&st, &mut ctx, "/office/register");
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
     let today = chrono::DateTime::from_timestamp(st.clock.now(), 0)
@@ -320,7 +307,7 @@ pub async fn reissue(
 ) -> Result<Response, WebError> {
     let mut ctx = st.ctx(&headers, peer).await?;
     let op = operator_or_return!(&st, &mut ctx, HOME);
-    require_csrf(&ctx, post.csrf.as_deref())?;
+    ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let insz = match post.insz.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(raw) => match Insz::parse(raw) {
