@@ -1,6 +1,7 @@
 //! Operator actions behind the CLI (`client`, `person`, `key`, `keys`): also used by the demo and
 //! the tests, so every path is the one operators use.
 
+use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
 use crate::identity::Insz;
@@ -343,9 +344,9 @@ pub async fn policy_check(
         Decision::StepUp { reasons, methods } => {
             (reasons.clone(), methods.iter().map(|c| c.method.as_str().to_string()).collect())
         }
-        Decision::Deny { reasons } => (reasons.clone(), vec![]),
+        Decision::Deny { reasons, .. } => (reasons.clone(), vec![]),
     };
-    let tr = crate::i18n::Tr::new("en");
+    let tr = crate::i18n::Tr::new(crate::i18n::Lang::En);
     let reason = if reasons.is_empty() {
         format!("a {} login at level {} satisfies policy {}", method, level.short(), client.policy)
     } else {
@@ -383,16 +384,10 @@ pub async fn add_operator(
         ))
     })?;
     store.upsert_operator(&person.id, office, now).await?;
-    let e = crate::store::AuditEvent {
-        id: crate::crypto::random_id(),
-        at: now,
-        kind: "office-operator".into(),
-        outcome: "added".into(),
-        person_id: Some(person.id.clone()),
-        detail: serde_json::json!({ "office": office }).to_string(),
-        ..Default::default()
-    };
-    store.insert_audit(&e).await?;
+    let e = Event::new(Kind::OfficeOperator, Outcome::Added)
+        .person(&person.id)
+        .detail(serde_json::json!({ "office": office }));
+    Audit::new(store.clone()).record(e, now).await;
     Ok(crate::store::Operator { person_id: person.id, office: office.to_string() })
 }
 
@@ -421,7 +416,7 @@ pub async fn office_register(
                     format!(
                         "--{}: {}",
                         e.field.replace('_', "-"),
-                        crate::i18n::Tr::new("en").t(e.key)
+                        crate::i18n::Tr::new(crate::i18n::Lang::En).t(e.key)
                     )
                 })
                 .collect::<Vec<_>>()

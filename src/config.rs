@@ -211,7 +211,7 @@ pub struct LoginConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct UiConfig {
     /// Language when neither `ui_locales`, the language cookie nor `Accept-Language` decide.
-    pub default_language: String,
+    pub default_language: crate::i18n::Lang,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -332,7 +332,7 @@ impl Default for LoginConfig {
 
 impl Default for UiConfig {
     fn default() -> Self {
-        Self { default_language: "nl".into() }
+        Self { default_language: crate::i18n::Lang::Nl }
     }
 }
 
@@ -532,9 +532,6 @@ impl Config {
                 "eidas.signing_key",
                 "signing_key, signing_cert, encryption_key and encryption_cert go together",
             ));
-        }
-        if !crate::i18n::is_supported(&self.ui.default_language) {
-            return Err(ConfigError::new("ui.default_language", "must be one of nl, fr, de, en"));
         }
         Ok(())
     }

@@ -1,13 +1,65 @@
 //! Messages in Dutch, French, German and English (Fluent catalogues in `locales/`), and the
 //! choice of language: `ui_locales` of the request, then the language the person picked (cookie),
-//! then `Accept-Language`, then `[ui] default_language`.
+//! then `Accept-Language` (negotiated with `fluent-langneg`), then `[ui] default_language`.
 
+use fluent_langneg::{negotiate_languages, NegotiationStrategy};
 use fluent_templates::{Loader, StaticLoader};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use unic_langid::LanguageIdentifier;
+use unic_langid::{langid, LanguageIdentifier};
 
-pub const LANGUAGES: [&str; 4] = ["nl", "fr", "de", "en"];
+/// A language the pages are written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Nl,
+    Fr,
+    De,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 4] = [Lang::Nl, Lang::Fr, Lang::De, Lang::En];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Nl => "nl",
+            Lang::Fr => "fr",
+            Lang::De => "de",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language's name in itself (the language switcher).
+    pub fn endonym(self) -> &'static str {
+        match self {
+            Lang::Nl => "Nederlands",
+            Lang::Fr => "Français",
+            Lang::De => "Deutsch",
+            Lang::En => "English",
+        }
+    }
+
+    /// Exactly `nl`, `fr`, `de` or `en`.
+    pub fn parse(s: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+
+    fn id(self) -> LanguageIdentifier {
+        match self {
+            Lang::Nl => langid!("nl"),
+            Lang::Fr => langid!("fr"),
+            Lang::De => langid!("de"),
+            Lang::En => langid!("en"),
+        }
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 fluent_templates::static_loader! {
     static LOCALES = {
@@ -21,20 +73,19 @@ pub fn loader() -> &'static StaticLoader {
     &LOCALES
 }
 
-pub fn is_supported(lang: &str) -> bool {
-    LANGUAGES.contains(&lang)
+/// The best of our languages for tags in order of preference (`nl-BE`, `fr`, …), if any matches.
+pub fn pick<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Lang> {
+    let requested: Vec<LanguageIdentifier> =
+        tags.into_iter().filter_map(|t| t.trim().replace('_', "-").parse().ok()).collect();
+    let available: Vec<LanguageIdentifier> = Lang::ALL.iter().map(|l| l.id()).collect();
+    let chosen =
+        negotiate_languages(&requested, &available, None, NegotiationStrategy::Lookup);
+    let first = chosen.first()?;
+    Lang::ALL.into_iter().find(|l| l.id() == **first)
 }
 
-/// The first supported language among tags like `nl-BE`, `fr`, `de-DE;q=0.8`.
-pub fn pick<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
-    tags.into_iter().find_map(|t| {
-        let primary = t.split(';').next()?.trim().split(['-', '_']).next()?.to_ascii_lowercase();
-        LANGUAGES.iter().copied().find(|l| *l == primary)
-    })
-}
-
-/// `Accept-Language` in the order of its q-values.
-pub fn from_accept_language(header: &str) -> Option<&'static str> {
+/// `Accept-Language`, most preferred first (its q-values; fluent-langneg itself keeps order only).
+pub fn from_accept_language(header: &str) -> Option<Lang> {
     let mut tags: Vec<(f32, &str)> = header
         .split(',')
         .map(|part| {
@@ -45,7 +96,9 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
                 .unwrap_or(1.0);
             (q, tag)
         })
+        .filter(|(q, tag)| *q > 0.0 && !tag.is_empty() && *tag != "*")
         .collect();
+    // A stable sort keeps the header's order between equal weights.
     tags.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
     pick(tags.into_iter().map(|(_, t)| t))
 }
@@ -53,15 +106,13 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
 /// A language chosen for one page; templates call `t("key")`.
 #[derive(Clone, Debug)]
 pub struct Tr {
-    pub lang: &'static str,
+    pub lang: Lang,
     id: LanguageIdentifier,
 }
 
 impl Tr {
-    pub fn new(lang: &str) -> Self {
-        let lang = LANGUAGES.iter().copied().find(|l| *l == lang).unwrap_or("en");
-        let id = lang.parse().unwrap_or_default();
-        Self { lang, id }
+    pub fn new(lang: Lang) -> Self {
+        Self { lang, id: lang.id() }
     }
 
     pub fn t(&self, key: &str) -> String {
@@ -69,10 +120,7 @@ impl Tr {
     }
 
     pub fn t1(&self, key: &str, name: &str, value: &str) -> String {
-        let mut args: HashMap<Cow<'static, str>, fluent_templates::fluent_bundle::FluentValue> =
-            HashMap::new();
-        args.insert(Cow::Owned(name.to_string()), value.to_string().into());
-        LOCALES.lookup_with_args(&self.id, key, &args)
+        self.tn(key, &[(name, value)])
     }
 
     /// A message with several arguments.
@@ -87,38 +135,21 @@ impl Tr {
 
     /// A date (no time) as people of this language write it (Belgian time).
     pub fn date(&self, unix: i64) -> String {
-        let dt = self.datetime(unix);
-        dt.split(' ').next().unwrap_or_default().to_string()
+        self.format(unix, "%d/%m/%Y", "%d.%m.%Y")
     }
 
     /// A date and time as people of this language write it (Belgian time).
     pub fn datetime(&self, unix: i64) -> String {
-        use chrono::TimeZone;
-        let Some(utc) = chrono::Utc.timestamp_opt(unix, 0).single() else {
+        self.format(unix, "%d/%m/%Y %H:%M", "%d.%m.%Y %H:%M")
+    }
+
+    fn format(&self, unix: i64, slashes: &str, dots: &str) -> String {
+        let Some(utc) = chrono::DateTime::from_timestamp(unix, 0) else {
             return String::new();
         };
-        // Brussels: CET/CEST. Without a time-zone database, apply the EU summer-time rule.
-        let local = utc + chrono::Duration::hours(if eu_summer_time(&utc) { 2 } else { 1 });
-        match self.lang {
-            "en" => local.format("%d/%m/%Y %H:%M").to_string(),
-            "de" => local.format("%d.%m.%Y %H:%M").to_string(),
-            _ => local.format("%d/%m/%Y %H:%M").to_string(),
-        }
+        let local = utc.with_timezone(&chrono_tz::Europe::Brussels);
+        local.format(if self.lang == Lang::De { dots } else { slashes }).to_string()
     }
-}
-
-/// EU summer time: from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of
-/// October.
-fn eu_summer_time(t: &chrono::DateTime<chrono::Utc>) -> bool {
-    use chrono::{Datelike, TimeZone};
-    let last_sunday = |month: u32| {
-        let mut d = chrono::NaiveDate::from_ymd_opt(t.year(), month, 31).unwrap_or_default();
-        while d.weekday() != chrono::Weekday::Sun {
-            d = d.pred_opt().unwrap_or(d);
-        }
-        chrono::Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).unwrap_or_default())
-    };
-    *t >= last_sunday(3) && *t < last_sunday(10)
 }
 
 #[cfg(test)]
@@ -127,10 +158,13 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        assert_eq!(from_accept_language("fr-BE,fr;q=0.9,en;q=0.8"), Some("fr"));
-        assert_eq!(from_accept_language("es, de;q=0.5, en;q=0.7"), Some("en"));
+        assert_eq!(from_accept_language("fr-BE,fr;q=0.9,en;q=0.8"), Some(Lang::Fr));
+        assert_eq!(from_accept_language("es, de;q=0.5, en;q=0.7"), Some(Lang::En));
         assert_eq!(from_accept_language("es"), None);
-        assert_eq!(pick(["nl-BE"]), Some("nl"));
+        assert_eq!(from_accept_language("nl-BE;q=0, de"), Some(Lang::De));
+        assert_eq!(pick(["nl-BE"]), Some(Lang::Nl));
+        assert_eq!(pick(["de_CH"]), Some(Lang::De));
+        assert_eq!(Lang::parse("nl-BE"), None);
     }
 
     fn keys(lang: &str) -> Vec<String> {
@@ -161,16 +195,20 @@ mod tests {
 
     #[test]
     fn lookup_and_arguments() {
-        let nl = Tr::new("nl");
-        assert_ne!(nl.t("chooser-title"), Tr::new("en").t("chooser-title"));
-        let s = Tr::new("en").t1("locked-until", "until", "12:00");
+        let nl = Tr::new(Lang::Nl);
+        assert_ne!(nl.t("chooser-title"), Tr::new(Lang::En).t("chooser-title"));
+        let s = Tr::new(Lang::En).t1("locked-until", "until", "12:00");
         assert!(s.contains("12:00"), "{s}");
     }
 
     #[test]
     fn dates_in_belgian_time() {
         // 2026-07-01 10:00 UTC = 12:00 in Brussels (summer); 2026-01-01 10:00 UTC = 11:00.
-        assert_eq!(Tr::new("de").datetime(1_782_900_000), "01.07.2026 12:00");
-        assert_eq!(Tr::new("nl").datetime(1_767_261_600), "01/01/2026 11:00");
+        assert_eq!(Tr::new(Lang::De).datetime(1_782_900_000), "01.07.2026 12:00");
+        assert_eq!(Tr::new(Lang::Nl).datetime(1_767_261_600), "01/01/2026 11:00");
+        assert_eq!(Tr::new(Lang::Fr).date(1_767_261_600), "01/01/2026");
+        // The last Sunday of March 2026 (29th): 00:59 UTC is still winter, 01:00 summer.
+        assert_eq!(Tr::new(Lang::En).datetime(1_774_745_940), "29/03/2026 01:59");
+        assert_eq!(Tr::new(Lang::En).datetime(1_774_746_000), "29/03/2026 03:00");
     }
 }

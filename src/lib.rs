@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod assurance;
+pub mod audit;
 pub mod clock;
 pub mod cobrha;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod crypto;
 pub mod eid;
 pub mod eidas;
 pub mod fas;
+pub mod http_client;
 pub mod i18n;
 pub mod identity;
 pub mod keys;
@@ -66,6 +68,8 @@ pub enum StartError {
     Policy(#[from] policy::PolicyError),
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
+    #[error(transparent)]
+    HttpClient(#[from] http_client::HttpClientError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
 }
@@ -132,7 +136,8 @@ impl Broker {
         let cfg = Arc::new(cfg);
         let master = master_key(&cfg)?;
         let metrics = metrics::Metrics::new()?;
-        let store = open_store(&cfg).await?.with_audit_hook(metrics.audit_hook());
+        let store = open_store(&cfg).await?;
+        let audit = audit::Audit::new(store.clone()).observed_by(metrics.audit_observer());
         let now = clock.now();
         let retention = cfg.oidc.id_token_ttl_s + 300;
         let keyring = oidc::signing::KeyRing::load(&store, &master, now, retention).await?;
@@ -156,9 +161,10 @@ impl Broker {
             offered_methods(&cfg),
             policies,
             registry,
-        );
+            audit.clone(),
+        )?;
         let eidas =
-            eidas::Eidas::setup(&cfg, &store, &master, now, &metrics.upstream("eidas_node"))
+            eidas::Eidas::setup(&cfg, &store, &master, &audit, now, &metrics.upstream("eidas_node"))
                 .await?
                 .map(Arc::new);
         let bis_register = cfg.bis_register.url.as_ref().map(|url| {
@@ -170,15 +176,28 @@ impl Broker {
                 .with_upstream(metrics.upstream("bis_register")),
             ) as Arc<dyn linking::BisRegister>
         });
-        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer())
-            .map(|f| Arc::new(f.with_upstream(metrics.upstream("fas"))));
+        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer()).map(|f| {
+            let f = Arc::new(f.with_upstream(metrics.upstream("fas")));
+            Arc::new(fas::callback::FederalLogin::new(f, store.clone(), audit.clone()))
+        });
         let eid = eid::EidState::new(&cfg.eid)?;
-        let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
+        let sessions = session::Sessions::new(store.clone(), cfg.oidc.session_ttl_s);
         let keys =
-            keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?
+            keys::KeyService::new(
+            store.clone(),
+            master.clone(),
+            clock.clone(),
+            cfg.login.clone(),
+            audit.clone(),
+        )?
                 .with_passkeys(&cfg.server.public_url);
         let offices =
-            office::Offices::new(store.clone(), clock.clone(), cfg.server.public_url.clone());
+            office::Offices::new(
+            store.clone(),
+            clock.clone(),
+            cfg.server.public_url.clone(),
+            audit.clone(),
+        );
         let state = web::AppState(Arc::new(web::Inner {
             cfg: cfg.clone(),
             store: store.clone(),
@@ -187,9 +206,10 @@ impl Broker {
             sessions,
             keys,
             eidas,
-            bis_register,
+            linking: linking::Linking::new(store.clone(), audit.clone(), bis_register),
             fas,
             eid,
+            eid_logins: eid::login::EidLogins::new(store.clone(), audit.clone()),
             offices,
             master: master.clone(),
             metrics,

@@ -432,6 +432,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                         store.clone(),
                         clock,
                         cfg.server.public_url.clone(),
+                        cozo_broker::audit::Audit::new(store.clone()),
                     );
                     let today = chrono::Utc::now().date_naive();
                     let issued =

@@ -8,8 +8,8 @@
 //!
 //! What is counted where, each in one place:
 //! - logins (method, level, outcome), lockouts and every other audit event: from the audit
-//!   trail itself ([`Metrics::audit_hook`] on [`Store::insert_audit`]), so a login counted is a
-//!   login recorded, whichever module recorded it;
+//!   trail itself ([`Metrics::audit_observer`] on [`crate::audit::Audit`], the one writer), so a
+//!   login counted is a login recorded, whichever module recorded it;
 //! - token grants (grant type, outcome): in the `/token` handler;
 //! - upstream calls (eIDAS node metadata, FAS, CoBRHA, Bis register, SMS gateway, SMTP):
 //!   latency and errors, by [`Upstream::observe`] around each HTTP exchange;
@@ -19,17 +19,15 @@
 //!   shared figure.
 //!
 //! Counters are per process; Prometheus sums them over replicas.
-//!
-//! [`Store::insert_audit`]: crate::store::Store::insert_audit
 
 use crate::assurance::AssuranceLevel;
-use crate::store::{AuditEvent, AuditHook, Store};
+use crate::audit::{Event, Factor, Kind};
+use crate::store::Store;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -147,14 +145,15 @@ impl Metrics {
     }
 
     /// Counts an audit event: every kind, and logins and lockouts in their own series.
-    pub fn audit(&self, e: &AuditEvent) {
+    pub fn audit(&self, e: &Event) {
         self.audit_events.with_label_values(&[e.kind.as_str(), e.outcome.as_str()]).inc();
-        let method = e.method.as_deref().unwrap_or("none");
-        let level =
-            e.acr.as_deref().and_then(AssuranceLevel::parse).map(|l| l.short()).unwrap_or("none");
-        match e.kind.as_str() {
-            "login" => self.logins.with_label_values(&[method, level, e.outcome.as_str()]).inc(),
-            "lockout" => {
+        let method = e.factor.map(Factor::as_str).unwrap_or("none");
+        let level = e.level.map(AssuranceLevel::short).unwrap_or("none");
+        match e.kind {
+            Kind::Login => {
+                self.logins.with_label_values(&[method, level, e.outcome.as_str()]).inc()
+            }
+            Kind::Lockout => {
                 self.logins.with_label_values(&[method, level, "locked"]).inc();
                 self.throttle(ThrottleEvent::Lockout);
             }
@@ -162,10 +161,10 @@ impl Metrics {
         }
     }
 
-    /// The hook that feeds [`Metrics::audit`] from the store.
-    pub fn audit_hook(self: &Arc<Self>) -> AuditHook {
+    /// The observer that feeds [`Metrics::audit`] from the audit writer.
+    pub fn audit_observer(self: &Arc<Self>) -> crate::audit::Observer {
         let m = self.clone();
-        AuditHook::new(move |e| m.audit(e))
+        Arc::new(move |e| m.audit(e))
     }
 
     pub fn token_grant(&self, grant_type: &str, outcome: &str) {
@@ -212,7 +211,7 @@ impl Upstream {
     /// Runs one exchange with the service and records its latency and outcome (an `Err` is an
     /// error; a well-formed "not found" answer is not).
     pub async fn observe<T, E>(&self, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
-        let start = Instant::now();
+        let start = crate::clock::Stopwatch::start();
         let result = call.await;
         if let Some((m, name)) = &self.0 {
             let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -230,23 +229,17 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Outcome;
 
     #[test]
     fn logins_and_lockouts_are_counted_from_audit_events() {
         let m = Metrics::new().unwrap();
-        m.audit(&AuditEvent {
-            kind: "login".into(),
-            outcome: "ok".into(),
-            method: Some("totp".into()),
-            acr: Some("http://eidas.europa.eu/LoA/substantial".into()),
-            ..Default::default()
-        });
-        m.audit(&AuditEvent {
-            kind: "lockout".into(),
-            outcome: "failed".into(),
-            method: Some("password".into()),
-            ..Default::default()
-        });
+        m.audit(
+            &Event::new(Kind::Login, Outcome::Ok)
+                .factor(crate::assurance::Method::Totp)
+                .level(AssuranceLevel::Substantial),
+        );
+        m.audit(&Event::new(Kind::Lockout, Outcome::Failed).factor(Factor::Password));
         assert_eq!(m.logins.with_label_values(&["totp", "substantial", "ok"]).get(), 1);
         assert_eq!(m.logins.with_label_values(&["password", "none", "locked"]).get(), 1);
         assert_eq!(m.throttle_events.with_label_values(&["lockout"]).get(), 1);

@@ -3,7 +3,7 @@
 //! failures retry with a backoff from 1 s up to 1 h (SPEC §7).
 
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxMessage, Store, StoreError};
 
 /// Backoff after `attempts` failed tries: 1 s, 2 s, 4 s, … capped at one hour.
 pub fn backoff_s(attempts: i64) -> i64 {
@@ -156,4 +156,9 @@ mod tests {
         assert_eq!(backoff_s(12), 3600);
         assert_eq!(backoff_s(1000), 3600);
     }
+}
+
+/// What the demo mailbox page shows: the newest messages of the outbox (no gateway configured).
+pub async fn demo_mailbox(store: &Store) -> Result<Vec<OutboxMessage>, crate::store::StoreError> {
+    store.outbox(100).await
 }

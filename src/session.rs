@@ -3,7 +3,6 @@
 //! keeps its hash.
 
 use crate::assurance::{AssuranceLevel, Method};
-use crate::clock::Clock;
 use crate::crypto;
 use crate::store::{SessionRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -59,7 +58,7 @@ pub struct SessionData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_step: Option<KeyStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lang: Option<String>,
+    pub lang: Option<crate::i18n::Lang>,
     /// An eIDAS identity waiting to be linked to a Bis number (first login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eidas_link: Option<EidasLink>,
@@ -131,20 +130,19 @@ impl Session {
 #[derive(Clone, Debug)]
 pub struct Sessions {
     store: Store,
-    clock: Clock,
     ttl_s: i64,
 }
 
 impl Sessions {
-    pub fn new(store: Store, clock: Clock, ttl_s: i64) -> Self {
-        Self { store, clock, ttl_s }
+    pub fn new(store: Store, ttl_s: i64) -> Self {
+        Self { store, ttl_s }
     }
 
-    pub async fn load(&self, id: &str) -> Result<Option<Session>, StoreError> {
+    pub async fn load(&self, id: &str, now: i64) -> Result<Option<Session>, StoreError> {
         if id.len() != 43 {
             return Ok(None);
         }
-        let Some(row) = self.store.session(&crypto::token_hash(id), self.clock.now()).await? else {
+        let Some(row) = self.store.session(&crypto::token_hash(id), now).await? else {
             return Ok(None);
         };
         // A row that does not parse is treated as no session, not as an error page.
@@ -152,8 +150,7 @@ impl Sessions {
         Ok(Some(Session { id: id.to_string(), csrf: row.csrf, data, expires_at: row.expires_at }))
     }
 
-    pub async fn create(&self, data: SessionData) -> Result<Session, StoreError> {
-        let now = self.clock.now();
+    pub async fn create(&self, data: SessionData, now: i64) -> Result<Session, StoreError> {
         let s = Session {
             id: crypto::random_token(32),
             csrf: crypto::random_token(32),
@@ -174,8 +171,8 @@ impl Sessions {
     }
 
     /// Saves the data and extends the idle expiry.
-    pub async fn save(&self, s: &mut Session) -> Result<(), StoreError> {
-        s.expires_at = self.clock.now() + self.ttl_s;
+    pub async fn save(&self, s: &mut Session, now: i64) -> Result<(), StoreError> {
+        s.expires_at = now + self.ttl_s;
         self.store
             .update_session(
                 &s.id_hash(),

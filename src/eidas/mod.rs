@@ -5,11 +5,11 @@
 use crate::assurance::AssuranceLevel;
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
+
+pub mod login;
 use crate::linking::ForeignIdentity;
-use crate::saml::{
-    AuthnRequestSpec, IdpTrust, ResponseError, ServiceProvider, SpKeys, ValidatedAssertion,
-};
-use crate::store::{SamlRequestRow, Store, StoreError};
+use crate::saml::{IdpTrust, ServiceProvider, SpKeys};
+use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -29,10 +29,18 @@ pub enum EidasError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    #[error("stored eIDAS data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("SAML work did not finish")]
+    Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    HttpClient(#[from] crate::http_client::HttpClientError),
 }
 
 pub struct Eidas {
     pub sp: Arc<ServiceProvider>,
+    store: Store,
+    audit: crate::audit::Audit,
     pub max_level: AssuranceLevel,
     pub countries: Vec<String>,
     pub post_binding: bool,
@@ -54,10 +62,7 @@ async fn load_metadata(
     upstream: &crate::metrics::Upstream,
 ) -> Result<String, EidasError> {
     if source.starts_with("http://") || source.starts_with("https://") {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| EidasError::Metadata(e.to_string()))?;
+        let http = crate::http_client::build("eIDAS node metadata", std::time::Duration::from_secs(10))?;
         upstream
             .observe(async {
                 http.get(source)
@@ -102,7 +107,7 @@ async fn sp_keys(
         Some(v) => v,
         None => {
             let cn = cfg.server.public_url.host_str().unwrap_or("cozo-broker").to_string();
-            let keys = tokio::task::spawn_blocking(move || SpKeys::generate(&cn))
+            let keys = tokio::task::spawn_blocking(move || SpKeys::generate(&cn, now))
                 .await
                 .map_err(|e| EidasError::Keys(e.to_string()))??;
             let json = serde_json::to_vec(&keys).map_err(|e| EidasError::Keys(e.to_string()))?;
@@ -120,6 +125,7 @@ impl Eidas {
         cfg: &Config,
         store: &Store,
         master: &MasterKey,
+        audit: &crate::audit::Audit,
         now: i64,
         upstream: &crate::metrics::Upstream,
     ) -> Result<Option<Self>, EidasError> {
@@ -141,69 +147,11 @@ impl Eidas {
         .with_sp_type_in_request(true);
         Ok(Some(Self {
             sp: Arc::new(sp),
+            store: store.clone(),
+            audit: audit.clone(),
             max_level: AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low),
             countries: cfg.eidas.countries.clone(),
             post_binding: cfg.eidas.binding == "post",
         }))
-    }
-
-    /// Creates and stores an AuthnRequest for this browser session; returns the request (to be
-    /// sent by redirect or POST) and its RelayState.
-    pub async fn start(
-        &self,
-        store: &Store,
-        session_id: &str,
-        country: &str,
-        min_level: AssuranceLevel,
-        now: i64,
-    ) -> Result<(AuthnRequestSpec, String), EidasError> {
-        let spec = AuthnRequestSpec {
-            id: crate::saml::new_request_id(),
-            min_level,
-            force_authn: true,
-            country: country.to_string(),
-        };
-        let relay = crypto::random_token(24);
-        store
-            .insert_saml_request(&SamlRequestRow {
-                id: spec.id.clone(),
-                relay: relay.clone(),
-                session_ref: crypto::token_hash(session_id),
-                min_level: min_level.short().to_string(),
-                country: country.to_string(),
-                created_at: now,
-                expires_at: now + REQUEST_TTL_S,
-                answered_at: None,
-                result: None,
-                consumed_at: None,
-            })
-            .await?;
-        Ok((spec, relay))
-    }
-
-    /// Turns a validated assertion (or a failure status) into the answer for the request.
-    pub fn answer(
-        &self,
-        result: Result<ValidatedAssertion, ResponseError>,
-        min_level: AssuranceLevel,
-    ) -> Result<(Answer, Option<ValidatedAssertion>), ResponseError> {
-        match result {
-            Ok(a) if a.level < min_level => Ok((Answer::LevelTooLow, Some(a))),
-            Ok(a) => {
-                // Never trust a node above what it is configured to vouch for.
-                let level = a.level.min(self.max_level);
-                let identity = ForeignIdentity {
-                    person_identifier: a.person_identifier.clone(),
-                    family_name: a.family_name.clone(),
-                    given_name: a.given_name.clone(),
-                    birthdate: a.date_of_birth.clone(),
-                };
-                Ok((Answer::Ok { identity, level }, Some(a)))
-            }
-            Err(ResponseError::Cancelled) => Ok((Answer::Cancelled, None)),
-            Err(ResponseError::Failed(_)) => Ok((Answer::Failed, None)),
-            Err(ResponseError::LevelTooLow { .. }) => Ok((Answer::LevelTooLow, None)),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -3,6 +3,8 @@
 //! `openidconnect` crate. The FAS level and the means used map to `acr`/`amr` through tables in
 //! config; policies see the means (an SMS login through FAS is an SMS login).
 
+pub mod callback;
+
 use crate::assurance::{AssuranceLevel, Method};
 use crate::config::FasConfig;
 use openidconnect::core::{

@@ -5,7 +5,9 @@
 //! usernames behave exactly like wrong passwords) and per client address, in the database so
 //! every replica counts the same failures.
 
+pub mod manage;
 pub mod password;
+pub mod second_step;
 pub mod totp;
 pub mod webauthn;
 
@@ -14,7 +16,8 @@ use crate::clock::Clock;
 use crate::config::LoginConfig;
 use crate::crypto::{self, MasterKey};
 use crate::session::{KeyStep, Login};
-use crate::store::{Account, AuditEvent, Challenge, KeyRow, OutboxMessage, Store, StoreError};
+use crate::audit::{Audit, Event, Factor, Kind, Outcome};
+use crate::store::{Account, Challenge, KeyRow, OutboxMessage, Store, StoreError};
 use std::time::Duration;
 
 /// How long the second step may follow the password.
@@ -113,6 +116,7 @@ pub struct KeyService {
     dummy_hash: String,
     /// Security keys, when the public URL allows WebAuthn (a domain name).
     pub passkeys: Option<webauthn::Passkeys>,
+    audit: Audit,
 }
 
 pub fn normalize_username(u: &str) -> String {
@@ -125,11 +129,12 @@ impl KeyService {
         master: MasterKey,
         clock: Clock,
         cfg: LoginConfig,
+        audit: Audit,
     ) -> Result<Self, KeyError> {
         let dummy_hash =
             password::hash(cost(&cfg), &crypto::random_token(16)).map_err(KeyError::Hash)?;
         let passkeys = None;
-        Ok(Self { store, master, clock, cfg, dummy_hash, passkeys })
+        Ok(Self { store, master, clock, cfg, dummy_hash, passkeys, audit })
     }
 
     /// Enables security keys for this public origin (see [`webauthn::Passkeys::new`]).
@@ -218,7 +223,7 @@ impl KeyService {
             password::verify_blocking(hash, password.to_string()).await && account.is_some();
         let Some(account) = account.filter(|_| right) else {
             let locked = self.fail(&username, address, now).await?;
-            self.audit_failure(None, "password", locked).await;
+            self.audit_failure(None, Factor::Password, locked).await;
             return Ok(match locked {
                 Some(until) => PasswordCheck::Locked { until },
                 None => PasswordCheck::Wrong,
@@ -294,7 +299,7 @@ impl KeyService {
             }
         }
         let locked = self.fail(&step.username, address, now).await?;
-        self.audit_failure(Some(&step.person_id), "totp", locked).await;
+        self.audit_failure(Some(&step.person_id), Method::Totp.into(), locked).await;
         Ok(match (locked, replayed) {
             (Some(until), _) => CodeCheck::Locked { until },
             (None, true) => CodeCheck::Replayed,
@@ -333,7 +338,7 @@ impl KeyService {
             Err(e) => {
                 tracing::info!(error = %e, "security key answer refused");
                 let locked = self.fail(&step.username, address, now).await?;
-                self.audit_failure(Some(&step.person_id), "webauthn", locked).await;
+                self.audit_failure(Some(&step.person_id), Method::Webauthn.into(), locked).await;
                 Ok(match locked {
                     Some(until) => CodeCheck::Locked { until },
                     None => CodeCheck::Wrong,
@@ -476,7 +481,7 @@ impl KeyService {
             }
         }
         let locked = self.fail(&step.username, address, now).await?;
-        self.audit_failure(Some(&step.person_id), method.as_str(), locked).await;
+        self.audit_failure(Some(&step.person_id), method.into(), locked).await;
         Ok(match (locked, right) {
             (Some(until), _) => CodeCheck::Locked { until },
             (None, true) => CodeCheck::Replayed,
@@ -484,20 +489,16 @@ impl KeyService {
         })
     }
 
-    async fn audit_failure(&self, person_id: Option<&str>, method: &str, locked: Option<i64>) {
-        let e = AuditEvent {
-            id: crypto::random_id(),
-            at: self.clock.now(),
-            kind: if locked.is_some() { "lockout".into() } else { "login".into() },
-            outcome: "failed".into(),
-            person_id: person_id.map(str::to_string),
-            method: Some(method.into()),
-            detail: "{}".into(),
-            ..Default::default()
-        };
-        if let Err(err) = self.store.insert_audit(&e).await {
-            tracing::error!(error = %err, "audit event could not be stored");
-        }
+    /// Records an audit event about keys (enrolment steps recorded by `web::activate` until they
+    /// move here).
+    pub async fn record(&self, e: Event, now: i64) {
+        self.audit.record(e, now).await;
+    }
+
+    async fn audit_failure(&self, person_id: Option<&str>, factor: Factor, locked: Option<i64>) {
+        let kind = if locked.is_some() { Kind::Lockout } else { Kind::Login };
+        let e = Event::new(kind, Outcome::Failed).person_opt(person_id).factor(factor);
+        self.audit.record(e, self.clock.now()).await;
     }
 
     pub fn cost(&self) -> password::Cost {
@@ -701,7 +702,7 @@ pub async fn start_sms_enrolment(
     store: &Store,
     account: &Account,
     phone: &str,
-    lang: &str,
+    lang: crate::i18n::Lang,
     now: i64,
 ) -> Result<(String, String), KeyError> {
     let phone = parse_phone(phone).ok_or(KeyError::Invalid("phone-rules"))?;

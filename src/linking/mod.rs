@@ -1,6 +1,9 @@
 //! First-login linking: a foreign identity (the eIDAS PersonIdentifier) is linked to a Bis
 //! number once, after the Bis register confirms that the names and birth date match (SPEC §6).
 
+mod link;
+pub use link::{login_of, BisRequested, Linked, Linking, LINK_MAX_FAILURES, LINK_WINDOW_S};
+
 use crate::identity::Insz;
 use futures::future::BoxFuture;
 use serde::Deserialize;

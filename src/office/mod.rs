@@ -6,11 +6,12 @@
 //! nothing. Both are random, stored only as hashes, compared in constant time, used once, and
 //! expire after [`ACTIVATION_TTL_S`].
 
+use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::clock::Clock;
 use crate::crypto;
 use crate::identity::{Insz, InszError};
 use crate::store::{
-    AuditEvent, OutboxMessage, Registration, RegistrationStatus, Store, StoreError,
+    OutboxMessage, Registration, RegistrationStatus, Store, StoreError,
 };
 use std::fmt;
 
@@ -152,7 +153,7 @@ pub struct NewRegistration {
     pub document_hint: String,
     pub email: String,
     pub mobile: String,
-    pub lang: String,
+    pub lang: crate::i18n::Lang,
 }
 
 /// A field that failed, with the catalogue key of the rule.
@@ -237,8 +238,7 @@ impl RegistrationForm {
         if mobile.is_none() {
             err("mobile", "office-mobile-invalid");
         }
-        let lang = trimmed(&self.language);
-        let lang = if crate::i18n::is_supported(&lang) { lang } else { "en".to_string() };
+        let lang = crate::i18n::Lang::parse(&trimmed(&self.language)).unwrap_or(crate::i18n::Lang::En);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -290,6 +290,7 @@ pub struct Offices {
     store: Store,
     clock: Clock,
     public_url: url::Url,
+    audit_log: Audit,
 }
 
 fn activation_mail(
@@ -305,8 +306,8 @@ fn activation_mail(
 }
 
 impl Offices {
-    pub fn new(store: Store, clock: Clock, public_url: url::Url) -> Self {
-        Self { store, clock, public_url }
+    pub fn new(store: Store, clock: Clock, public_url: url::Url, audit_log: Audit) -> Self {
+        Self { store, clock, public_url, audit_log }
     }
 
     pub fn link_url(&self, token: &LinkToken) -> String {
@@ -317,23 +318,13 @@ impl Offices {
 
     async fn audit(
         &self,
-        kind: &str,
-        outcome: &str,
+        kind: Kind,
+        outcome: Outcome,
         person: Option<&str>,
         detail: serde_json::Value,
     ) {
-        let e = AuditEvent {
-            id: crypto::random_id(),
-            at: self.clock.now(),
-            kind: kind.into(),
-            outcome: outcome.into(),
-            person_id: person.map(str::to_string),
-            detail: detail.to_string(),
-            ..Default::default()
-        };
-        if let Err(err) = self.store.insert_audit(&e).await {
-            tracing::error!(error = %err, "audit event could not be stored");
-        }
+        let e = Event::new(kind, outcome).person_opt(person).detail(detail);
+        self.audit_log.record(e, self.clock.now()).await;
     }
 
     /// Registers a person at an operator's office: refuses a second live registration, files a
@@ -424,8 +415,8 @@ impl Offices {
             None => None,
         };
         self.audit(
-            "office-registration",
-            if code.is_some() { "issued" } else { "bis-requested" },
+            Kind::OfficeRegistration,
+            if code.is_some() { Outcome::Issued } else { Outcome::BisRequested },
             person_id.as_deref(),
             serde_json::json!({
                 "operator": operator.person_id, "office": operator.office, "registration": id,
@@ -436,7 +427,7 @@ impl Offices {
     }
 
     async fn send_link(&self, reg: &Registration, link: &LinkToken) -> Result<String, OfficeError> {
-        let tr = crate::i18n::Tr::new(&reg.lang);
+        let tr = crate::i18n::Tr::new(reg.lang);
         let url = self.link_url(link);
         let (subject, body) =
             activation_mail(&tr, &reg.given_names, &url, &tr.date(reg.expires_at));
@@ -514,8 +505,8 @@ impl Offices {
                 if let Some(acct) = self.store.account_by_person(&p.id).await? {
                     self.store.revoke_keys_of_account(&acct.id, now).await?;
                     self.audit(
-                        "key-change",
-                        "revoked-all",
+                        Kind::KeyChange,
+                        Outcome::RevokedAll,
                         Some(&p.id),
                         serde_json::json!({
                             "operator": operator.person_id, "office": operator.office,
@@ -547,8 +538,8 @@ impl Offices {
         let reg = self.store.registration(&reg.id).await?.ok_or(OfficeError::NotFound)?;
         let url = self.send_link(&reg, &link).await?;
         self.audit(
-            "office-registration",
-            "reissued",
+            Kind::OfficeRegistration,
+            Outcome::Reissued,
             reg.person_id.as_deref(),
             serde_json::json!({
                 "operator": operator.person_id, "office": operator.office, "registration": reg.id,
@@ -585,8 +576,8 @@ impl Offices {
         if right {
             if self.store.open_registration(&reg.id, now).await? {
                 self.audit(
-                    "activation",
-                    "code-ok",
+                    Kind::Activation,
+                    Outcome::CodeOk,
                     reg.person_id.as_deref(),
                     serde_json::json!({ "registration": reg.id, "office": reg.office }),
                 )
@@ -599,8 +590,8 @@ impl Offices {
         let failures = self.store.registration_failure(&reg.id, MAX_CODE_FAILURES).await?;
         let locked = failures >= MAX_CODE_FAILURES;
         self.audit(
-            if locked { "lockout" } else { "activation" },
-            "failed",
+            if locked { Kind::Lockout } else { Kind::Activation },
+            Outcome::Failed,
             reg.person_id.as_deref(),
             serde_json::json!({ "registration": reg.id, "office": reg.office }),
         )
@@ -622,8 +613,8 @@ impl Offices {
             self.store.activate_registration(registration_id, person_id, self.clock.now()).await?;
         if ok {
             self.audit(
-                "activation",
-                "ok",
+                Kind::Activation,
+                Outcome::Ok,
                 Some(person_id),
                 serde_json::json!({ "registration": registration_id }),
             )

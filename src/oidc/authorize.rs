@@ -68,23 +68,32 @@ pub struct AuthRequest {
     pub created_at: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AuthorizeError {
     /// The client or its redirect URI cannot be trusted: show a page, never redirect.
+    #[error("untrusted client or redirect URI ({0})")]
     BadClient(&'static str),
     /// An error for the client, sent to its (verified) redirect URI.
+    #[error("{error}: {description}")]
     Redirect {
         redirect_uri: String,
         state: Option<String>,
         error: &'static str,
         description: String,
     },
-    Server(String),
+    #[error("authorization failed")]
+    Server(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<PolicyError> for AuthorizeError {
+    fn from(e: PolicyError) -> Self {
+        AuthorizeError::Server(Box::new(e))
+    }
 }
 
 impl From<crate::store::StoreError> for AuthorizeError {
     fn from(e: crate::store::StoreError) -> Self {
-        AuthorizeError::Server(e.to_string())
+        AuthorizeError::Server(Box::new(e))
     }
 }
 
@@ -93,7 +102,8 @@ impl From<crate::store::StoreError> for AuthorizeError {
 pub enum Access {
     Answer,
     StepUp { reasons: Vec<String>, methods: Vec<Candidate> },
-    Deny { reasons: Vec<String> },
+    /// `temporary`: only because a registry could not be asked.
+    Deny { reasons: Vec<String>, temporary: bool },
 }
 
 /// What the endpoint does with a valid request and the browser's current login.
@@ -116,8 +126,8 @@ impl Provider {
         &self,
         params: &AuthorizeParams,
         pushed_by: Option<&ClientRow>,
+        now: i64,
     ) -> Result<AuthRequest, AuthorizeError> {
-        let now = self.clock.now();
         if pushed_by.is_none() {
             if let Some(uri) = &params.request_uri {
                 return self.load_pushed(params, uri, now).await;
@@ -221,7 +231,7 @@ impl Provider {
         let decision = self
             .policies
             .decide(&client.policy, &client.id, &Subject::anyone(), None, &offered, now)
-            .map_err(|e| AuthorizeError::Server(e.to_string()))?;
+            .map_err(|e| AuthorizeError::Server(Box::new(e)))?;
         let Decision::StepUp { methods, .. } = decision else {
             return Err(fail(
                 "unmet_authentication_requirements",
@@ -276,7 +286,7 @@ impl Provider {
             return Err(AuthorizeError::BadClient("request_uri"));
         }
         let mut req: AuthRequest = serde_json::from_str(&row.params)
-            .map_err(|e| AuthorizeError::Server(format!("pushed request: {e}")))?;
+            .map_err(|e| AuthorizeError::Server(format!("pushed request: {e}").into()))?;
         req.created_at = now;
         Ok(req)
     }
@@ -286,8 +296,9 @@ impl Provider {
         &self,
         client: &ClientRow,
         params: &AuthorizeParams,
+        now: i64,
     ) -> Result<(String, i64), OidcError> {
-        let req = self.validate_authorize(params, Some(client)).await.map_err(|e| match e {
+        let req = self.validate_authorize(params, Some(client), now).await.map_err(|e| match e {
             AuthorizeError::BadClient(what) => {
                 OidcError::InvalidRequest(format!("{what} is missing or not registered"))
             }
@@ -296,7 +307,6 @@ impl Provider {
             }
             AuthorizeError::Server(s) => OidcError::Server(s),
         })?;
-        let now = self.clock.now();
         let id = crypto::random_token(32);
         self.store
             .insert_pending(&PendingRow {
@@ -312,8 +322,7 @@ impl Provider {
     }
 
     /// Keeps a validated request while the person logs in; returns its id.
-    pub async fn save_pending(&self, req: &AuthRequest) -> Result<String, AuthorizeError> {
-        let now = self.clock.now();
+    pub async fn save_pending(&self, req: &AuthRequest, now: i64) -> Result<String, AuthorizeError> {
         let id = crypto::random_token(24);
         self.store
             .insert_pending(&PendingRow {
@@ -328,8 +337,12 @@ impl Provider {
         Ok(id)
     }
 
-    pub async fn load_pending(&self, id: &str) -> Result<Option<AuthRequest>, AuthorizeError> {
-        let Some(row) = self.store.pending(id, self.clock.now()).await? else {
+    pub async fn load_pending(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<AuthRequest>, AuthorizeError> {
+        let Some(row) = self.store.pending(id, now).await? else {
             return Ok(None);
         };
         if row.pushed {
@@ -344,9 +357,9 @@ impl Provider {
     }
 
     /// Whether `login` is fresh enough for `req` (`max_age`, `prompt=login`).
-    fn fresh(&self, req: &AuthRequest, login: &Login) -> bool {
+    fn fresh(&self, req: &AuthRequest, login: &Login, now: i64) -> bool {
         if let Some(max_age) = req.max_age {
-            if self.clock.now() - login.auth_time > max_age {
+            if now - login.auth_time > max_age {
                 return false;
             }
         }
@@ -361,10 +374,10 @@ impl Provider {
         req: &AuthRequest,
         subject: &Subject,
         login: Option<&Login>,
+        now: i64,
     ) -> Result<Access, PolicyError> {
         let offered = self.offered(req.asked_level);
-        let now = self.clock.now();
-        let login = login.filter(|l| self.fresh(req, l));
+        let login = login.filter(|l| self.fresh(req, l, now));
         let facts = login.map(|l| LoginFacts {
             method: l.method,
             level: l.acr,
@@ -389,7 +402,7 @@ impl Provider {
                 Access::StepUp { reasons: vec!["acr-requested-higher".into()], methods: offered }
             }
             Decision::StepUp { reasons, methods } => Access::StepUp { reasons, methods },
-            Decision::Deny { reasons } => Access::Deny { reasons },
+            Decision::Deny { reasons, temporary } => Access::Deny { reasons, temporary },
         })
     }
 
@@ -410,8 +423,8 @@ impl Provider {
         login: &Login,
         person: &Person,
         facts: &super::PersonFacts,
+        now: i64,
     ) -> Result<String, AuthorizeError> {
-        let now = self.clock.now();
         let code = crypto::random_token(32);
         let details = GrantDetails {
             scope: req.scope.clone(),

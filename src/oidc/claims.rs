@@ -99,9 +99,9 @@ impl Provider {
         let now = self.clock.now();
         let alg = SigningAlg::parse(alg).unwrap_or(SigningAlg::Rs256);
         let keys = self.keys.current();
-        let key = keys.active(alg).ok_or_else(|| OidcError::Server(format!("no {alg:?} key")))?;
+        let key = keys.active(alg).ok_or_else(|| OidcError::Server(format!("no {alg:?} key").into()))?;
         let issuer =
-            IssuerUrl::new(self.issuer.clone()).map_err(|e| OidcError::Server(e.to_string()))?;
+            IssuerUrl::new(self.issuer.clone()).map_err(|e| OidcError::Server(Box::new(e)))?;
         let mut standard = StandardClaims::new(SubjectIdentifier::new(subject.to_string()));
         if details.has_scope("profile") {
             standard = standard
@@ -144,7 +144,7 @@ impl Provider {
             Some(&AccessToken::new(access_token.to_string())),
             None,
         )
-        .map_err(|e| OidcError::Server(format!("ID token signing: {e}")))?;
+        .map_err(|e| OidcError::Server(format!("ID token signing: {e}").into()))?;
         Ok(token.to_string())
     }
 

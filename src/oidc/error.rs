@@ -22,8 +22,9 @@ pub enum OidcError {
     /// RFC 6750 §3.1: bearer token missing, expired or revoked.
     #[error("invalid_token: {0}")]
     InvalidToken(String),
+    /// Broken inside (logged with its sources, answered `server_error`).
     #[error("server_error")]
-    Server(String),
+    Server(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Another registered error code (e.g. `unmet_authentication_requirements` at PAR).
     #[error("{0}: {1}")]
     Custom(&'static str, String),
@@ -64,12 +65,12 @@ impl OidcError {
 
 impl From<StoreError> for OidcError {
     fn from(e: StoreError) -> Self {
-        OidcError::Server(e.to_string())
+        OidcError::Server(Box::new(e))
     }
 }
 
 impl From<super::signing::KeyError> for OidcError {
     fn from(e: super::signing::KeyError) -> Self {
-        OidcError::Server(e.to_string())
+        OidcError::Server(Box::new(e))
     }
 }

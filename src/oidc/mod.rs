@@ -6,18 +6,22 @@
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
+pub mod logout;
 mod error;
+pub mod resume;
 pub mod signing;
 pub mod token;
 
+pub use authorize::AuthorizeError;
 pub use error::OidcError;
+pub use resume::Resume;
 
 use crate::assurance::{AssuranceLevel, Method};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::policy::{Candidate, PolicyEngine};
-use crate::store::{AuditEvent, Store};
+use crate::store::Store;
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
     CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
@@ -80,6 +84,7 @@ pub struct Provider {
     /// The login methods this deployment offers, with the level each gives.
     pub candidates: Vec<Candidate>,
     pub policies: Arc<PolicyEngine>,
+    pub audit: crate::audit::Audit,
     /// CoBRHA (professions); `None` when not configured.
     pub registry: Option<Arc<dyn crate::cobrha::Registry>>,
     discovery_json: bytes::Bytes,
@@ -98,15 +103,12 @@ impl Provider {
         candidates: Vec<Candidate>,
         policies: Arc<PolicyEngine>,
         registry: Option<Arc<dyn crate::cobrha::Registry>>,
-    ) -> Arc<Self> {
+        audit: crate::audit::Audit,
+    ) -> Result<Arc<Self>, crate::http_client::HttpClientError> {
         let issuer = cfg.issuer();
         let discovery_json = serde_json::to_vec(&metadata(&issuer)).unwrap_or_default().into();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
-        Arc::new(Self {
+        let http = crate::http_client::build("client JWKS", std::time::Duration::from_secs(5))?;
+        Ok(Arc::new(Self {
             store,
             keys,
             master,
@@ -115,11 +117,12 @@ impl Provider {
             cfg: cfg.oidc.clone(),
             candidates,
             policies,
+            audit,
             registry,
             discovery_json,
             http,
             jwks_cache: Default::default(),
-        })
+        }))
     }
 
     pub fn discovery_json(&self) -> bytes::Bytes {
@@ -141,14 +144,13 @@ impl Provider {
         &self,
         person: &crate::store::Person,
         req: &authorize::AuthRequest,
+        now: i64,
     ) -> PersonFacts {
         let wanted = self.policies.needs_registry(&req.policy)
             || req.scope.iter().any(|s| s == "professions");
         let professions = match (&self.registry, wanted) {
             (Some(r), true) => {
-                let today = chrono::DateTime::from_timestamp(self.clock.now(), 0)
-                    .unwrap_or_default()
-                    .date_naive();
+                let today = crate::clock::to_utc(now).date_naive();
                 match r.professions(&person.insz).await {
                     Ok(list) => Some(
                         list.into_iter()
@@ -178,6 +180,13 @@ impl Provider {
         }
     }
 
+    /// Whether the broker can serve: the database answers and an RS256 signing key is loaded.
+    pub async fn readiness(&self) -> (bool, bool) {
+        let db = self.store.ping().await.is_ok();
+        let keys = self.keys.current().active(SigningAlg::Rs256).is_some();
+        (db, keys)
+    }
+
     /// Whether a method is offered at all (whatever the policy).
     pub fn offers(&self, method: Method) -> bool {
         self.candidates.iter().any(|c| c.method == method)
@@ -186,19 +195,6 @@ impl Provider {
     /// How long a retired signing key stays in the JWKS: its ID tokens must still verify.
     pub fn key_retention_s(&self) -> i64 {
         self.cfg.id_token_ttl_s + 300
-    }
-
-    pub async fn audit(&self, mut e: AuditEvent) {
-        e.id = crate::crypto::random_id();
-        if e.at == 0 {
-            e.at = self.clock.now();
-        }
-        if e.detail.is_empty() {
-            e.detail = "{}".into();
-        }
-        if let Err(err) = self.store.insert_audit(&e).await {
-            tracing::error!(error = %err, kind = %e.kind, "audit event could not be stored");
-        }
     }
 }
 
@@ -275,6 +271,6 @@ fn metadata(issuer: &str) -> Metadata {
     .set_request_parameter_supported(Some(false))
     .set_request_uri_parameter_supported(Some(false))
     .set_ui_locales_supported(Some(
-        crate::i18n::LANGUAGES.iter().map(|l| LanguageTag::new(l.to_string())).collect(),
+        crate::i18n::Lang::ALL.iter().map(|l| LanguageTag::new(l.to_string())).collect(),
     ))
 }

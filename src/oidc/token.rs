@@ -6,7 +6,8 @@ use super::claims::GrantDetails;
 use super::client_auth::ClientCredentials;
 use super::{OidcError, Provider};
 use crate::crypto;
-use crate::store::{AuditEvent, ClientRow, GrantRow, NewTokens};
+use crate::audit::{Event, Kind, Outcome};
+use crate::store::{ClientRow, GrantRow, NewTokens};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,7 +86,7 @@ impl Provider {
             return Err(OidcError::InvalidGrant("the code was issued to another client".into()));
         }
         if row.used_at.is_some() {
-            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse").await;
+            self.revoke_after_reuse(&row.grant_id, &client.id, Kind::CodeReuse, now).await;
             return Err(OidcError::InvalidGrant(
                 "the code was already used; the tokens issued with it are revoked".into(),
             ));
@@ -110,7 +111,7 @@ impl Provider {
             ));
         }
         let details: GrantDetails = serde_json::from_str(&row.details)
-            .map_err(|e| OidcError::Server(format!("code details: {e}")))?;
+            .map_err(|e| OidcError::Server(format!("code details: {e}").into()))?;
         let grant = GrantRow {
             id: row.grant_id.clone(),
             client_id: client.id.clone(),
@@ -123,19 +124,19 @@ impl Provider {
         let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
         if !self.store.redeem_code(&hash, now, &grant, &tokens).await? {
             // Another request redeemed it between our read and write: treat as reuse.
-            self.revoke_after_reuse(&row.grant_id, &client.id, "code_reuse").await;
+            self.revoke_after_reuse(&row.grant_id, &client.id, Kind::CodeReuse, now).await;
             return Err(OidcError::InvalidGrant("the code was already used".into()));
         }
-        self.audit(AuditEvent {
-            kind: "token_code".into(),
-            outcome: "ok".into(),
-            person_id: Some(row.person_id.clone()),
-            client_id: Some(client.id.clone()),
-            method: Some(details.login.method.to_string()),
-            acr: Some(details.login.acr.uri().into()),
-            ..Default::default()
-        })
-        .await;
+        self.audit
+            .record(
+                Event::new(Kind::TokenIssued, Outcome::Ok)
+                    .person(&row.person_id)
+                    .client(&client.id)
+                    .factor(details.login.method)
+                    .level(details.login.acr),
+                now,
+            )
+            .await;
         let id_token = self.id_token(
             &client.id,
             &client.id_token_alg,
@@ -179,7 +180,7 @@ impl Provider {
             return Err(OidcError::InvalidGrant("the refresh token was revoked".into()));
         }
         if row.rotated_at.is_some() {
-            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse").await;
+            self.revoke_after_reuse(&grant.id, &client.id, Kind::RefreshReuse, now).await;
             return Err(OidcError::InvalidGrant(
                 "the refresh token was already used; its whole family is revoked".into(),
             ));
@@ -188,7 +189,7 @@ impl Provider {
             return Err(OidcError::InvalidGrant("the refresh token has expired".into()));
         }
         let details: GrantDetails = serde_json::from_str(&grant.details)
-            .map_err(|e| OidcError::Server(format!("grant details: {e}")))?;
+            .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
         if let Some(scope) = &form.scope {
             // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
             if scope.split_ascii_whitespace().any(|s| !details.has_scope(s)) {
@@ -197,7 +198,7 @@ impl Provider {
         }
         let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
         if !self.store.rotate_refresh(&row.token_id, now, &tokens).await? {
-            self.revoke_after_reuse(&grant.id, &client.id, "refresh_reuse").await;
+            self.revoke_after_reuse(&grant.id, &client.id, Kind::RefreshReuse, now).await;
             return Err(OidcError::InvalidGrant("the refresh token was already used".into()));
         }
         // Same auth_time, acr and amr as the login: a refresh never raises the level.
@@ -239,18 +240,17 @@ impl Provider {
         (t, access, refresh)
     }
 
-    async fn revoke_after_reuse(&self, grant_id: &str, client_id: &str, kind: &str) {
-        let now = self.clock.now();
+    async fn revoke_after_reuse(&self, grant_id: &str, client_id: &str, kind: Kind, now: i64) {
         let revoked = self.store.revoke_grant(grant_id, now).await.unwrap_or(false);
-        tracing::warn!(client = client_id, kind, revoked, "credential reuse: token family revoked");
-        self.audit(AuditEvent {
-            kind: kind.into(),
-            outcome: "revoked".into(),
-            client_id: Some(client_id.into()),
-            detail: serde_json::json!({ "grant": grant_id }).to_string(),
-            ..Default::default()
-        })
-        .await;
+        tracing::warn!(client = client_id, %kind, revoked, "credential reuse: token family revoked");
+        self.audit
+            .record(
+                Event::new(kind, Outcome::Revoked)
+                    .client(client_id)
+                    .detail(serde_json::json!({ "grant": grant_id })),
+                now,
+            )
+            .await;
     }
 
     /// The claims an access token opens (`/userinfo`).
@@ -261,7 +261,7 @@ impl Provider {
             .await?
             .ok_or_else(|| OidcError::InvalidToken("the access token is not valid".into()))?;
         let details: GrantDetails = serde_json::from_str(&row.grant.details)
-            .map_err(|e| OidcError::Server(format!("grant details: {e}")))?;
+            .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
         Ok(self.userinfo_claims(&row.grant.person_id, &details))
     }
 

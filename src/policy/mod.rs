@@ -60,6 +60,22 @@ pub struct Candidate {
     pub upstream: Option<&'static str>,
 }
 
+/// What this browser may log in with now: the methods that would satisfy the waiting request
+/// (or, for the broker's own pages, a login at substantial or higher), and why a login it has is
+/// not enough.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowed {
+    /// The client waiting, if any.
+    pub client: Option<String>,
+    /// The level the request needs, when above low.
+    pub level: Option<AssuranceLevel>,
+    /// Message keys: why the current login is not enough (step-up).
+    pub reasons: Vec<String>,
+    pub methods: Vec<Method>,
+    /// What to say when a key of the person's is held back and no reason was given.
+    pub held_back_reason: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Allow,
@@ -68,9 +84,11 @@ pub enum Decision {
         reasons: Vec<String>,
         methods: Vec<Candidate>,
     },
-    /// Nothing the person could use would be enough.
+    /// Nothing the person could use would be enough. `temporary`: only because a registry the
+    /// policy needs could not be asked (the app may try again later).
     Deny {
         reasons: Vec<String>,
+        temporary: bool,
     },
 }
 
@@ -291,7 +309,20 @@ impl PolicyEngine {
                 candidate_reasons.dedup();
                 reasons = candidate_reasons;
             }
-            return Ok(Decision::Deny { reasons });
+            let temporary = subject.professions.is_none()
+                && self.registry_users.iter().any(|p| p == policy)
+                && !matches!(
+                    self.decide(
+                        policy,
+                        client_id,
+                        &Subject { professions: Some(vec!["*".into()]), ..subject.clone() },
+                        login,
+                        candidates,
+                        now,
+                    )?,
+                    Decision::Deny { .. }
+                );
+            return Ok(Decision::Deny { reasons, temporary });
         }
         Ok(Decision::StepUp { reasons, methods })
     }

@@ -51,13 +51,13 @@ impl fmt::Debug for SpKeys {
 impl SpKeys {
     /// Fresh keys and self-signed certificates (subject `CN=<common_name>`), valid for 10 years.
     /// Takes about a second (the RSA-3072 key).
-    pub fn generate(common_name: &str) -> Result<Self, SamlError> {
+    pub fn generate(common_name: &str, now: i64) -> Result<Self, SamlError> {
         let run = || -> Result<SpKeys, openssl::error::ErrorStack> {
             let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
             let signing = PKey::from_ec_key(EcKey::generate(&group)?)?;
             let encryption = PKey::from_rsa(Rsa::generate(RSA_BITS)?)?;
-            let signing_cert = self_signed(&signing, common_name, false)?;
-            let encryption_cert = self_signed(&encryption, common_name, true)?;
+            let signing_cert = self_signed(&signing, common_name, false, now)?;
+            let encryption_cert = self_signed(&encryption, common_name, true, now)?;
             Ok(SpKeys {
                 signing_key_pem: pem_string(signing.private_key_to_pem_pkcs8()?),
                 signing_cert_pem: pem_string(signing_cert.to_pem()?),
@@ -77,6 +77,7 @@ fn self_signed(
     key: &PKey<Private>,
     common_name: &str,
     encryption: bool,
+    now: i64,
 ) -> Result<X509, openssl::error::ErrorStack> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
@@ -89,7 +90,6 @@ fn self_signed(
     b.set_subject_name(&name)?;
     b.set_issuer_name(&name)?;
     b.set_pubkey(key)?;
-    let now = chrono::Utc::now().timestamp();
     b.set_not_before(Asn1Time::from_unix(now - 3600)?.as_ref())?;
     b.set_not_after(Asn1Time::from_unix(now + CERT_VALIDITY_DAYS * 86_400)?.as_ref())?;
     b.append_extension(BasicConstraints::new().critical().build()?)?;

@@ -169,27 +169,8 @@ impl ServiceProvider {
     /// the encryption certificate (AES-256-GCM and RSA-OAEP SHA-256/MGF1-SHA-256 named), NameID
     /// formats persistent and transient, and the HTTP-POST ACS. Enveloped ECDSA-SHA256
     /// signature, SHA-256 digest, exclusive c14n. Schema order is respected.
-    pub fn metadata_xml(&self) -> Result<String, SamlError> {
-        metadata::sp_metadata(self, Utc::now())
-    }
-
-    /// A signed AuthnRequest for the HTTP-Redirect binding: the full URL of the node's
-    /// Redirect SSO endpoint with `SAMLRequest` (raw DEFLATE, base64), `RelayState` (omitted
-    /// when empty; at most 80 bytes), `SigAlg` (ecdsa-sha256) and `Signature` (DER ECDSA over
-    /// the query string), then `country` (not signed, as the CEF connector does).
-    pub fn redirect_request(
-        &self,
-        req: &AuthnRequestSpec,
-        relay_state: &str,
-    ) -> Result<String, SamlError> {
-        self.redirect_request_at(req, relay_state, Utc::now())
-    }
-
-    /// A signed AuthnRequest for the HTTP-POST binding: (the node's POST SSO URL, the base64
-    /// `SAMLRequest` with an enveloped signature). The caller renders the auto-submitting form
-    /// with `SAMLRequest`, `RelayState` and `country` (= `req.country`).
-    pub fn post_request(&self, req: &AuthnRequestSpec) -> Result<(String, String), SamlError> {
-        self.post_request_at(req, Utc::now())
+    pub fn metadata_xml(&self, now: DateTime<Utc>) -> Result<String, SamlError> {
+        metadata::sp_metadata(self, now)
     }
 
     /// Validates a base64 `SAMLResponse` from the ACS (HTTP-POST binding), in this order:

@@ -118,7 +118,11 @@ impl ServiceProvider {
         )
     }
 
-    pub(crate) fn redirect_request_at(
+    /// A signed AuthnRequest for the HTTP-Redirect binding: the full URL of the node's
+    /// Redirect SSO endpoint with `SAMLRequest` (raw DEFLATE, base64), `RelayState` (omitted
+    /// when empty; at most 80 bytes), `SigAlg` (ecdsa-sha256) and `Signature` (DER ECDSA over
+    /// the query string), then `country` (not signed, as the CEF connector does).
+    pub fn redirect_request_at(
         &self,
         req: &AuthnRequestSpec,
         relay_state: &str,
@@ -157,7 +161,10 @@ impl ServiceProvider {
         Ok(format!("{endpoint}{sep}{signed}&{}", tail.finish()))
     }
 
-    pub(crate) fn post_request_at(
+    /// A signed AuthnRequest for the HTTP-POST binding: (the node's POST SSO URL, the base64
+    /// `SAMLRequest` with an enveloped signature). The caller renders the auto-submitting form
+    /// with `SAMLRequest`, `RelayState` and `country` (= `req.country`).
+    pub fn post_request_at(
         &self,
         req: &AuthnRequestSpec,
         now: DateTime<Utc>,

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests read the wall clock
 //! The SP against the mock eIDAS node (`idp_mocks::eidas`, in process): both request bindings,
 //! both key transports, every failure and tamper the node offers, and hostile responses built
 //! here (signature wrapping, comment injection, XXE, attacker certificates, algorithms).
@@ -26,7 +27,7 @@ const ACS: &str = "https://broker.test/saml/eidas/acs";
 /// One key set for all tests (RSA-3072 generation is slow).
 fn keys() -> &'static SpKeys {
     static KEYS: OnceLock<SpKeys> = OnceLock::new();
-    KEYS.get_or_init(|| SpKeys::generate("cozo-broker test SP").unwrap())
+    KEYS.get_or_init(|| SpKeys::generate("cozo-broker test SP", Utc::now().timestamp()).unwrap())
 }
 
 fn encryption_key() -> PKey<Private> {
@@ -77,7 +78,7 @@ fn decode(b64: &str) -> String {
 impl Env {
     /// Our signed AuthnRequest (POST binding) as XML, for `MockEidasNode::respond`.
     fn request_xml(&self, spec: &AuthnRequestSpec) -> String {
-        decode(&self.sp.post_request(spec).unwrap().1)
+        decode(&self.sp.post_request_at(spec, Utc::now()).unwrap().1)
     }
 
     async fn respond(&self, spec: &AuthnRequestSpec, c: &Citizen, outcome: Outcome) -> String {
@@ -140,7 +141,7 @@ fn check_citizen(
 async fn redirect_binding_and_rsa_oaep_sha256() {
     let e = env(false).await;
     let s = spec(AssuranceLevel::Substantial);
-    let url = e.sp.redirect_request(&s, "relay-1").unwrap();
+    let url = e.sp.redirect_request_at(&s, "relay-1", Utc::now()).unwrap();
     assert!(url.starts_with(&e.node.sso_url()));
     assert!(url.ends_with("&country=NL"));
     let resp = http().get(&url).send().await.unwrap();
@@ -188,7 +189,7 @@ async fn post_binding_and_legacy_rsa_oaep_mgf1p() {
     let e = env(true).await;
     let s =
         AuthnRequestSpec { force_authn: false, country: "FR".into(), ..spec(AssuranceLevel::High) };
-    let (action, saml_request) = e.sp.post_request(&s).unwrap();
+    let (action, saml_request) = e.sp.post_request_at(&s, Utc::now()).unwrap();
     assert_eq!(action, e.node.sso_url());
     let form = [("SAMLRequest", saml_request.as_str()), ("RelayState", "r2"), ("country", "FR")];
     let resp = http().post(&action).form(&form).send().await.unwrap();
@@ -230,15 +231,15 @@ async fn node_uses_our_metadata() {
         "/metadata",
         axum::routing::get(move || {
             let sp = served.clone();
-            async move { sp.metadata_xml().unwrap() }
+            async move { sp.metadata_xml(Utc::now()).unwrap() }
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let md = sp.metadata_xml().unwrap();
+    let md = sp.metadata_xml(Utc::now()).unwrap();
     assert!(!md.contains("SPType"));
     let s = spec(AssuranceLevel::Substantial);
-    let resp = http().get(sp.redirect_request(&s, "").unwrap()).send().await.unwrap();
+    let resp = http().get(sp.redirect_request_at(&s, "", Utc::now()).unwrap()).send().await.unwrap();
     assert_eq!(resp.status(), 303, "{:?}", node.rejected_requests());
     let got = node.last_request().unwrap();
     assert_eq!(got.sp_type.as_deref(), Some("public"));
@@ -790,13 +791,19 @@ fn keys_are_checked() {
 
     // Request parameters.
     let good = spec(AssuranceLevel::Low);
-    assert!(matches!(sp.post_request(&good), Err(SamlError::NoEndpoint("POST"))));
-    sp.redirect_request(&good, "").unwrap();
+    assert!(matches!(sp.post_request_at(&good, Utc::now()), Err(SamlError::NoEndpoint("POST"))));
+    sp.redirect_request_at(&good, "", Utc::now()).unwrap();
     let bad_country = AuthnRequestSpec { country: "nl".into(), ..good.clone() };
-    assert!(matches!(sp.redirect_request(&bad_country, ""), Err(SamlError::InvalidParameter(_))));
+    assert!(matches!(
+        sp.redirect_request_at(&bad_country, "", Utc::now()),
+        Err(SamlError::InvalidParameter(_))
+    ));
     let bad_id = AuthnRequestSpec { id: "1234".into(), ..good.clone() };
-    assert!(matches!(sp.redirect_request(&bad_id, ""), Err(SamlError::InvalidParameter(_))));
-    assert!(sp.redirect_request(&good, &"x".repeat(81)).is_err());
+    assert!(matches!(
+        sp.redirect_request_at(&bad_id, "", Utc::now()),
+        Err(SamlError::InvalidParameter(_))
+    ));
+    assert!(sp.redirect_request_at(&good, &"x".repeat(81), Utc::now()).is_err());
     let id = new_request_id();
     assert!(id.starts_with('_') && id.len() == 33 && id != new_request_id());
 
@@ -813,7 +820,7 @@ fn keys_are_checked() {
 #[tokio::test]
 async fn sp_metadata_and_requests_are_valid() {
     let e = env(false).await;
-    let md = e.sp.metadata_xml().unwrap();
+    let md = e.sp.metadata_xml(Utc::now()).unwrap();
     let doc = roxmltree::Document::parse(&md).unwrap();
     let root = doc.root_element();
     let md_ns = super::xml::MD_NS;
@@ -894,7 +901,7 @@ async fn sp_metadata_and_requests_are_valid() {
 
 impl Env {
     fn request_xml_of(&self, sp: &ServiceProvider, spec: &AuthnRequestSpec) -> String {
-        decode(&sp.post_request(spec).unwrap().1)
+        decode(&sp.post_request_at(spec, Utc::now()).unwrap().1)
     }
 }
 

@@ -1,9 +1,10 @@
-//! Audit events: who did what, when, with which method and level. Never secrets.
+//! The audit table. Events are written by [`crate::audit::Audit`], the one writer.
 
-use super::{col, Result, Store};
+use super::{Result, Store};
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct AuditEvent {
+/// One stored event (the strings are those of [`crate::audit`]'s enums).
+#[derive(Debug, Clone, Default, serde::Serialize, sqlx::FromRow)]
+pub struct AuditRow {
     pub id: String,
     pub at: i64,
     pub kind: String,
@@ -16,34 +17,10 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
-/// Sees every audit event a [`Store`] records (the metrics count logins from the audit trail,
-/// so that what is counted is what is recorded, whichever module records it).
-#[derive(Clone)]
-pub struct AuditHook(std::sync::Arc<dyn Fn(&AuditEvent) + Send + Sync>);
-
-impl AuditHook {
-    pub fn new(f: impl Fn(&AuditEvent) + Send + Sync + 'static) -> Self {
-        Self(std::sync::Arc::new(f))
-    }
-}
-
-impl std::fmt::Debug for AuditHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditHook")
-    }
-}
+const COLS: &str = "id, at, kind, outcome, person_id, client_id, method, acr, address, detail";
 
 impl Store {
-    /// This store, with `hook` called for every audit event it records (clones share it).
-    pub fn with_audit_hook(mut self, hook: AuditHook) -> Self {
-        self.audit_hook = Some(hook);
-        self
-    }
-
-    pub async fn insert_audit(&self, e: &AuditEvent) -> Result<()> {
-        if let Some(hook) = &self.audit_hook {
-            (hook.0)(e);
-        }
+    pub async fn insert_audit(&self, e: &AuditRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit (id, at, kind, outcome, person_id, client_id, method, acr, address, \
              detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -69,39 +46,22 @@ impl Store {
         person_id: Option<&str>,
         since: i64,
         limit: i64,
-    ) -> Result<Vec<AuditEvent>> {
-        const COLS: &str =
-            "id, at, kind, outcome, person_id, client_id, method, acr, address, detail";
+    ) -> Result<Vec<AuditRow>> {
         let rows = match person_id {
             Some(p) => {
                 let sql = format!(
                     "SELECT {COLS} FROM audit WHERE person_id = $1 AND at >= $2 \
                      ORDER BY at DESC, id LIMIT $3"
                 );
-                sqlx::query(&sql).bind(p).bind(since).bind(limit).fetch_all(&self.pool).await?
+                sqlx::query_as(&sql).bind(p).bind(since).bind(limit).fetch_all(&self.pool).await?
             }
             None => {
                 let sql = format!(
                     "SELECT {COLS} FROM audit WHERE at >= $1 ORDER BY at DESC, id LIMIT $2"
                 );
-                sqlx::query(&sql).bind(since).bind(limit).fetch_all(&self.pool).await?
+                sqlx::query_as(&sql).bind(since).bind(limit).fetch_all(&self.pool).await?
             }
         };
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEvent {
-                    id: col(r, "id")?,
-                    at: col(r, "at")?,
-                    kind: col(r, "kind")?,
-                    outcome: col(r, "outcome")?,
-                    person_id: col(r, "person_id")?,
-                    client_id: col(r, "client_id")?,
-                    method: col(r, "method")?,
-                    acr: col(r, "acr")?,
-                    address: col(r, "address")?,
-                    detail: col(r, "detail")?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 }

@@ -65,7 +65,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    audit_hook: Option<AuditHook>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -122,7 +121,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend, audit_hook: None })
+        Ok(Self { pool, backend })
     }
 
     pub async fn migrate(&self) -> Result<()> {

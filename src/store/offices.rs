@@ -66,7 +66,7 @@ pub struct Registration {
     pub document_hint: String,
     pub email: String,
     pub mobile: String,
-    pub lang: String,
+    pub lang: crate::i18n::Lang,
     pub status: RegistrationStatus,
     pub code_hash: Option<String>,
     pub link_hash: Option<String>,
@@ -98,7 +98,11 @@ impl Registration {
             document_hint: col(r, "document_hint")?,
             email: col(r, "email")?,
             mobile: col(r, "mobile")?,
-            lang: col(r, "lang")?,
+            lang: {
+                let l: String = col(r, "lang")?;
+                crate::i18n::Lang::parse(&l)
+                    .ok_or_else(|| StoreError::Corrupt(format!("registration language {l}")))?
+            },
             status: RegistrationStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("registration status {status}")))?,
             code_hash: col(r, "code_hash")?,
@@ -168,7 +172,7 @@ impl Store {
             .bind(&r.document_hint)
             .bind(&r.email)
             .bind(&r.mobile)
-            .bind(&r.lang)
+            .bind(r.lang.as_str())
             .bind(r.status.as_str())
             .bind(&r.code_hash)
             .bind(&r.link_hash)

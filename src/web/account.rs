@@ -1,45 +1,39 @@
-//! `/account`: who is logged in, and their own login history (SPEC §9).
+//! `/account`: who is logged in, their keys and their own login history (SPEC §9). The rules for
+//! changing keys are `keys::manage`'s.
 
 use super::pages::{self, render, Chrome, FormError, HistoryRow, KeyRowView, Link};
-use super::{AppState, WebError};
-use crate::assurance::AssuranceLevel;
-use crate::session::Enrolment;
-use crate::store::AuditEvent;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use super::{AppState, CsrfForm, Ctx, WebError};
+use crate::keys::manage::KeyChange;
+use crate::session::Session;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
-use std::net::SocketAddr;
 
-pub async fn show(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
-    render_show(&st, ctx, None, StatusCode::OK).await
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+pub async fn show(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    match &ctx.session {
+        Some(s) => render_show(&st, &ctx, s, None, StatusCode::OK).await,
+        None => Ok(to_login()),
+    }
 }
 
 async fn render_show(
     st: &AppState,
-    ctx: super::Ctx,
+    ctx: &Ctx,
+    session: &Session,
     error: Option<&'static str>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let Some(session) = &ctx.session else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let Some(login) = &session.data.login else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let Some(person) = st.store.person(&login.person_id).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
+    let Some(login) = &session.data.login else { return Ok(to_login()) };
+    let Some(view) = st.keys.account_view(login).await? else { return Ok(to_login()) };
     let tr = &ctx.tr;
-    let events = st.store.audit_events(Some(&person.id), 0, 50).await?;
-    let history = events
+    let level_name = |l: crate::assurance::AssuranceLevel| tr.t(&format!("level-{}", l.short()));
+    let history = view
+        .logins
         .into_iter()
-        .filter(|e| e.kind == "login")
         .map(|e| HistoryRow {
             when: tr.datetime(e.at),
             method: e.method.unwrap_or_default(),
@@ -47,19 +41,14 @@ async fn render_show(
                 .acr
                 .as_deref()
                 .and_then(crate::assurance::AssuranceLevel::parse)
-                .map(|l| tr.t(&format!("level-{}", l.short())))
+                .map(level_name)
                 .unwrap_or_else(|| e.outcome.clone()),
             app: e.client_id.unwrap_or_default(),
         })
         .collect();
-    let account = st.store.account_by_person(&person.id).await?;
-    let keys = match &account {
-        Some(a) => st.store.keys_of_account(&a.id).await?,
-        None => Vec::new(),
-    };
-    let keys = keys
+    let keys = view
+        .keys
         .into_iter()
-        .filter(|k| k.status == "active")
         .map(|k| KeyRowView {
             label: tr.t(&format!("key-{}", k.kind)),
             detail: k.phone.as_deref().map(crate::keys::mask_phone).unwrap_or_default(),
@@ -71,183 +60,89 @@ async fn render_show(
     let page = pages::Account {
         c: Chrome::new(tr.clone(), "/account"),
         csrf: session.csrf.clone(),
-        name: format!("{} {}", person.given_name, person.family_name),
-        insz: person.insz.masked(),
+        name: format!("{} {}", view.person.given_name, view.person.family_name),
+        insz: view.person.insz.masked(),
         acr: login.acr.uri().to_string(),
-        level: tr.t(&format!("level-{}", login.acr.short())),
+        level: level_name(login.acr),
         history,
         keys,
-        has_account: account.is_some(),
+        has_account: view.has_account,
         error: error.map(|k| FormError::new(tr, k)),
     };
     Ok(render(status, &page))
 }
 
-/// A login fresh enough to change keys: at least substantial, within the last ten minutes.
-pub const REAUTH_S: i64 = 600;
+/// The page that asks for a fresh, strong login before keys change.
+fn log_in_again(ctx: &Ctx) -> Response {
+    let tr = &ctx.tr;
+    pages::message(
+        StatusCode::FORBIDDEN,
+        tr,
+        "account-title",
+        tr.t("account-reauth"),
+        Some("reauth"),
+        Some(Link { href: "/account/login".into(), label: tr.t("office-login-again") }),
+    )
+}
 
 #[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
-}
+pub struct NoFields {}
 
 /// Adding a key: only after a recent login at substantial or higher (SPEC §7).
 pub async fn add_key(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    CsrfForm { ctx, mut session, .. }: CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
-    let Some(mut session) = ctx.session.take() else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    if !session.csrf_ok(form.csrf.as_deref()) {
-        return Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            &ctx.tr,
-            "error-title",
-            "csrf-failed",
-            "csrf",
-        ));
+    let Some(login) = session.data.login.clone() else { return Ok(to_login()) };
+    match st.keys.start_adding(&login, ctx.now).await? {
+        KeyChange::Adding(enrolment) => {
+            session.data.enrol = Some(enrolment);
+            ctx.save(&st, &mut session).await?;
+            Ok(Redirect::to("/activate/keys").into_response())
+        }
+        _ => Ok(log_in_again(&ctx)),
     }
-    let Some(login) = session.data.login.clone() else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let tr = ctx.tr.clone();
-    let now = st.clock.now();
-    if login.acr < AssuranceLevel::Substantial || now - login.auth_time > REAUTH_S {
-        return Ok(pages::message(
-            StatusCode::FORBIDDEN,
-            &tr,
-            "account-title",
-            tr.t("account-reauth"),
-            Some("reauth"),
-            Some(Link { href: "/account/login".into(), label: tr.t("office-login-again") }),
-        ));
-    }
-    let account = st.store.account_by_person(&login.person_id).await?;
-    session.data.enrol = Some(Enrolment {
-        registration_id: None,
-        person_id: login.person_id.clone(),
-        account_id: account.map(|a| a.id),
-        at: now,
-        ..Default::default()
-    });
-    st.sessions.save(&mut session).await?;
-    Ok(Redirect::to("/activate/keys").into_response())
 }
 
 /// Logs in again (stronger or fresher), then back to `/account`.
-pub async fn login_again(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
-    let (mut s, is_new) = st.session_or_new(&mut ctx).await?;
+pub async fn login_again(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
+    let mut s = ctx.session_or_new(&st).await?;
     s.data.login = None;
     s.data.pending = None;
     s.data.return_to = Some("/account".into());
-    st.sessions.save(&mut s).await?;
-    let mut resp = Redirect::to("/login").into_response();
-    if is_new {
-        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&s));
-    }
-    Ok(resp)
+    ctx.save(&st, &mut s).await?;
+    Ok(to_login())
 }
 
-/// Removes one key; the last active key cannot be removed (the person would be locked out).
+/// Removes one key: the same recent strong login as adding one, and never the last key.
 pub async fn remove_key(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    CsrfForm { ctx, session, .. }: CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
-    let Some(session) = &ctx.session else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    if !session.csrf_ok(form.csrf.as_deref()) {
-        return Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            &ctx.tr,
-            "error-title",
-            "csrf-failed",
-            "csrf",
-        ));
+    let Some(login) = &session.data.login else { return Ok(to_login()) };
+    match st.keys.remove(login, &id, &ctx.address, ctx.now).await? {
+        KeyChange::Removed => Ok(Redirect::to("/account").into_response()),
+        KeyChange::LogInAgain => Ok(log_in_again(&ctx)),
+        KeyChange::LastKey | KeyChange::NotFound | KeyChange::Adding(_) => {
+            render_show(&st, &ctx, &session, Some("account-last-key"), StatusCode::CONFLICT).await
+        }
     }
-    let Some(login) = &session.data.login else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let Some(account) = st.store.account_by_person(&login.person_id).await? else {
-        return Ok(Redirect::to("/account").into_response());
-    };
-    let kind = st
-        .store
-        .keys_of_account(&account.id)
-        .await?
-        .into_iter()
-        .find(|k| k.id == id)
-        .map(|k| k.kind);
-    let removed = match &kind {
-        Some(_) => st.store.revoke_key_unless_last(&id, &account.id, st.clock.now()).await?,
-        None => false,
-    };
-    if !removed {
-        return render_show(&st, ctx, Some("account-last-key"), StatusCode::CONFLICT).await;
-    }
-    let e = AuditEvent {
-        id: crate::crypto::random_id(),
-        at: st.clock.now(),
-        kind: "key-change".into(),
-        outcome: "removed".into(),
-        person_id: Some(login.person_id.clone()),
-        method: kind,
-        address: Some(ctx.address.clone()),
-        detail: "{}".into(),
-        ..Default::default()
-    };
-    if let Err(err) = st.store.insert_audit(&e).await {
-        tracing::error!(error = %err, "audit event could not be stored");
-    }
-    Ok(Redirect::to("/account").into_response())
-}
-
-#[derive(serde::Deserialize)]
-pub struct LogoutForm {
-    csrf: Option<String>,
 }
 
 pub async fn logout(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(form): Form<LogoutForm>,
+    CsrfForm { mut ctx, session, .. }: CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
-    let Some(session) = &ctx.session else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    if !session.csrf_ok(form.csrf.as_deref()) {
-        return Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            &ctx.tr,
-            "error-title",
-            "csrf-failed",
-            "csrf",
-        ));
-    }
-    st.sessions.destroy(session).await?;
-    let mut resp = pages::message(
+    st.provider.logged_out(&session.data, ctx.now).await;
+    ctx.session = Some(session);
+    ctx.end_session(&st).await?;
+    Ok(pages::message(
         StatusCode::OK,
         &ctx.tr,
         "logged-out-title",
         ctx.tr.t("logged-out"),
         None,
         Some(Link { href: "/login".into(), label: ctx.tr.t("back-to-start") }),
-    );
-    resp.headers_mut().append(header::SET_COOKIE, st.clear_session_cookie());
-    Ok(resp)
+    ))
 }

@@ -9,13 +9,13 @@ use crate::i18n::Tr;
 use crate::keys::{self, KeyError};
 use crate::office::Opening;
 use crate::session::{Enrolment, Session};
-use crate::store::{Account, AuditEvent};
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::audit::{Event, Kind, Outcome};
+use crate::store::Account;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use base64::Engine;
-use std::net::SocketAddr;
 
 /// An enrolment must be finished within an hour of its start.
 const ENROL_TTL_S: i64 = 3600;
@@ -32,40 +32,30 @@ fn link_problem(tr: &Tr, status: StatusCode, text_key: &str, code: &'static str)
 }
 
 /// The enrolment under way in this session, if it is still fresh.
-fn enrolment(st: &AppState, session: Option<&Session>) -> Option<Enrolment> {
-    session.and_then(|s| s.data.enrol.clone()).filter(|e| st.clock.now() - e.at <= ENROL_TTL_S)
+fn enrolment(ctx: &Ctx, session: Option<&Session>) -> Option<Enrolment> {
+    session.and_then(|s| s.data.enrol.clone()).filter(|e| ctx.now - e.at <= ENROL_TTL_S)
 }
 
 fn no_enrolment(tr: &Tr) -> Response {
     link_problem(tr, StatusCode::FORBIDDEN, "activate-no-enrolment", "no-enrolment")
 }
 
-async fn audit(st: &AppState, kind: &str, outcome: &str, person: &str, method: Option<&str>) {
-    let e = AuditEvent {
-        id: crate::crypto::random_id(),
-        at: st.clock.now(),
-        kind: kind.into(),
-        outcome: outcome.into(),
-        person_id: Some(person.into()),
-        method: method.map(str::to_string),
-        detail: "{}".into(),
-        ..Default::default()
-    };
-    if let Err(err) = st.store.insert_audit(&e).await {
-        tracing::error!(error = %err, "audit event could not be stored");
+async fn audit(st: &AppState, now: i64, outcome: Outcome, person: &str, method: Option<Method>) {
+    let mut e = Event::new(Kind::KeyChange, outcome).person(person);
+    if let Some(m) = method {
+        e = e.factor(m);
     }
+    st.keys.record(e, now).await;
 }
 
 pub async fn code_form(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(token): Path<String>,
+    mut ctx: Ctx,
+        Path(token): Path<String>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     let tr = ctx.tr.clone();
     let reg = st.offices.by_link(&token).await?;
-    let now = st.clock.now();
+    let now = ctx.now;
     let Some(reg) = reg else {
         return Ok(link_problem(&tr, StatusCode::NOT_FOUND, "activate-link-unusable", "unusable"));
     };
@@ -80,7 +70,7 @@ pub async fn code_form(
         }
         _ => return Ok(link_problem(&tr, StatusCode::GONE, "activate-link-unusable", "unusable")),
     }
-    let (session, is_new) = st.session_or_new(&mut ctx).await?;
+    let session = ctx.session_or_new(&st).await?;
     let page = pages::ActivateCode {
         c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
         csrf: session.csrf.clone(),
@@ -88,10 +78,7 @@ pub async fn code_form(
         expires: tr.date(reg.expires_at),
         error: None,
     };
-    let mut resp = render(StatusCode::OK, &page);
-    if is_new {
-        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
-    }
+    let resp = render(StatusCode::OK, &page);
     Ok(resp)
 }
 
@@ -103,12 +90,10 @@ pub struct CodePost {
 
 pub async fn code(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(token): Path<String>,
+    mut ctx: Ctx,
+        Path(token): Path<String>,
     Form(post): Form<CodePost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let code = post.code.unwrap_or_default();
@@ -128,23 +113,22 @@ pub async fn code(
     match st.offices.open(&token, &code).await? {
         Opening::Opened(reg) => {
             let Some(mut session) = ctx.session.take() else {
-                return Err(WebError::Internal("no session".into()));
+                return Err(WebError::internal("no session"));
             };
             let Some(person_id) = reg.person_id.clone() else {
-                return Err(WebError::Internal("an issued registration without a person".into()));
+                return Err(WebError::internal("an issued registration without a person"));
             };
             session.data.enrol = Some(Enrolment {
                 registration_id: Some(reg.id.clone()),
                 person_id,
                 account_id: None,
-                at: st.clock.now(),
+                at: ctx.now,
                 ..Default::default()
             });
-            session.data.lang.get_or_insert_with(|| reg.lang.clone());
-            st.sessions.renew_id(&mut session).await?;
-            st.sessions.save(&mut session).await?;
-            let mut resp = Redirect::to("/activate/account").into_response();
-            resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
+            session.data.lang.get_or_insert(reg.lang);
+            ctx.renew(&st, &mut session).await?;
+            ctx.save(&st, &mut session).await?;
+            let resp = Redirect::to("/activate/account").into_response();
             Ok(resp)
         }
         Opening::Wrong { left } => {
@@ -197,11 +181,9 @@ async fn account_page(
 
 pub async fn account_form(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
-    let Some(enrol) = enrolment(&st, ctx.session.as_ref()) else {
+    ctx: Ctx,
+    ) -> Result<Response, WebError> {
+    let Some(enrol) = enrolment(&ctx, ctx.session.as_ref()) else {
         return Ok(no_enrolment(&ctx.tr));
     };
     if enrol.account_id.is_some() {
@@ -220,14 +202,12 @@ pub struct AccountPost {
 
 pub async fn account(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<AccountPost>,
+    mut ctx: Ctx,
+        Form(post): Form<AccountPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
-    let Some(mut enrol) = enrolment(&st, ctx.session.as_ref()) else {
+    let Some(mut enrol) = enrolment(&ctx, ctx.session.as_ref()) else {
         return Ok(no_enrolment(&tr));
     };
     if enrol.account_id.is_some() {
@@ -240,7 +220,7 @@ pub async fn account(
         return account_page(&st, &ctx, &enrol, e, username, StatusCode::UNPROCESSABLE_ENTITY)
             .await;
     }
-    let now = st.clock.now();
+    let now = ctx.now;
     let existing = st.store.account_by_person(&enrol.person_id).await?;
     let result = match &existing {
         // A new activation (e.g. after a lost device) sets a new username and password.
@@ -272,13 +252,13 @@ pub async fn account(
         }
         Err(e) => return Err(e.into()),
     };
-    audit(&st, "key-change", "account-set", &enrol.person_id, None).await;
+    audit(&st, ctx.now, Outcome::AccountSet, &enrol.person_id, None).await;
     enrol.account_id = Some(account_id);
     let Some(mut session) = ctx.session.take() else {
-        return Err(WebError::Internal("no session".into()));
+        return Err(WebError::internal("no session"));
     };
     session.data.enrol = Some(enrol);
-    st.sessions.save(&mut session).await?;
+    ctx.save(&st, &mut session).await?;
     Ok(Redirect::to("/activate/keys").into_response())
 }
 
@@ -287,7 +267,7 @@ async fn enrol_account(
     st: &AppState,
     ctx: &Ctx,
 ) -> Result<Result<(Enrolment, Account), Response>, WebError> {
-    let Some(enrol) = enrolment(st, ctx.session.as_ref()) else {
+    let Some(enrol) = enrolment(ctx, ctx.session.as_ref()) else {
         return Ok(Err(no_enrolment(&ctx.tr)));
     };
     let Some(account_id) = &enrol.account_id else {
@@ -351,10 +331,8 @@ async fn keys_page(
 
 pub async fn keys(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
+    ctx: Ctx,
+    ) -> Result<Response, WebError> {
     let (enrol, account) = enrol_or_return!(&st, &ctx);
     keys_page(&st, &ctx, &enrol, &account, None, StatusCode::OK).await
 }
@@ -384,10 +362,10 @@ fn qr_data_uri(text: &str) -> String {
 
 async fn save_enrol(st: &AppState, ctx: &mut Ctx, enrol: Enrolment) -> Result<(), WebError> {
     let Some(mut session) = ctx.session.take() else {
-        return Err(WebError::Internal("no session".into()));
+        return Err(WebError::internal("no session"));
     };
     session.data.enrol = Some(enrol);
-    st.sessions.save(&mut session).await?;
+    ctx.save(&st, &mut session).await?;
     ctx.session = Some(session);
     Ok(())
 }
@@ -436,15 +414,13 @@ async fn sms_page(
 
 pub async fn choose_key(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<KeyPost>,
+    mut ctx: Ctx,
+        Form(post): Form<KeyPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
-    let now = st.clock.now();
+    let now = ctx.now;
     let kind = post.key.as_deref().and_then(Method::parse).filter(|m| kinds(&st).contains(m));
     match kind {
         Some(Method::Totp) => {
@@ -463,7 +439,7 @@ pub async fn choose_key(
         }
         Some(Method::Token) => {
             let card = keys::add_token(&st.store, &account, now).await?;
-            audit(&st, "key-change", "added", &enrol.person_id, Some("token")).await;
+            audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Token)).await;
             enrol.added.push("token".into());
             save_enrol(&st, &mut ctx, enrol).await?;
             let page = pages::ActivateToken {
@@ -479,7 +455,7 @@ pub async fn choose_key(
             let (challenge, state) = pk
                 .start_registration(&st.store, &account)
                 .await
-                .map_err(|e| WebError::Internal(e.to_string()))?;
+                .map_err(WebError::internal)?;
             enrol.webauthn = Some(state);
             save_enrol(&st, &mut ctx, enrol).await?;
             let page = pages::ActivateWebauthn {
@@ -506,11 +482,9 @@ pub struct ConfirmPost {
 
 pub async fn confirm_totp(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<ConfirmPost>,
+    mut ctx: Ctx,
+        Form(post): Form<ConfirmPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
@@ -518,13 +492,13 @@ pub async fn confirm_totp(
         return Ok(Redirect::to("/activate/keys").into_response());
     };
     let code = post.code.unwrap_or_default();
-    let ok = keys::confirm_totp(&st.store, &st.master, &account.id, &key_id, &code, st.clock.now())
+    let ok = keys::confirm_totp(&st.store, &st.master, &account.id, &key_id, &code, ctx.now)
         .await?;
     if !ok {
         let e = FormError::new(&tr, "enrol-totp-wrong");
         return totp_page(&st, &ctx, &account, &key_id, Some(e), StatusCode::UNAUTHORIZED).await;
     }
-    audit(&st, "key-change", "added", &enrol.person_id, Some("totp")).await;
+    audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Totp)).await;
     enrol.totp_key = None;
     enrol.added.push("totp".into());
     save_enrol(&st, &mut ctx, enrol).await?;
@@ -534,19 +508,17 @@ pub async fn confirm_totp(
 /// SMS: first the number (a code is sent), then the code.
 pub async fn sms(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<ConfirmPost>,
+    mut ctx: Ctx,
+        Form(post): Form<ConfirmPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
-    let now = st.clock.now();
+    let now = ctx.now;
     let code = post.code.unwrap_or_default();
     if let (Some(ch), false) = (enrol.sms_challenge.clone(), code.trim().is_empty()) {
         if keys::confirm_sms(&st.store, &account.id, &ch, code.trim(), now).await? {
-            audit(&st, "key-change", "added", &enrol.person_id, Some("sms")).await;
+            audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Sms)).await;
             enrol.sms_challenge = None;
             enrol.sms_phone = None;
             enrol.added.push("sms".into());
@@ -586,11 +558,9 @@ pub struct WebauthnPost {
 
 pub async fn webauthn(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<WebauthnPost>,
+    mut ctx: Ctx,
+        Form(post): Form<WebauthnPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
@@ -602,9 +572,9 @@ pub async fn webauthn(
         return keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::BAD_REQUEST).await;
     };
     let answer = post.credential.unwrap_or_default();
-    match pk.finish_registration(&st.store, &account, &state, &answer, st.clock.now()).await {
+    match pk.finish_registration(&st.store, &account, &state, &answer, ctx.now).await {
         Ok(_) => {
-            audit(&st, "key-change", "added", &enrol.person_id, Some("webauthn")).await;
+            audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Webauthn)).await;
             enrol.added.push("webauthn".into());
             save_enrol(&st, &mut ctx, enrol).await?;
             Ok(Redirect::to("/activate/keys").into_response())
@@ -625,11 +595,9 @@ pub struct FinishPost {
 
 pub async fn finish(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<FinishPost>,
+    mut ctx: Ctx,
+        Form(post): Form<FinishPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     ctx.require_csrf(post.csrf.as_deref())?;
     let (enrol, account) = enrol_or_return!(&st, &ctx);
     let tr = ctx.tr.clone();
@@ -642,10 +610,10 @@ pub async fn finish(
         st.offices.finish(reg, &enrol.person_id).await?;
     }
     let Some(mut session) = ctx.session.take() else {
-        return Err(WebError::Internal("no session".into()));
+        return Err(WebError::internal("no session"));
     };
     session.data.enrol = None;
-    st.sessions.save(&mut session).await?;
+    ctx.save(&st, &mut session).await?;
     if enrol.registration_id.is_none() {
         return Ok(Redirect::to("/account").into_response());
     }

@@ -1,18 +1,23 @@
-//! Where every error becomes a response: JSON with RFC 6749 codes for the protocol endpoints,
-//! a page in the person's language (saying what to do next) for browsers. Internal details are
-//! logged, never shown.
+//! Where every error becomes a response, each kind in one place: JSON with the RFC error codes
+//! for the protocol endpoints ([`oidc_error_response`]), a page in the person's language that
+//! says what to do next for browsers ([`WebError::Page`]), and a fixed page for anything broken
+//! inside ([`WebError::Internal`]: the detail and its sources are logged, never shown).
 
 use super::pages::{message, Link};
-use crate::i18n::Tr;
+use crate::i18n::{Lang, Tr};
 use crate::oidc::OidcError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-#[derive(Debug)]
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
 pub enum WebError {
     /// A protocol error for an app (token, revoke, userinfo, PAR).
-    Oidc(OidcError),
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
     /// A page for a person.
+    #[error("page {code} ({status})")]
     Page {
         status: StatusCode,
         tr: Tr,
@@ -20,8 +25,12 @@ pub enum WebError {
         text_key: &'static str,
         code: &'static str,
     },
-    /// Something broke inside; the person gets a generic page.
-    Internal(String),
+    /// A route of a feature this deployment does not have (e.g. no eIDAS node configured).
+    #[error("not found")]
+    NotFound,
+    /// Something broke inside; the person gets a fixed page.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
 }
 
 impl WebError {
@@ -34,48 +43,51 @@ impl WebError {
     ) -> Self {
         Self::Page { status, tr: tr.clone(), title_key, text_key, code }
     }
-}
 
-impl From<OidcError> for WebError {
-    fn from(e: OidcError) -> Self {
-        WebError::Oidc(e)
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        Self::Internal(e.into())
     }
 }
 
-impl From<crate::store::StoreError> for WebError {
-    fn from(e: crate::store::StoreError) -> Self {
-        WebError::Internal(e.to_string())
-    }
+/// Module errors that reach a handler are internal: the use cases turn everything a person
+/// could cause into a decision, not an error.
+macro_rules! internal_from {
+    ($($t:ty),+ $(,)?) => {
+        $(impl From<$t> for WebError {
+            fn from(e: $t) -> Self {
+                WebError::Internal(Box::new(e))
+            }
+        })+
+    };
 }
 
-impl From<crate::policy::PolicyError> for WebError {
-    fn from(e: crate::policy::PolicyError) -> Self {
-        WebError::Internal(e.to_string())
-    }
-}
+internal_from!(
+    crate::store::StoreError,
+    crate::policy::PolicyError,
+    crate::eidas::EidasError,
+    crate::keys::KeyError,
+    crate::office::OfficeError,
+    crate::oidc::authorize::AuthorizeError,
+    tokio::task::JoinError,
+);
 
-impl From<crate::eidas::EidasError> for WebError {
-    fn from(e: crate::eidas::EidasError) -> Self {
-        WebError::Internal(e.to_string())
+/// The error and every source under it, for the log line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
     }
-}
-
-impl From<crate::keys::KeyError> for WebError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        WebError::Internal(e.to_string())
-    }
-}
-
-impl From<crate::office::OfficeError> for WebError {
-    fn from(e: crate::office::OfficeError) -> Self {
-        WebError::Internal(e.to_string())
-    }
+    out
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::Oidc(e) => oidc_error_response(&e),
+            WebError::NotFound => StatusCode::NOT_FOUND.into_response(),
             WebError::Page { status, tr, title_key, text_key, code } => message(
                 status,
                 &tr,
@@ -84,18 +96,17 @@ impl IntoResponse for WebError {
                 Some(code),
                 Some(Link { href: "/login".into(), label: tr.t("back-to-start") }),
             ),
-            WebError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+            WebError::Internal(e) => {
+                tracing::error!(error = %chain(e.as_ref()), "internal error");
                 // No language is known here: say it in all four.
-                let tr = Tr::new("en");
-                let text = ["nl", "fr", "de", "en"]
+                let text = Lang::ALL
                     .iter()
-                    .map(|l| Tr::new(l).t("error-internal"))
+                    .map(|l| Tr::new(*l).t("error-internal"))
                     .collect::<Vec<_>>()
                     .join(" / ");
                 message(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    &tr,
+                    &Tr::new(Lang::En),
                     "error-title",
                     text,
                     Some("internal"),
@@ -110,7 +121,7 @@ pub fn oidc_error_response(e: &OidcError) -> Response {
     let status = match e {
         OidcError::InvalidClient(_) | OidcError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
         OidcError::Server(detail) => {
-            tracing::error!(error = %detail, "token endpoint error");
+            tracing::error!(error = %chain(detail.as_ref()), "token endpoint error");
             StatusCode::INTERNAL_SERVER_ERROR
         }
         _ => StatusCode::BAD_REQUEST,

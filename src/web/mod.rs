@@ -6,6 +6,7 @@ mod activate;
 mod eid;
 mod eidas;
 pub mod error;
+pub mod extract;
 mod fas;
 mod login;
 mod office;
@@ -15,12 +16,12 @@ pub mod ratelimit;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::i18n::{self, Tr};
+use crate::i18n::{self};
 use crate::keys::KeyService;
 use crate::oidc::Provider;
-use crate::session::{Session, SessionData, Sessions};
+use crate::session::Sessions;
 use crate::store::Store;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -30,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use error::WebError;
+pub use extract::{CsrfForm, Ctx};
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -42,9 +44,10 @@ pub struct Inner {
     pub sessions: Sessions,
     pub keys: KeyService,
     pub eidas: Option<Arc<crate::eidas::Eidas>>,
-    pub bis_register: Option<Arc<dyn crate::linking::BisRegister>>,
-    pub fas: Option<Arc<crate::fas::Fas>>,
+    pub linking: crate::linking::Linking,
+    pub fas: Option<Arc<crate::fas::callback::FederalLogin>>,
     pub eid: Option<Arc<crate::eid::EidState>>,
+    pub eid_logins: crate::eid::login::EidLogins,
     pub offices: crate::office::Offices,
     /// Encrypts TOTP secrets at rest (keys enrolled at activation or from `/account`).
     pub master: crate::crypto::MasterKey,
@@ -59,8 +62,6 @@ impl std::ops::Deref for AppState {
     }
 }
 
-pub const LANG_COOKIE: &str = "cozo_lang";
-
 /// The request id header: kept when the load balancer sent one, made (a UUID) otherwise.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -72,86 +73,6 @@ impl Inner {
         } else {
             "cozo_session"
         }
-    }
-
-    pub fn session_cookie(&self, s: &Session) -> HeaderValue {
-        let secure = if self.cfg.secure_cookies() { "; Secure" } else { "" };
-        let v = format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-            self.session_cookie_name(),
-            s.id
-        );
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-
-    pub fn clear_session_cookie(&self) -> HeaderValue {
-        let secure = if self.cfg.secure_cookies() { "; Secure" } else { "" };
-        let v = format!(
-            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-            self.session_cookie_name()
-        );
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-}
-
-/// What a browser request carries: its session (if any), language and address.
-pub struct Ctx {
-    pub session: Option<Session>,
-    pub tr: Tr,
-    pub address: String,
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            let (k, v) = c.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
-}
-
-impl Ctx {
-    /// A form posted without a live session or with a wrong CSRF token changes nothing.
-    pub fn require_csrf(&self, token: Option<&str>) -> Result<(), WebError> {
-        match &self.session {
-            Some(s) if s.csrf_ok(token) => Ok(()),
-            _ => Err(WebError::page(
-                StatusCode::FORBIDDEN,
-                &self.tr,
-                "session-expired-title",
-                "csrf-failed",
-                "csrf",
-            )),
-        }
-    }
-}
-
-impl AppState {
-    pub async fn ctx(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Ctx, WebError> {
-        let session = match cookie(headers, self.session_cookie_name()) {
-            Some(id) => self.sessions.load(id).await?,
-            None => None,
-        };
-        let lang = session
-            .as_ref()
-            .and_then(|s| s.data.lang.clone())
-            .filter(|l| i18n::is_supported(l))
-            .or_else(|| {
-                cookie(headers, LANG_COOKIE).filter(|l| i18n::is_supported(l)).map(str::to_string)
-            })
-            .or_else(|| {
-                headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(i18n::from_accept_language)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| self.cfg.ui.default_language.clone());
-        let address = self.client_address(headers, peer);
-        Ok(Ctx { session, tr: Tr::new(&lang), address })
     }
 
     /// The client's address: the peer, or the last `X-Forwarded-For` hop behind a trusted load
@@ -171,20 +92,12 @@ impl AppState {
             peer.ip().to_string()
         }
     }
-
-    /// The session, or a new one (forms need one for their CSRF token).
-    pub async fn session_or_new(&self, ctx: &mut Ctx) -> Result<(Session, bool), WebError> {
-        match ctx.session.take() {
-            Some(s) => Ok((s, false)),
-            None => Ok((self.sessions.create(SessionData::default()).await?, true)),
-        }
-    }
 }
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.cfg.server.max_body_bytes;
     let hsts = state.cfg.secure_cookies();
-    Router::new()
+    let app = Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route("/jwks", get(oidc::jwks))
         .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
@@ -233,9 +146,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::to("/account") }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::cookie_layer))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit))
-        .with_state(state)
-        .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, hsts)))
+        .with_state(state);
+    with_security_headers(app, hsts)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         // Every log line of a request carries its id (JSON logs: the span's `request_id`), and
@@ -269,33 +183,36 @@ pub fn router(state: AppState) -> Router {
 
 /// The eID listener's routes (its own TLS port).
 pub fn eid_router(state: AppState) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/eid/start", get(eid::listener_start))
         .route("/static/style.css", get(stylesheet))
-        .with_state(state)
-        .layer(axum::middleware::from_fn(move |req, next| security_headers(req, next, true)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::cookie_layer))
+        .with_state(state);
+    with_security_headers(app, true)
 }
 
-async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    let set = |h: &mut HeaderMap, k: HeaderName, v: &'static str| {
-        h.entry(k).or_insert(HeaderValue::from_static(v));
-    };
-    set(
-        h,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
-         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
-    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
-    set(h, header::CACHE_CONTROL, "no-store");
+/// The headers every response carries unless its handler set its own (tower-http).
+fn with_security_headers(r: Router, hsts: bool) -> Router {
+    use tower_http::set_header::SetResponseHeaderLayer as H;
+    let v = HeaderValue::from_static;
+    let r = r
+        .layer(H::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            v("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+               connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        ))
+        .layer(H::if_not_present(header::X_CONTENT_TYPE_OPTIONS, v("nosniff")))
+        .layer(H::if_not_present(header::X_FRAME_OPTIONS, v("DENY")))
+        .layer(H::if_not_present(header::REFERRER_POLICY, v("no-referrer")))
+        .layer(H::if_not_present(header::CACHE_CONTROL, v("no-store")));
     if hsts {
-        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
+        r.layer(H::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            v("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        r
     }
-    resp
 }
 
 async fn autosubmit_js() -> impl IntoResponse {
@@ -336,29 +253,17 @@ struct Back {
 /// Remembers the language a person picked (cookie and session) and returns to the page.
 async fn set_language(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    mut ctx: Ctx,
     Path(code): Path<String>,
     Query(q): Query<Back>,
 ) -> Result<Response, WebError> {
-    if !i18n::is_supported(&code) {
+    let Some(lang) = i18n::Lang::parse(&code) else {
         return Ok(StatusCode::NOT_FOUND.into_response());
-    }
-    let ctx = st.ctx(&headers, peer).await?;
-    if let Some(mut s) = ctx.session {
-        s.data.lang = Some(code.clone());
-        st.sessions.save(&mut s).await?;
-    }
+    };
+    ctx.pick_language(&st, lang).await?;
     // Only local paths: never an open redirect.
     let back = q.back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
-    let mut resp = Redirect::to(back.as_deref().unwrap_or("/login")).into_response();
-    let secure = if st.cfg.secure_cookies() { "; Secure" } else { "" };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{LANG_COOKIE}={code}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}"
-    )) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(resp)
+    Ok(Redirect::to(back.as_deref().unwrap_or("/login")).into_response())
 }
 
 /// Counts each request by route and status; a 429 from a handler (a lock running) is a
@@ -402,32 +307,26 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     }
-    match st.metrics.render(&st.store).await {
+    match st.metrics.render(&st.provider.store).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
             .into_response(),
-        Err(e) => WebError::Internal(e.to_string()).into_response(),
+        Err(e) => WebError::internal(e).into_response(),
     }
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    let db = st.store.ping().await.is_ok();
-    let keys = st.provider.keys.current().active(crate::oidc::signing::SigningAlg::Rs256).is_some();
+    let (db, keys) = st.provider.readiness().await;
     let body = serde_json::json!({ "database": db, "keys": keys });
     let status = if db && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
 /// The demo mailbox: what the outbox holds, when no SMS gateway or SMTP server is configured.
-async fn mailbox(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
+async fn mailbox(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     if !st.cfg.demo_mailbox() {
         return Ok(StatusCode::NOT_FOUND.into_response());
     }
-    let ctx = st.ctx(&headers, peer).await?;
-    let messages = st.store.outbox(100).await?;
+    let messages = crate::outbox::demo_mailbox(&st.store).await?;
     let page = pages::Mailbox {
         c: pages::Chrome::new(ctx.tr.clone(), "/demo/mailbox"),
         messages: messages

@@ -8,11 +8,10 @@ use crate::i18n::Tr;
 use crate::identity::Insz;
 use crate::office::{DocumentType, Issued, OfficeError, RegistrationForm};
 use crate::store::{Operator, Registration, RegistrationStatus};
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use std::net::SocketAddr;
 
 const HOME: &str = "/office";
 
@@ -26,14 +25,11 @@ async fn operator(
     let login = ctx.session.as_ref().and_then(|s| s.data.login.clone());
     let Some(login) = login else {
         // Not logged in: log in first, then come back here.
-        let (mut s, is_new) = st.session_or_new(ctx).await?;
+        let mut s = ctx.session_or_new(st).await?;
         s.data.return_to = Some(here.to_string());
         s.data.pending = None;
-        st.sessions.save(&mut s).await?;
-        let mut resp = Redirect::to("/login").into_response();
-        if is_new {
-            resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&s));
-        }
+        ctx.save(&st, &mut s).await?;
+        let resp = Redirect::to("/login").into_response();
         ctx.session = Some(s);
         return Ok(Err(resp));
     };
@@ -110,30 +106,23 @@ fn not_found(tr: &Tr) -> Response {
 /// Clears the login and logs in again, coming back to `/office` (a stronger login).
 pub async fn login(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
-    let (mut s, is_new) = st.session_or_new(&mut ctx).await?;
+    mut ctx: Ctx,
+    ) -> Result<Response, WebError> {
+    let mut s = ctx.session_or_new(&st).await?;
     s.data.login = None;
     s.data.pending = None;
     s.data.return_to = Some(HOME.into());
-    st.sessions.save(&mut s).await?;
-    let mut resp = Redirect::to("/login").into_response();
-    if is_new {
-        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&s));
-    }
+    ctx.save(&st, &mut s).await?;
+    let resp = Redirect::to("/login").into_response();
     Ok(resp)
 }
 
 pub async fn list(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
+    mut ctx: Ctx,
+    ) -> Result<Response, WebError> {
     let op = operator_or_return!(&st, &mut ctx, HOME);
-    let now = st.clock.now();
+    let now = ctx.now;
     let tr = &ctx.tr;
     let rows = st
         .store
@@ -164,7 +153,7 @@ fn form_page(
                 (d.as_str(), tr.t(&format!("office-document-{}", d.as_str().replace('_', "-"))))
             })
             .collect(),
-        languages: crate::i18n::LANGUAGES.to_vec(),
+        languages: crate::i18n::Lang::ALL.iter().map(|l| l.as_str()).collect(),
         v: form,
         errors,
         duplicate,
@@ -173,10 +162,8 @@ fn form_page(
 
 pub async fn register_form(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
+    mut ctx: Ctx,
+    ) -> Result<Response, WebError> {
     let _op = operator_or_return!(&st, &mut ctx, "/office/register");
     let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
     let form = RegistrationForm { language: Some(ctx.tr.lang.to_string()), ..Default::default() };
@@ -192,7 +179,7 @@ pub struct RegisterPost {
 
 fn result_page(st: &AppState, tr: &Tr, issued: &Issued) -> Response {
     let reg = &issued.registration;
-    let person_tr = Tr::new(&reg.lang);
+    let person_tr = Tr::new(reg.lang);
     let page = pages::OfficeResult {
         c: Chrome::new(tr.clone(), HOME),
         name: format!("{} {}", reg.given_names, reg.family_name),
@@ -215,16 +202,14 @@ fn result_page(st: &AppState, tr: &Tr, issued: &Issued) -> Response {
 
 pub async fn register(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(post): Form<RegisterPost>,
+    mut ctx: Ctx,
+        Form(post): Form<RegisterPost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     let op = operator_or_return!(&st, &mut ctx, "/office/register");
     ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
-    let today = chrono::DateTime::from_timestamp(st.clock.now(), 0)
+    let today = chrono::DateTime::from_timestamp(ctx.now, 0)
         .map(|d| d.date_naive())
         .unwrap_or_default();
     let new = match post.form.parse(today) {
@@ -258,18 +243,16 @@ pub async fn register(
 
 pub async fn show(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    mut ctx: Ctx,
+        Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     let op = operator_or_return!(&st, &mut ctx, HOME);
     let reg = match st.offices.of_office(&op, &id).await {
         Ok(r) => r,
         Err(OfficeError::NotFound) => return Ok(not_found(&ctx.tr)),
         Err(e) => return Err(e.into()),
     };
-    let now = st.clock.now();
+    let now = ctx.now;
     let tr = &ctx.tr;
     let page = pages::OfficeRegistration {
         c: Chrome::new(tr.clone(), HOME),
@@ -300,12 +283,10 @@ pub struct ReissuePost {
 
 pub async fn reissue(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    mut ctx: Ctx,
+        Path(id): Path<String>,
     Form(post): Form<ReissuePost>,
 ) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
     let op = operator_or_return!(&st, &mut ctx, HOME);
     ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();

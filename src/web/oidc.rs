@@ -2,16 +2,15 @@
 
 use super::error::oidc_error_response;
 use super::pages::{self, render, Chrome, Link, LogoutConfirm};
-use super::{AppState, WebError};
-use crate::i18n;
+use super::{AppState, Ctx, WebError};
+use crate::i18n::{self, Tr};
 use crate::oidc::authorize::{AuthorizeError, AuthorizeParams};
 use crate::oidc::token::TokenForm;
 use crate::oidc::OidcError;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use std::net::SocketAddr;
 
 fn json_bytes(body: bytes::Bytes, cache: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, cache)], body)
@@ -27,9 +26,8 @@ pub async fn jwks(State(st): State<AppState>) -> Response {
 }
 
 pub async fn authorize_get(
-    st: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    State(st): State<AppState>,
+    ctx: Ctx,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
     // RFC 6749 §3.1: a parameter may not appear twice.
@@ -47,68 +45,43 @@ pub async fn authorize_get(
         .ok()
     };
     let Some(params) = params else {
-        let ctx = st.0.ctx(&headers, peer.0).await?;
-        return Err(WebError::page(
-            StatusCode::BAD_REQUEST,
-            &ctx.tr,
-            "bad-client-title",
-            "bad-client",
-            "invalid_request",
-        ));
+        return Err(bad_client(&ctx.tr, "invalid_request"));
     };
-    authorize(st, peer, headers, params).await
+    authorize(st, ctx, params).await
 }
 
 pub async fn authorize_post(
-    st: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    State(st): State<AppState>,
+    ctx: Ctx,
     Form(params): Form<AuthorizeParams>,
 ) -> Result<Response, WebError> {
-    authorize(st, peer, headers, params).await
+    authorize(st, ctx, params).await
 }
 
-async fn authorize(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    params: AuthorizeParams,
-) -> Result<Response, WebError> {
-    let mut ctx = st.ctx(&headers, peer).await?;
-    let req = match st.provider.validate_authorize(&params, None).await {
+fn bad_client(tr: &Tr, code: &'static str) -> WebError {
+    WebError::page(StatusCode::BAD_REQUEST, tr, "bad-client-title", "bad-client", code)
+}
+
+async fn authorize(st: AppState, mut ctx: Ctx, params: AuthorizeParams) -> Result<Response, WebError> {
+    let req = match st.provider.validate_authorize(&params, None, ctx.now).await {
         Ok(r) => r,
-        Err(AuthorizeError::Server(e)) => return Err(WebError::Internal(e)),
         Err(AuthorizeError::BadClient(what)) => {
-            tracing::info!(
-                parameter = what,
-                "authorization request refused: untrusted client or redirect"
-            );
-            return Err(WebError::page(
-                StatusCode::BAD_REQUEST,
-                &ctx.tr,
-                "bad-client-title",
-                "bad-client",
-                "invalid_client",
-            ));
+            tracing::info!(parameter = what, "authorization request refused: untrusted client or redirect");
+            return Err(bad_client(&ctx.tr, "invalid_client"));
         }
-        Err(e) => {
-            return Ok(
-                Redirect::to(&st.provider.error_redirect(&e).unwrap_or_default()).into_response()
-            )
+        Err(e @ AuthorizeError::Redirect { .. }) => {
+            return Ok(Redirect::to(&st.provider.error_redirect(&e).unwrap_or_default()).into_response())
         }
+        Err(e) => return Err(e.into()),
     };
-    let (mut session, is_new) = st.session_or_new(&mut ctx).await?;
+    let mut session = ctx.session_or_new(&st).await?;
     if let Some(lang) = i18n::pick(req.ui_locales.iter().map(String::as_str)) {
-        session.data.lang = Some(lang.to_string());
+        session.data.lang = Some(lang);
     }
-    let tr = crate::i18n::Tr::new(session.data.lang.as_deref().unwrap_or(ctx.tr.lang));
-    let resp = super::login::continue_request(&st, &tr, &mut session, None, &req, false).await?;
-    st.sessions.save(&mut session).await?;
-    let mut resp = resp;
-    if is_new {
-        resp.headers_mut().append(header::SET_COOKIE, st.session_cookie(&session));
-    }
-    Ok(resp)
+    let tr = Tr::new(session.data.lang.unwrap_or(ctx.tr.lang));
+    let resume = st.provider.authorize(&mut session.data, &req, ctx.now).await?;
+    ctx.save(&st, &mut session).await?;
+    Ok(super::login::resume_response(&tr, resume))
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
@@ -202,7 +175,7 @@ pub async fn par(
     };
     let mut params = form.params;
     params.client_id.get_or_insert(client.id.clone());
-    match st.provider.push(&client, &params).await {
+    match st.provider.push(&client, &params, st.clock.now()).await {
         Ok((request_uri, expires_in)) => no_store(
             (
                 StatusCode::CREATED,
@@ -227,46 +200,33 @@ pub struct LogoutParams {
 /// person confirms (so a link on another site cannot log them out).
 pub async fn logout_get(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(p): Query<LogoutParams>,
 ) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
     let hinted_client = p.id_token_hint.as_deref().and_then(|h| st.provider.check_id_token_hint(h));
     let target = logout_target(&st, &p, hinted_client.as_deref()).await?;
-    if hinted_client.is_some() || ctx.session.is_none() {
-        return finish_logout(&st, ctx, target).await;
+    match &ctx.session {
+        Some(session) if hinted_client.is_none() => {
+            let page = LogoutConfirm {
+                c: Chrome::new(ctx.tr.clone(), "/login"),
+                csrf: session.csrf.clone(),
+                post_logout_redirect_uri: target.as_ref().and(p.post_logout_redirect_uri.clone()),
+                client_id: p.client_id.clone(),
+                state: p.state.clone(),
+            };
+            Ok(render(StatusCode::OK, &page))
+        }
+        _ => finish_logout(&st, ctx, target).await,
     }
-    let Some(session) = &ctx.session else {
-        return finish_logout(&st, ctx, target).await;
-    };
-    let page = LogoutConfirm {
-        c: Chrome::new(ctx.tr.clone(), "/login"),
-        csrf: session.csrf.clone(),
-        post_logout_redirect_uri: target.as_ref().and(p.post_logout_redirect_uri.clone()),
-        client_id: p.client_id.clone(),
-        state: p.state.clone(),
-    };
-    Ok(render(StatusCode::OK, &page))
 }
 
 pub async fn logout_post(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(p): Form<LogoutParams>,
 ) -> Result<Response, WebError> {
-    let ctx = st.ctx(&headers, peer).await?;
-    if let Some(s) = &ctx.session {
-        if !s.csrf_ok(p.csrf.as_deref()) {
-            return Err(WebError::page(
-                StatusCode::FORBIDDEN,
-                &ctx.tr,
-                "error-title",
-                "csrf-failed",
-                "csrf",
-            ));
-        }
+    if ctx.session.as_ref().is_some_and(|s| !s.csrf_ok(p.csrf.as_deref())) {
+        return Err(super::extract::session_expired(&ctx.tr));
     }
     let hinted_client = p.id_token_hint.as_deref().and_then(|h| st.provider.check_id_token_hint(h));
     let target = logout_target(&st, &p, hinted_client.as_deref()).await?;
@@ -279,47 +239,23 @@ async fn logout_target(
     p: &LogoutParams,
     hinted_client: Option<&str>,
 ) -> Result<Option<String>, WebError> {
-    let Some(uri) = &p.post_logout_redirect_uri else {
-        return Ok(None);
-    };
-    let Some(client_id) = hinted_client.or(p.client_id.as_deref()) else {
-        return Ok(None);
-    };
-    if hinted_client.is_some() && p.client_id.as_deref().is_some_and(|c| Some(c) != hinted_client) {
-        return Ok(None);
-    }
-    let Some(client) = st.store.client(client_id).await? else {
-        return Ok(None);
-    };
-    if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
-        return Ok(None);
-    }
-    let mut url = url::Url::parse(uri).map_err(|e| WebError::Internal(e.to_string()))?;
-    if let Some(s) = &p.state {
-        url.query_pairs_mut().append_pair("state", s);
-    }
-    Ok(Some(url.to_string()))
+    let Some(uri) = &p.post_logout_redirect_uri else { return Ok(None) };
+    Ok(st
+        .provider
+        .post_logout_target(uri, hinted_client, p.client_id.as_deref(), p.state.as_deref())
+        .await?)
 }
 
 async fn finish_logout(
     st: &AppState,
-    ctx: super::Ctx,
+    mut ctx: Ctx,
     target: Option<String>,
 ) -> Result<Response, WebError> {
     if let Some(s) = &ctx.session {
-        if let Some(login) = &s.data.login {
-            st.provider
-                .audit(crate::store::AuditEvent {
-                    kind: "logout".into(),
-                    outcome: "ok".into(),
-                    person_id: Some(login.person_id.clone()),
-                    ..Default::default()
-                })
-                .await;
-        }
-        st.sessions.destroy(s).await?;
+        st.provider.logged_out(&s.data, ctx.now).await;
     }
-    let mut resp = match target {
+    ctx.end_session(st).await?;
+    Ok(match target {
         Some(t) => Redirect::to(&t).into_response(),
         None => pages::message(
             StatusCode::OK,
@@ -329,7 +265,5 @@ async fn finish_logout(
             None,
             Some(Link { href: "/login".into(), label: ctx.tr.t("back-to-start") }),
         ),
-    };
-    resp.headers_mut().append(header::SET_COOKIE, st.clear_session_cookie());
-    Ok(resp)
+    })
 }

@@ -1,6 +1,6 @@
 //! Page models for the templates in `templates/`. Handlers fill them; askama renders them.
 
-use crate::i18n::{Tr, LANGUAGES};
+use crate::i18n::{Lang, Tr};
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -21,15 +21,9 @@ pub struct Chrome {
 
 impl Chrome {
     pub fn new(tr: Tr, back: &str) -> Self {
-        let names = |l: &str| match l {
-            "nl" => "Nederlands",
-            "fr" => "Français",
-            "de" => "Deutsch",
-            _ => "English",
-        };
-        let langs = LANGUAGES
+        let langs = Lang::ALL
             .iter()
-            .map(|l| LangLink { code: l, name: names(l), current: *l == tr.lang })
+            .map(|l| LangLink { code: l.as_str(), name: l.endonym(), current: *l == tr.lang })
             .collect();
         let back = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
         Self { tr, back, langs }
@@ -300,7 +294,7 @@ pub struct OfficeResult {
     pub expires: String,
     pub expires_office: String,
     pub email: String,
-    pub person_lang: &'static str,
+    pub person_lang: Lang,
     pub instructions_title: String,
     pub instructions: String,
     pub ehealth_note: String,

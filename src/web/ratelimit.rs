@@ -14,7 +14,7 @@
 
 use super::AppState;
 use crate::config::ServerConfig;
-use crate::i18n::{self, Tr};
+use crate::i18n::Tr;
 use crate::metrics::ThrottleEvent;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -123,18 +123,9 @@ pub async fn limit(State(st): State<AppState>, req: Request, next: Next) -> Resp
         }
         Class::Browser => {
             // No session lookup under a flood: the language from the cookie or the browser.
-            let lang = super::cookie(req.headers(), super::LANG_COOKIE)
-                .filter(|l| i18n::is_supported(l))
-                .map(str::to_string)
-                .or_else(|| {
-                    req.headers()
-                        .get(header::ACCEPT_LANGUAGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(i18n::from_accept_language)
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| st.cfg.ui.default_language.clone());
-            let tr = Tr::new(&lang);
+            let lang = super::extract::request_language(req.headers(), None)
+                .unwrap_or(st.cfg.ui.default_language);
+            let tr = Tr::new(lang);
             super::pages::message(
                 StatusCode::TOO_MANY_REQUESTS,
                 &tr,

@@ -97,7 +97,7 @@ impl TestServer {
         cfg.database.url = database_url(backend, dir.path()).await;
         cfg.database.max_connections = 8;
         cfg.secrets.master_key = Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
-        cfg.ui.default_language = "en".into();
+        cfg.ui.default_language = cozo_broker::i18n::Lang::En;
         cfg.policy.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into();
         tweak(&mut cfg);
         let handle =

@@ -169,7 +169,7 @@ impl Cluster {
         cfg.database.url = db.clone();
         cfg.database.max_connections = 4;
         cfg.secrets.master_key = Some(base64::engine::general_purpose::STANDARD.encode(MASTER_KEY));
-        cfg.ui.default_language = "en".into();
+        cfg.ui.default_language = cozo_broker::i18n::Lang::En;
         cfg.policy.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into();
         tweak(&mut cfg);
         let mut c = Cluster { proxy, db, cfg, replicas: vec![None, None] };

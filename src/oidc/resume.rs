@@ -1,0 +1,251 @@
+//! What happens after any login (key, eID, eIDAS, FAS) and at `/authorize` with the session's
+//! login: the one place that asks the policy, fetches the CoBRHA facts, issues the code, keeps
+//! the request for a step-up or tells the client why not. The web layer renders [`Resume`].
+
+use super::authorize::{Access, AuthRequest, Next};
+use super::{AuthorizeError, Provider};
+use crate::assurance::AssuranceLevel;
+use crate::policy::Allowed;
+use crate::audit::{Event, Kind, Outcome};
+use crate::policy::Subject;
+use crate::session::{Login, SessionData};
+
+/// Where the browser goes next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// The request is answered: to the client's redirect URI with the code.
+    Code { url: String },
+    /// No login yet, or not enough for this client: the request waits in the session and the
+    /// person picks a method that would do (the chooser shows only those).
+    Choose,
+    /// The client is told why not at its redirect URI (`login_required`,
+    /// `unmet_authentication_requirements`).
+    ErrorRedirect { url: String },
+    /// A registry the client's policy needs could not be asked: the person is told, and the link
+    /// back carries `error=temporarily_unavailable` and the request's `state`.
+    Unavailable { back: String },
+    /// No request was waiting: a page of the broker itself (`/account`, `/office`).
+    Return { to: String },
+}
+
+impl Provider {
+    /// The methods this browser may use now (the chooser, the key code page).
+    pub async fn allowed(&self, session: &SessionData, now: i64) -> Result<Allowed, AuthorizeError> {
+        let Some((req, access)) = self.pending_access(session, now).await? else {
+            // The broker's own pages (`/office`, adding a key) need at least substantial.
+            let min = session.return_to.as_ref().map(|_| AssuranceLevel::Substantial);
+            return Ok(Allowed {
+                client: None,
+                level: None,
+                reasons: Vec::new(),
+                methods: self.offered(min).iter().map(|c| c.method).collect(),
+                held_back_reason: "policy-level-substantial",
+            });
+        };
+        let (reasons, methods) = match access {
+            Access::Answer => {
+                (Vec::new(), self.offered(req.asked_level).iter().map(|c| c.method).collect())
+            }
+            Access::StepUp { reasons, methods } => {
+                (reasons, methods.iter().map(|c| c.method).collect())
+            }
+            Access::Deny { reasons, .. } => (reasons, Vec::new()),
+        };
+        Ok(Allowed {
+            client: Some(req.client_id.clone()),
+            level: Some(req.min_level).filter(|l| *l > AssuranceLevel::Low),
+            reasons,
+            methods,
+            held_back_reason: "policy-no-sms-token",
+        })
+    }
+
+    /// The lowest level of `method` the waiting request's policy accepts (the level to ask an
+    /// upstream for); low without a request; `None` when the policy accepts no login by it.
+    pub async fn lowest_level_for(
+        &self,
+        session: &SessionData,
+        method: crate::assurance::Method,
+        now: i64,
+    ) -> Result<Option<AssuranceLevel>, AuthorizeError> {
+        let req = match &session.pending {
+            Some(id) => self.load_pending(id, now).await?,
+            None => None,
+        };
+        let Some(req) = req else { return Ok(Some(AssuranceLevel::Low)) };
+        let offered: Vec<_> =
+            self.offered(req.asked_level).into_iter().filter(|c| c.method == method).collect();
+        let decision = self.policies.decide(
+            &req.policy,
+            &req.client_id,
+            &Subject::anyone(),
+            None,
+            &offered,
+            now,
+        )?;
+        Ok(match decision {
+            crate::policy::Decision::StepUp { methods, .. } => methods.iter().map(|c| c.level).min(),
+            _ => None,
+        })
+    }
+
+    /// `/authorize` with a validated request: answer from the session's login if the policy
+    /// allows it (never for `prompt=login`), otherwise ask for a login or tell the client.
+    pub async fn authorize(
+        &self,
+        session: &mut SessionData,
+        req: &AuthRequest,
+        now: i64,
+    ) -> Result<Resume, AuthorizeError> {
+        self.resume(session, None, req, false, now).await
+    }
+
+    /// A login just succeeded: it becomes the session's login, is audited, and answers the
+    /// waiting request (or returns the person to the broker page they came from).
+    pub async fn after_login(
+        &self,
+        session: &mut SessionData,
+        login: Login,
+        address: &str,
+        now: i64,
+    ) -> Result<Resume, AuthorizeError> {
+        session.key_step = None;
+        session.login = Some(login.clone());
+        let pending = match session.pending.clone() {
+            Some(id) => self.load_pending(&id, now).await?.map(|r| (id, r)),
+            None => None,
+        };
+        self.audit
+            .record(
+                Event::new(Kind::Login, Outcome::Ok)
+                    .person(&login.person_id)
+                    .client_opt(pending.as_ref().map(|(_, r)| r.client_id.as_str()))
+                    .factor(login.method)
+                    .level(login.acr)
+                    .address(address),
+                now,
+            )
+            .await;
+        match pending {
+            Some((id, req)) => self.resume(session, Some(id), &req, true, now).await,
+            None => {
+                Ok(Resume::Return { to: session.return_to.take().unwrap_or("/account".into()) })
+            }
+        }
+    }
+
+    /// The waiting request of this session and what the policy says of the session's login for
+    /// it: the reasons a step-up is needed and the methods that would do (for the chooser and
+    /// the code page).
+    pub async fn pending_access(
+        &self,
+        session: &SessionData,
+        now: i64,
+    ) -> Result<Option<(AuthRequest, Access)>, AuthorizeError> {
+        let Some(id) = &session.pending else { return Ok(None) };
+        let Some(req) = self.load_pending(id, now).await? else { return Ok(None) };
+        let (login, subject, _) = self.login_facts(session, &req, now).await?;
+        let access = self.access(&req, &subject, login.as_ref(), now)?;
+        Ok(Some((req, access)))
+    }
+
+    /// The session's login (if its person still exists), the policy's view of that person, and
+    /// the person's facts for the token.
+    async fn login_facts(
+        &self,
+        session: &SessionData,
+        req: &AuthRequest,
+        now: i64,
+    ) -> Result<(Option<Login>, Subject, Option<(crate::store::Person, super::PersonFacts)>), AuthorizeError>
+    {
+        let Some(login) = &session.login else { return Ok((None, Subject::anyone(), None)) };
+        let Some(person) = self.store.person(&login.person_id).await? else {
+            return Ok((None, Subject::anyone(), None));
+        };
+        let facts = self.person_facts(&person, req, now).await;
+        Ok((Some(login.clone()), facts.subject.clone(), Some((person, facts))))
+    }
+
+    async fn resume(
+        &self,
+        session: &mut SessionData,
+        pending_id: Option<String>,
+        req: &AuthRequest,
+        after_login: bool,
+        now: i64,
+    ) -> Result<Resume, AuthorizeError> {
+        let (login, subject, person) = self.login_facts(session, req, now).await?;
+        let access = self.access(req, &subject, login.as_ref(), now)?;
+        let next = match (&access, after_login) {
+            (Access::Answer, true) => Next::Answer,
+            (_, true) => Next::LogIn,
+            _ => self.next_step(req, &access),
+        };
+        let resume = match (next, access, login, person) {
+            (Next::Answer, _, Some(login), Some((person, facts))) => {
+                self.finish_request(session, pending_id.as_deref()).await?;
+                let url = self.issue_code(req, &login, &person, &facts, now).await?;
+                Resume::Code { url }
+            }
+            (Next::LoginRequired, ..) => Resume::ErrorRedirect {
+                url: self.redirect(
+                    &req.redirect_uri,
+                    req.state.as_deref(),
+                    &[("error", "login_required"), ("error_description", "the person must log in")],
+                ),
+            },
+            (_, Access::Deny { temporary: true, .. }, ..) => {
+                self.finish_request(session, pending_id.as_deref()).await?;
+                Resume::Unavailable {
+                    back: self.redirect(
+                        &req.redirect_uri,
+                        req.state.as_deref(),
+                        &[
+                            ("error", "temporarily_unavailable"),
+                            ("error_description", "the registry is unavailable"),
+                        ],
+                    ),
+                }
+            }
+            (_, Access::Deny { .. }, ..) => {
+                self.finish_request(session, pending_id.as_deref()).await?;
+                Resume::ErrorRedirect {
+                    url: self.redirect(
+                        &req.redirect_uri,
+                        req.state.as_deref(),
+                        &[
+                            ("error", "unmet_authentication_requirements"),
+                            (
+                                "error_description",
+                                "this login does not satisfy the service's policy",
+                            ),
+                        ],
+                    ),
+                }
+            }
+            _ => {
+                let id = match pending_id {
+                    Some(id) => id,
+                    None => self.save_pending(req, now).await?,
+                };
+                session.pending = Some(id);
+                session.key_step = None;
+                Resume::Choose
+            }
+        };
+        Ok(resume)
+    }
+
+    /// The request is done with (answered or refused): it can never be used again.
+    async fn finish_request(
+        &self,
+        session: &mut SessionData,
+        pending_id: Option<&str>,
+    ) -> Result<(), AuthorizeError> {
+        if let Some(id) = pending_id {
+            self.store.take_pending(id).await?;
+        }
+        session.pending = None;
+        Ok(())
+    }
+}
