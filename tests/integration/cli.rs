@@ -158,7 +158,7 @@ async fn scripted_first_login(backend: Backend) {
     let (code, out, _) = run(&["audit", "export"], None);
     assert_eq!(code, Some(0));
     // Audit export carries the registration, never the code.
-    assert!(out.contains("office-registration"), "{out}");
+    assert!(out.contains("office_registration"), "{out}");
     assert!(!out.contains(v["activation_code"].as_str().unwrap()));
 }
 

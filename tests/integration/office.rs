@@ -188,7 +188,7 @@ async fn full_journey_from_the_desk_to_a_login_with_every_key(backend: Backend) 
     let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
     assert!(events
         .iter()
-        .any(|e| e.kind == "office-registration" && e.detail.contains("operator")));
+        .any(|e| e.kind == "office_registration" && e.detail.contains("operator")));
     // A second live registration for the same person is refused.
     let again = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -687,7 +687,7 @@ async fn account_adds_a_key_after_a_fresh_strong_login_and_removes_one(backend: 
         .collect();
     assert_eq!(keys.len(), 2, "{}", account.body);
     let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "key-change" && e.method.as_deref() == Some("token")));
+    assert!(events.iter().any(|e| e.kind == "key_change" && e.method.as_deref() == Some("token")));
 
     // Remove the card; the app key then is the last one and stays.
     let (card, _) = keys.iter().find(|(_, k)| k == "token").unwrap();
@@ -730,7 +730,7 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
         .await;
     let code = attr(&reissued, "[data-activation-code]", "data-activation-code").unwrap();
     let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "key-change" && e.outcome == "revoked-all"));
+    assert!(events.iter().any(|e| e.kind == "key_change" && e.outcome == "revoked_all"));
 
     // The old key no longer logs in.
     let b = Browser::new();
