@@ -1,6 +1,7 @@
 //! Integration tests: the real broker on a random port, driven over HTTP like a browser and like
 //! an app, on SQLite and on PostgreSQL.
 
+mod caches;
 mod cli;
 mod common;
 mod demo_app;
