@@ -17,3 +17,4 @@ mod outbox;
 mod policy;
 mod ratelimit;
 mod replicas;
+mod spans;
