@@ -4,6 +4,7 @@
 mod caches;
 mod cli;
 mod common;
+mod database_tls;
 mod demo_app;
 mod eid;
 mod eidas;
