@@ -176,7 +176,8 @@ impl Broker {
         let sessions = session::Sessions::new(store.clone(), clock.clone(), cfg.oidc.session_ttl_s);
         let keys =
             keys::KeyService::new(store.clone(), master.clone(), clock.clone(), cfg.login.clone())?
-                .with_passkeys(&cfg.server.public_url);
+                .with_passkeys(&cfg.server.public_url)
+                .with_metrics(&metrics);
         let offices =
             office::Offices::new(store.clone(), clock.clone(), cfg.server.public_url.clone());
         let state = web::AppState(Arc::new(web::Inner {

@@ -2,7 +2,8 @@
 
 use super::pages::{self, render, Chrome, FormError, HistoryRow, KeyRowView, Link};
 use super::{AppState, WebError};
-use crate::assurance::AssuranceLevel;
+use crate::i18n::Tr;
+use crate::keys;
 use crate::session::Enrolment;
 use crate::store::AuditEvent;
 use axum::extract::{ConnectInfo, Path, State};
@@ -83,8 +84,18 @@ async fn render_show(
     Ok(render(status, &page))
 }
 
-/// A login fresh enough to change keys: at least substantial, within the last ten minutes.
-pub const REAUTH_S: i64 = 600;
+/// The answer to a key change without a fresh enough strong login ([`keys::recent_strong_login`]):
+/// the person logs in again, then comes back to `/account`.
+fn reauth_needed(tr: &Tr) -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        tr,
+        "account-title",
+        tr.t("account-reauth"),
+        Some("reauth"),
+        Some(Link { href: "/account/login".into(), label: tr.t("office-login-again") }),
+    )
+}
 
 #[derive(serde::Deserialize)]
 pub struct CsrfForm {
@@ -114,17 +125,9 @@ pub async fn add_key(
     let Some(login) = session.data.login.clone() else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let tr = ctx.tr.clone();
     let now = st.clock.now();
-    if login.acr < AssuranceLevel::Substantial || now - login.auth_time > REAUTH_S {
-        return Ok(pages::message(
-            StatusCode::FORBIDDEN,
-            &tr,
-            "account-title",
-            tr.t("account-reauth"),
-            Some("reauth"),
-            Some(Link { href: "/account/login".into(), label: tr.t("office-login-again") }),
-        ));
+    if !keys::recent_strong_login(&login, now) {
+        return Ok(reauth_needed(&ctx.tr));
     }
     let account = st.store.account_by_person(&login.person_id).await?;
     session.data.enrol = Some(Enrolment {
@@ -157,7 +160,9 @@ pub async fn login_again(
     Ok(resp)
 }
 
-/// Removes one key; the last active key cannot be removed (the person would be locked out).
+/// Removes one key, under the same rule as adding one ([`keys::recent_strong_login`]): a
+/// stolen session, or one logged in with a weaker key, cannot take away the person's keys.
+/// The last active key cannot be removed (the person would be locked out).
 pub async fn remove_key(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -181,6 +186,9 @@ pub async fn remove_key(
     let Some(login) = &session.data.login else {
         return Ok(Redirect::to("/login").into_response());
     };
+    if !keys::recent_strong_login(login, st.clock.now()) {
+        return Ok(reauth_needed(&ctx.tr));
+    }
     let Some(account) = st.store.account_by_person(&login.person_id).await? else {
         return Ok(Redirect::to("/account").into_response());
     };
