@@ -10,7 +10,11 @@
 //!   the exchange bursts are timed;
 //! - `login`: complete logins/s (authorize → /login → /login/key → password → /login/key/code →
 //!   TOTP code → redirect with the code → /token);
-//! - `jwks`, `discovery`: GETs/s.
+//! - `jwks`, `discovery`: GETs/s;
+//! - `wrongpw` (issue #15, SPEC §6): the time of a wrong password for a known username against
+//!   an unknown one, one request at a time, in pairs whose order alternates (not in the default
+//!   phases: it records failures, so run.sh runs it last, on a broker whose per-address
+//!   slow-down is off, else that slow-down would dominate the figures).
 //!
 //! Each timed phase counts the requests that start and end inside the last `--duration` seconds
 //! after `--warmup`; the CPU of the server (`--server-pid`) and of this process is read from
@@ -61,6 +65,7 @@ struct Opts {
     retries: usize,
     quiet_wait: f64,
     db_comm: Option<String>,
+    wrong_pairs: usize,
 }
 
 const USAGE: &str = "\
@@ -68,7 +73,7 @@ usage: cargo bench --bench load -- --url URL --client-id ID --client-secret SECR
   [--redirect-uri http://127.0.0.1:9/cb] [--scope 'openid insz'] [--concurrency 16] [--chains 64]
   [--latency-concurrency 100] [--duration 10] [--warmup 2] [--codes 1000] [--code-batch 100]
   [--phases refresh,latency,jwks,discovery,login,code] [--server-pid PID] [--fresh-accounts]
-  [--max-wall 180] [--retries 2] [--quiet-wait 120] [--db-comm postgres]
+  [--max-wall 180] [--retries 2] [--quiet-wait 120] [--db-comm postgres] [--wrong-pairs 40]
 Each option can also come from the environment: COZO_BENCH_URL, COZO_BENCH_CLIENT_ID,
 COZO_BENCH_CLIENT_SECRET, COZO_BENCH_ACCOUNTS, COZO_BENCH_SERVER_PID, ... (upper case, _ for -).
 --fresh-accounts: no account was used in the current TOTP step (else the first step is skipped).
@@ -151,6 +156,7 @@ impl Opts {
             retries: num("retries", 2.0)? as usize,
             quiet_wait: num("quiet-wait", 120.0)?,
             db_comm: get("db-comm"),
+            wrong_pairs: num("wrong-pairs", 40.0)? as usize,
         }))
     }
 }
@@ -863,6 +869,52 @@ impl Bench {
         (fig, lost, alive)
     }
 
+    /// One wrong password for `username` as a browser sends it; the time of the POST alone.
+    async fn wrong_password(&self, username: &str) -> Res<f64> {
+        use reqwest::Method;
+        let mut jar = Jar::default();
+        let r = self.browse(&mut jar, Method::GET, "/login/key", None).await?;
+        let csrf = hidden_csrf(&r.body).ok_or(format!("/login/key: HTTP {} no csrf", r.status))?;
+        let form =
+            [("csrf", csrf.as_str()), ("username", username), ("password", "not the password")];
+        let s = Instant::now();
+        let r = self.browse(&mut jar, Method::POST, "/login/key", Some(&form)).await?;
+        let ms = s.elapsed().as_secs_f64() * 1e3;
+        if r.status != StatusCode::UNAUTHORIZED {
+            return Err(format!("wrong password for {username}: HTTP {} (want 401)", r.status));
+        }
+        Ok(ms)
+    }
+
+    /// `--wrong-pairs` pairs (a known account, each once, and an unknown username), known first
+    /// in even pairs and unknown first in odd ones, so a drift over the run (or a slow-down that
+    /// grows with each failure) weighs on both alike.
+    async fn wrong_password_phase(&self) -> Res<(Tally, Tally, CpuUse)> {
+        use rand::Rng;
+        let pool = self.pool.as_ref().ok_or("no accounts")?;
+        // A random start, so that a measurement taken again fails other accounts (5 failures
+        // lock an account).
+        let start = rand::thread_rng().gen_range(0..pool.len());
+        let (mut known, mut unknown) = (Tally::default(), Tally::default());
+        let mark = cpu_mark(self.o.server_pid);
+        for i in 0..self.o.wrong_pairs {
+            let acct = &pool.accounts[(start + i) % pool.len()].username;
+            let nobody = format!("nobody-{}", crypto::random_token(6).to_lowercase());
+            let order = if i % 2 == 0 { [true, false] } else { [false, true] };
+            for is_known in order {
+                let (t, user) = if is_known { (&mut known, acct) } else { (&mut unknown, &nobody) };
+                match self.wrong_password(user).await {
+                    Ok(ms) => {
+                        t.ok += 1;
+                        t.lat_ms.push(ms);
+                    }
+                    Err(e) => t.error(e),
+                }
+            }
+        }
+        Ok((known, unknown, cpu_since(mark, self.o.server_pid)))
+    }
+
     /// Codes from untimed logins in batches; only the exchange bursts are timed.
     async fn code_phase(self: &Arc<Self>) -> (Figure, Tally, f64) {
         let o = &self.o;
@@ -945,10 +997,14 @@ async fn run(o: Opts) -> Res<()> {
         Some(p) => Some(AccountPool::load(p, o.fresh_accounts)?),
         None => None,
     };
-    let needs_logins =
-        o.phases.iter().any(|p| ["refresh", "latency", "code", "login"].contains(&p.as_str()));
+    let needs_logins = o
+        .phases
+        .iter()
+        .any(|p| ["refresh", "latency", "code", "login", "wrongpw"].contains(&p.as_str()));
     if needs_logins && pool.is_none() {
-        return Err("--accounts FILE is required for refresh, latency, code and login".into());
+        return Err(
+            "--accounts FILE is required for refresh, latency, code, login and wrongpw".into()
+        );
     }
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1133,6 +1189,26 @@ impl Bench {
                     verdict(fig.per_s() >= 20000.0 && fig.tally.errors == 0)
                 ));
                 fig
+            }
+            "wrongpw" => {
+                let (mut known, mut unknown, cpu) = self.wrong_password_phase().await?;
+                let (k50, u50) = (known.pct(50.0), unknown.pct(50.0));
+                let mean = |t: &Tally| t.lat_ms.iter().sum::<f64>() / t.lat_ms.len().max(1) as f64;
+                let gap = u50 - k50;
+                out.push(format!(
+                    "wrong password (POST /login/key, one at a time, {} pairs in alternating \
+                     order): known username p50 {k50:.1} ms (mean {:.1}), unknown username p50 \
+                     {u50:.1} ms (mean {:.1}); unknown - known {gap:+.1} ms; target: within 10% \
+                     of each other: {}; {}",
+                    o.wrong_pairs,
+                    mean(&known),
+                    mean(&unknown),
+                    verdict(gap.abs() <= 0.1 * k50.max(u50) && known.errors + unknown.errors == 0),
+                    cpu.describe()
+                ));
+                let seconds = cpu.seconds;
+                known.merge(unknown);
+                Figure { tally: known, seconds, cpu }
             }
             other => return Err(format!("unknown phase {other}")),
         };

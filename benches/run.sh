@@ -11,7 +11,8 @@
 #   - the peers' load generator (node ../shared/peers/loadgen.mjs, driver benches/cozo-driver.mjs)
 #     against cozo-broker, with the settings the peer gets (PEER=1);
 #   - the Rust load generator (benches/load.rs): refresh, /token latency at 100 concurrent, jwks,
-#     discovery, logins, code exchanges, each against its target.
+#     discovery, logins, code exchanges, each against its target, and the time of a wrong
+#     password for a known against an unknown username (issue #15).
 # With PEER=1 the peer OP (oidc-provider, ../shared/peers/run-oidc-provider.sh 1 0) runs first in
 # the same run, and a table compares it with cozo-broker (ratio cozo/peer).
 # Only 127.0.0.1 traffic; every phase is bounded (DURATION + WARMUP s, a timeout per generator).
@@ -205,6 +206,9 @@ for backend in $BACKENDS; do
   export COZO_SERVER__LISTEN=127.0.0.1:$PORT COZO_SERVER__PUBLIC_URL=http://127.0.0.1:$PORT \
     COZO_DATABASE__URL=$DB_URL COZO_SECRETS__MASTER_KEY_FILE=$DIR/master.key COZO_LOG=warn \
     COZO_SERVER__RATE_LIMIT_PER_S=0 # one load generator = one address doing everyone's traffic
+  # The same address fails every wrong password of load.rs's wrongpw phase: without this its
+  # growing slow-down (250 ms a failure past 10) would be measured instead of the password check.
+  export COZO_LOGIN__ADDRESS_SLOWDOWN_AFTER=1000000 COZO_LOGIN__ADDRESS_MAX_FAILURES=1000000
   "$BIN" migrate 2>/dev/null
   SECRET=$("$BIN" client add --id bench --redirect-uri "$REDIRECT_URI" --policy portal --json | jq -r .client_secret)
 
@@ -278,7 +282,7 @@ EOF
     --accounts "$ACC" --server-pid "$SRV_PID" --concurrency "$CONC" --chains "$CHAINS"
     --latency-concurrency "$LAT_CONC" --duration "$DURATION" --warmup "$WARMUP" --codes "$CODES"
     --code-batch "$CODE_BATCH" --retries "$RETRIES" --quiet-wait "$BUSY_WAIT"
-    --phases refresh,latency,jwks,discovery,login,code)
+    --phases refresh,latency,jwks,discovery,login,code,wrongpw) # wrongpw last: it fails accounts
   [ "$PEER" = 1 ] || CMD+=(--fresh-accounts) # else loadgen.mjs may just have used them
   [ "$backend" = postgres ] && CMD+=(--db-comm postgres) # its CPU is the broker's work
   say "\$ ${CMD[*]}   # = cargo bench --bench load -- ..."

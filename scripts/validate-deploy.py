@@ -22,6 +22,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 
 import jsonschema
 import kubernetes_validate
@@ -196,6 +197,8 @@ def policy_errors(doc):
             errs.append(f"container {name}: capabilities must drop ALL")
         if "memory" not in c.get("resources", {}).get("limits", {}):
             errs.append(f"container {name}: needs a memory limit")
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        errs += database_tls_errors(c)
     if doc.get("kind") == "Deployment":
         for c in pod.get("containers", []):
             ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")
@@ -203,6 +206,31 @@ def policy_errors(doc):
             if ready != "/readyz" or live != "/healthz":
                 errs.append(f"container {c.get('name')}: readiness must GET /readyz, liveness /healthz")
     return errs
+
+
+def database_tls_errors(c):
+    """A container's COZO_DATABASE__URL must verify the server: sslmode=verify-full with an
+    sslrootcert file from one of the container's volume mounts (deploy/README.md)."""
+    name = c.get("name")
+    mounts = [m.get("mountPath", "").rstrip("/") + "/" for m in c.get("volumeMounts", [])]
+    for e in c.get("env", []):
+        if e.get("name") != "COZO_DATABASE__URL":
+            continue
+        value = e.get("value")
+        if not isinstance(value, str):
+            return [f"container {name}: COZO_DATABASE__URL must be a value with sslmode=verify-full "
+                    "and sslrootcert (a bare secret URI is not verified TLS)"]
+        query = dict(urllib.parse.parse_qsl(value.partition("?")[2]))
+        errs = []
+        if query.get("sslmode") != "verify-full":
+            errs.append(f"container {name}: COZO_DATABASE__URL needs sslmode=verify-full, "
+                        f"not {query.get('sslmode')!r}")
+        root = query.get("sslrootcert", "")
+        if not any(root.startswith(m) for m in mounts):
+            errs.append(f"container {name}: COZO_DATABASE__URL sslrootcert {root!r} is not in a "
+                        "volume mount of the container")
+        return errs
+    return []
 
 
 _k8s_validators = {}

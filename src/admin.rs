@@ -232,9 +232,10 @@ pub async fn add_sms_key(
     })
 }
 
-/// Adds a token card; returns its 24 codes (shown once).
+/// Adds a token card; returns its 24 codes (shown once; stored as HMACs under the master key).
 pub async fn add_token_key(
     store: &Store,
+    master: &MasterKey,
     cfg: &Config,
     insz: &str,
     username: &str,
@@ -242,7 +243,7 @@ pub async fn add_token_key(
     now: i64,
 ) -> Result<std::collections::BTreeMap<i64, String>, AdminError> {
     let account = account_for(store, cfg, insz, username, password, now).await?;
-    Ok(keys::add_token(store, &account, now).await?)
+    Ok(keys::add_token(store, master, &account, now).await?)
 }
 
 pub async fn list_keys(store: &Store, insz: &str) -> Result<(String, Vec<KeyRow>), AdminError> {

@@ -1,7 +1,8 @@
 //! Small, well-worn building blocks: random tokens, token hashes, constant-time comparison and
-//! the master key that encrypts secrets at rest.
+//! the master key that encrypts secrets at rest and keys the MACs of short codes.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::{hkdf, hmac};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rand::RngCore;
@@ -59,9 +60,14 @@ pub enum CryptoError {
 
 /// AES-256-GCM key for secrets at rest (signing keys, TOTP secrets). Every ciphertext is bound
 /// to a purpose string (the AAD), so a value cannot be moved to another column.
+///
+/// It also keys HMACs ([`MasterKey::mac`]) for codes too short to be stored as a plain hash: a
+/// separate HMAC-SHA-256 key per purpose, derived with HKDF-SHA-256 (RFC 5869), so the AES key
+/// itself is never used for anything but AES-GCM.
 #[derive(Clone)]
 pub struct MasterKey {
     key: std::sync::Arc<LessSafeKey>,
+    macs: std::sync::Arc<hkdf::Prk>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -77,7 +83,11 @@ impl MasterKey {
         }
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) })
+        let macs = hkdf::Salt::new(hkdf::HKDF_SHA256, MAC_SALT).extract(bytes);
+        Ok(Self {
+            key: std::sync::Arc::new(LessSafeKey::new(unbound)),
+            macs: std::sync::Arc::new(macs),
+        })
     }
 
     pub fn from_base64(s: &str) -> Result<Self, CryptoError> {
@@ -105,6 +115,21 @@ impl MasterKey {
             }
             Err(e) => Err(err(e)),
         }
+    }
+
+    /// HMAC-SHA-256 of `data` under the key derived for `purpose` (HKDF info
+    /// `cozo-broker mac:<purpose>`): equal inputs give equal tags, and without the master key a
+    /// stolen tag cannot be checked against guesses.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let info: [&[u8]; 2] = [MAC_INFO_PREFIX, purpose.as_bytes()];
+        // Expanding 32 bytes cannot fail (the limit is 255 × 32).
+        let key = match self.macs.expand(&info, hmac::HMAC_SHA256) {
+            Ok(okm) => hmac::Key::from(okm),
+            Err(_) => unreachable!("HKDF-SHA-256 expands to 32 bytes"),
+        };
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&key, data).as_ref());
+        out
     }
 
     pub fn encrypt(&self, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -138,6 +163,10 @@ impl MasterKey {
     }
 }
 
+/// HKDF salt and info prefix of the MAC keys (fixed: changing them changes every stored MAC).
+const MAC_SALT: &[u8] = b"cozo-broker master key: MAC keys";
+const MAC_INFO_PREFIX: &[u8] = b"cozo-broker mac:";
+
 #[cfg(unix)]
 fn write_owner_only(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -166,6 +195,20 @@ mod tests {
         let mut tampered = ct.clone();
         tampered[NONCE_LEN] ^= 1;
         assert!(k.decrypt("totp", &tampered).is_err());
+    }
+
+    #[test]
+    fn macs_are_bound_to_key_and_purpose() {
+        let k = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let tag = k.mac("token-card-codes", b"ABC234");
+        assert_eq!(tag, k.mac("token-card-codes", b"ABC234"));
+        assert_ne!(tag, k.mac("token-card-codes", b"ABC235"));
+        assert_ne!(tag, k.mac("other-purpose", b"ABC234"));
+        assert_ne!(
+            tag,
+            MasterKey::from_bytes(&[8u8; 32]).unwrap().mac("token-card-codes", b"ABC234")
+        );
+        assert_ne!(tag, sha256(b"ABC234"), "not a plain hash");
     }
 
     #[test]

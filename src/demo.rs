@@ -129,7 +129,8 @@ pub async fn run(
     )
     .await?;
     admin::add_sms_key(&store, &cfg, DEMO_INSZ, DEMO_USERNAME, None, DEMO_PHONE, now).await?;
-    let card = admin::add_token_key(&store, &cfg, DEMO_INSZ, DEMO_USERNAME, None, now).await?;
+    let card =
+        admin::add_token_key(&store, &master, &cfg, DEMO_INSZ, DEMO_USERNAME, None, now).await?;
     fresh_person(&store, idp_mocks::cobrha::GP, "Pieter", "Janssens", "1975-03-12", now).await?;
     let doctor = admin::add_totp_key(
         &store,

@@ -190,7 +190,8 @@ impl Broker {
             cfg.login.clone(),
             audit.clone(),
         )?
-                .with_passkeys(&cfg.server.public_url);
+                .with_passkeys(&cfg.server.public_url)
+                .with_metrics(&metrics);
         let offices =
             office::Offices::new(
             store.clone(),

@@ -540,9 +540,11 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                     }
                 }
                 KeyCmd::AddToken { insz, username, json } => {
+                    let master = cozo_broker::master_key(&cfg).map_err(runtime)?;
                     let password = read_password();
                     let card = admin::add_token_key(
                         &store,
+                        &master,
                         &cfg,
                         &insz,
                         &username,

@@ -16,7 +16,10 @@
 //! - throttling: account lockouts (audit), refusals while locked (HTTP 429 from a handler),
 //!   rate-limit rejections (the per-address limiter);
 //! - the outbox backlog: read from the database at scrape time, so every replica reports the
-//!   shared figure.
+//!   shared figure;
+//! - password verifications (argon2id), by whether the hash had the configured cost: in the
+//!   one place that verifies ([`crate::keys::KeyService`]), so a known and an unknown username
+//!   can be shown to cost the same work.
 //!
 //! Counters are per process; Prometheus sums them over replicas.
 
@@ -47,6 +50,7 @@ pub struct Metrics {
     throttle_events: IntCounterVec,
     http_requests: IntCounterVec,
     jobs: IntCounterVec,
+    password_verifications: IntCounterVec,
     outbox_backlog: IntGauge,
 }
 
@@ -116,6 +120,12 @@ impl Metrics {
              job and outcome.",
             &["job", "outcome"],
         )?;
+        let password_verifications = counter(
+            "cozo_password_hash_verifications_total",
+            "Argon2id password verifications (a known username's hash or the dummy hash of an \
+             unknown one), by cost: configured, or outdated (a hash made before a cost change).",
+            &["cost"],
+        )?;
         let upstream_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "cozo_upstream_request_duration_seconds",
@@ -140,6 +150,7 @@ impl Metrics {
             throttle_events,
             http_requests,
             jobs,
+            password_verifications,
             outbox_backlog,
         }))
     }
@@ -182,6 +193,12 @@ impl Metrics {
 
     pub fn http_request(&self, route: &str, status: u16) {
         self.http_requests.with_label_values(&[route, status.to_string().as_str()]).inc();
+    }
+
+    /// One argon2id password verification; `configured`: the hash had the configured cost.
+    pub fn password_verification(&self, configured: bool) {
+        let cost = if configured { "configured" } else { "outdated" };
+        self.password_verifications.with_label_values(&[cost]).inc();
     }
 
     /// A background job ran here (`ok` or `error`).

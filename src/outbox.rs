@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::store::{OutboxMessage, Store, StoreError};
+use tracing::Instrument;
 
 /// Backoff after `attempts` failed tries: 1 s, 2 s, 4 s, … capped at one hour.
 pub fn backoff_s(attempts: i64) -> i64 {
@@ -111,13 +112,14 @@ impl Outbox {
         let Some(url) = &self.sms_gateway else {
             return Err(DeliveryError::Failed("no gateway".into()));
         };
-        let span = tracing::info_span!("sms_gateway");
-        let _e = span.enter();
+        // `.instrument`, not `span.enter()`: a guard held across `.await` would leave the span
+        // entered on the thread while other tasks run there.
         let r = self
             .http
             .post(url.clone())
             .json(&serde_json::json!({ "to": to, "text": text }))
             .send()
+            .instrument(tracing::info_span!("sms_gateway"))
             .await
             .map_err(|e| DeliveryError::Failed(e.to_string()))?;
         if r.status().is_success() {

@@ -6,10 +6,9 @@ use crate::identity::Insz;
 use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tracing::Instrument;
 
 /// A RIZIV/INAMI number: 11 digits, 8 identifying the person (with 2 check digits: 97 minus the
 /// first six digits mod 97) and a 3-digit qualification code. Cannot hold an invalid number.
@@ -97,13 +96,32 @@ struct WireProfession {
     valid_until: Option<String>,
 }
 
-/// The HTTP JSON adapter (`GET {url}/professionals/{insz}`), with a TTL cache.
+/// How many people's professions the cache keeps at most. Without a bound it would grow with
+/// everyone who ever logged in; 100 000 lists of a few professions stay within some tens of MB.
+pub const CACHE_MAX_ENTRIES: u64 = 100_000;
+
+/// The HTTP JSON adapter (`GET {url}/professionals/{insz}`), with a bounded TTL cache.
 pub struct HttpRegistry {
     http: reqwest::Client,
     url: String,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Vec<Profession>)>>,
+    /// INSZ → professions; an entry leaves after `ttl` or when the bound needs room.
+    cache: moka::sync::Cache<String, Vec<Profession>>,
     upstream: crate::metrics::Upstream,
+}
+
+/// moka panics on a time-to-live past 1000 years; a year is already far past any sensible
+/// `cache_ttl_s`, so a larger one is read as a year instead of stopping the start.
+const CACHE_TTL_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn professions_cache(
+    ttl: Duration,
+    max_entries: u64,
+) -> moka::sync::Cache<String, Vec<Profession>> {
+    moka::sync::Cache::builder()
+        .max_capacity(max_entries)
+        .time_to_live(ttl.min(CACHE_TTL_MAX))
+        .build()
 }
 
 impl HttpRegistry {
@@ -117,9 +135,21 @@ impl HttpRegistry {
             http,
             url: url.trim_end_matches('/').to_string(),
             ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: professions_cache(ttl, CACHE_MAX_ENTRIES),
             upstream: Default::default(),
         }
+    }
+
+    /// Caches at most `max_entries` people instead of [`CACHE_MAX_ENTRIES`] (tests of the bound).
+    pub fn with_cache_max_entries(mut self, max_entries: u64) -> Self {
+        self.cache = professions_cache(self.ttl, max_entries);
+        self
+    }
+
+    /// How many people's professions are cached, once pending evictions are done.
+    pub fn cached_entries(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
     }
 
     /// Times each lookup (cache misses only) in the metrics.
@@ -128,10 +158,14 @@ impl HttpRegistry {
         self
     }
 
+    /// One lookup, in its own span: `.instrument` enters it only while this future is polled, so
+    /// events of other requests running on the thread meanwhile do not land in it.
     async fn fetch(&self, insz: &Insz) -> Result<Vec<Profession>, RegistryError> {
+        self.request_professions(insz).instrument(tracing::info_span!("cobrha_lookup")).await
+    }
+
+    async fn request_professions(&self, insz: &Insz) -> Result<Vec<Profession>, RegistryError> {
         let url = format!("{}/professionals/{}", self.url, insz.as_str());
-        let span = tracing::info_span!("cobrha_lookup");
-        let _e = span.enter();
         let resp = self
             .http
             .get(&url)
@@ -174,18 +208,11 @@ impl Registry for HttpRegistry {
         insz: &'a Insz,
     ) -> BoxFuture<'a, Result<Vec<Profession>, RegistryError>> {
         Box::pin(async move {
-            if let Some((at, v)) =
-                self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(insz.as_str())
-            {
-                if at.elapsed() < self.ttl {
-                    return Ok(v.clone());
-                }
+            if let Some(v) = self.cache.get(insz.as_str()) {
+                return Ok(v);
             }
             let v = self.upstream.observe(self.fetch(insz)).await?;
-            self.cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(insz.as_str().to_string(), (Instant::now(), v.clone()));
+            self.cache.insert(insz.as_str().to_string(), v.clone());
             Ok(v)
         })
     }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// Every non-standard claim (the national number claim's name comes from config).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -153,13 +154,12 @@ impl Fas {
         let metadata = match fresh {
             Some(m) => m,
             None => {
-                let span = tracing::info_span!("fas_discovery");
-                let _e = span.enter();
                 let issuer = IssuerUrl::new(self.issuer.clone())
                     .map_err(|e| FasError::Unavailable(e.to_string()))?;
                 let m = self
                     .upstream
                     .observe(CoreProviderMetadata::discover_async(issuer, &self.http))
+                    .instrument(tracing::info_span!("fas_discovery"))
                     .await
                     .map_err(|e| FasError::Unavailable(e.to_string()))?;
                 *cached = Some((Instant::now(), m.clone()));
@@ -205,18 +205,16 @@ impl Fas {
     /// expiry, nonce); maps the level and the means.
     pub async fn finish(&self, pending: &FasPending, code: &str) -> Result<FasLogin, FasError> {
         let client = self.client(false).await?;
-        let span = tracing::info_span!("fas_token");
-        let token = {
-            let _e = span.enter();
-            let exchange = client
-                .exchange_code(AuthorizationCode::new(code.to_string()))
-                .map_err(|e| FasError::Unavailable(e.to_string()))?
-                .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
-            self.upstream
-                .observe(exchange.request_async(&self.http))
-                .await
-                .map_err(|e| FasError::Invalid(format!("token exchange: {e}")))?
-        };
+        let exchange = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| FasError::Unavailable(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+        let token = self
+            .upstream
+            .observe(exchange.request_async(&self.http))
+            .instrument(tracing::info_span!("fas_token"))
+            .await
+            .map_err(|e| FasError::Invalid(format!("token exchange: {e}")))?;
         let id_token = token.id_token().ok_or_else(|| FasError::Invalid("no ID token".into()))?;
         let nonce = Nonce::new(pending.nonce.clone());
         let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {

@@ -1,21 +1,12 @@
 //! A person's own key management at `/account` (SPEC §7, §9): what they see, and the rules for
-//! changing keys — one re-authentication rule for adding and removing, and never the last key.
+//! changing keys — one re-authentication rule for adding and removing
+//! ([`super::recent_strong_login`]), and never the last key.
 
 use super::{KeyError, KeyService};
-use crate::assurance::{AssuranceLevel, Method};
+use crate::assurance::Method;
 use crate::audit::{Event, Kind, Outcome};
 use crate::session::{Enrolment, Login};
 use crate::store::{AuditRow, KeyRow, Person};
-
-/// How recent a login must be to change keys.
-pub const REAUTH_S: i64 = 600;
-
-/// A login fresh and strong enough to change keys: at least substantial, within the last ten
-/// minutes. Adding and removing keys both ask for it (a stolen session must not be enough to
-/// add a key of the thief's, nor to remove the person's own).
-pub fn may_change_keys(login: &Login, now: i64) -> bool {
-    login.acr >= AssuranceLevel::Substantial && now - login.auth_time <= REAUTH_S
-}
 
 /// What `/account` shows.
 #[derive(Debug, Clone)]
@@ -65,7 +56,7 @@ impl KeyService {
 
     /// Adding a key: after a recent strong login, an enrolment for the person's account.
     pub async fn start_adding(&self, login: &Login, now: i64) -> Result<KeyChange, KeyError> {
-        if !may_change_keys(login, now) {
+        if !super::recent_strong_login(login, now) {
             return Ok(KeyChange::LogInAgain);
         }
         let account = self.store.account_by_person(&login.person_id).await?;
@@ -87,7 +78,7 @@ impl KeyService {
         address: &str,
         now: i64,
     ) -> Result<KeyChange, KeyError> {
-        if !may_change_keys(login, now) {
+        if !super::recent_strong_login(login, now) {
             return Ok(KeyChange::LogInAgain);
         }
         let Some(account) = self.store.account_by_person(&login.person_id).await? else {

@@ -8,6 +8,7 @@
 pub mod manage;
 pub mod password;
 pub mod second_step;
+pub mod token;
 pub mod totp;
 pub mod webauthn;
 
@@ -15,9 +16,13 @@ use crate::assurance::{AssuranceLevel, Method};
 use crate::clock::Clock;
 use crate::config::LoginConfig;
 use crate::crypto::{self, MasterKey};
+use crate::metrics::Metrics;
 use crate::session::{KeyStep, Login};
 use crate::audit::{Audit, Event, Factor, Kind, Outcome};
 use crate::store::{Account, Challenge, KeyRow, OutboxMessage, Store, StoreError};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the second step may follow the password.
@@ -83,10 +88,26 @@ pub enum ChallengeStart {
 /// Life of an SMS code or of an asked card position.
 pub const SMS_TTL_S: i64 = 300;
 /// Codes on a token card.
-pub const CARD_POSITIONS: i64 = 24;
+pub const CARD_POSITIONS: i64 = token::POSITIONS;
 
 fn challenge_hash(id: &str, code: &str) -> String {
     crypto::token_hash(&format!("{id}:{}", code.trim()))
+}
+
+/// A six-digit SMS code, uniform over 000000–999999 (`gen_range`, not `random() % 10^6`).
+fn new_sms_code() -> String {
+    format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
+}
+
+/// How recent a login must be to change the account's keys (add or remove one).
+pub const REAUTH_S: i64 = 600;
+
+/// Whether `login` may change the account's keys, adding or removing one (SPEC §7): it was at
+/// substantial or higher and at most [`REAUTH_S`] ago. Removing needs the same as adding: a
+/// stolen or forgotten session, or a login with a weaker key, must not be able to take away
+/// the person's stronger key. The one rule for every key change.
+pub fn recent_strong_login(login: &Login, now: i64) -> bool {
+    login.acr >= AssuranceLevel::Substantial && now - login.auth_time <= REAUTH_S
 }
 
 /// `+32 4** ** ** 12`-style: enough for the person to recognise their number.
@@ -112,11 +133,15 @@ pub struct KeyService {
     master: MasterKey,
     clock: Clock,
     cfg: LoginConfig,
-    /// Verified against when the username is unknown, so both cost the same time.
+    /// Verified against when the username is unknown, so both cost the same time: made with
+    /// the configured cost, which every account's hash has or gets at its next right password
+    /// (see [`KeyService::verify_password`]).
     dummy_hash: String,
     /// Security keys, when the public URL allows WebAuthn (a domain name).
     pub passkeys: Option<webauthn::Passkeys>,
     audit: Audit,
+    /// Counts password verifications (`/metrics`), when the broker has metrics.
+    metrics: Option<Arc<Metrics>>,
 }
 
 pub fn normalize_username(u: &str) -> String {
@@ -134,7 +159,14 @@ impl KeyService {
         let dummy_hash =
             password::hash(cost(&cfg), &crypto::random_token(16)).map_err(KeyError::Hash)?;
         let passkeys = None;
-        Ok(Self { store, master, clock, cfg, dummy_hash, passkeys, audit })
+        Ok(Self { store, master, clock, cfg, dummy_hash, passkeys, metrics: None, audit })
+    }
+
+    /// Counts each password verification in `metrics` (tests prove with it that known and
+    /// unknown usernames cost the same argon2 work).
+    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
     }
 
     /// Enables security keys for this public origin (see [`webauthn::Passkeys::new`]).
@@ -218,9 +250,7 @@ impl KeyService {
         } else {
             self.store.account_by_username(&username).await?
         };
-        let hash = account.as_ref().map_or(self.dummy_hash.clone(), |a| a.password_hash.clone());
-        let right =
-            password::verify_blocking(hash, password.to_string()).await && account.is_some();
+        let right = self.verify_password(account.as_ref(), password).await;
         let Some(account) = account.filter(|_| right) else {
             let locked = self.fail(&username, address, now).await?;
             self.audit_failure(None, Factor::Password, locked).await;
@@ -229,6 +259,7 @@ impl KeyService {
                 None => PasswordCheck::Wrong,
             });
         };
+        self.upgrade_hash(&account, password).await;
         let methods = self.active_methods(&account.id).await?;
         Ok(PasswordCheck::Ok {
             step: KeyStep {
@@ -241,6 +272,39 @@ impl KeyService {
             },
             methods,
         })
+    }
+
+    /// The one argon2 verification of a password step, whether the username exists or not: the
+    /// account's hash, or else the dummy hash made with the same configured cost. Nothing before
+    /// it depends on the account (the lock and slow-down look at the username as typed and the
+    /// address), so both paths cost the same. False for an unknown username whatever was typed.
+    async fn verify_password(&self, account: Option<&Account>, password: &str) -> bool {
+        let stored = account.map_or(&self.dummy_hash, |a| &a.password_hash);
+        let configured = password::uses_cost(stored, self.cost());
+        let right = password::verify_blocking(stored.clone(), password.to_string()).await;
+        if let Some(m) = &self.metrics {
+            m.password_verification(configured);
+        }
+        right && account.is_some()
+    }
+
+    /// Re-hashes a right password whose hash has another cost than the configured one (made
+    /// before a cost change), so that every account converges to the dummy hash's cost.
+    async fn upgrade_hash(&self, account: &Account, password: &str) {
+        if password::uses_cost(&account.password_hash, self.cost()) {
+            return;
+        }
+        let hash = match password::hash_blocking(self.cost(), password.to_string()).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "password re-hash failed");
+                return;
+            }
+        };
+        let upgraded = Account { password_hash: hash, ..account.clone() };
+        if let Err(e) = self.store.update_account(&upgraded).await {
+            tracing::error!(error = %e, "re-hashed password could not be stored");
+        }
     }
 
     /// Second-factor kinds the account can use now, in display order.
@@ -368,7 +432,7 @@ impl KeyService {
         match method {
             Method::Sms => {
                 let phone = key.phone.clone().unwrap_or_default();
-                let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+                let code = new_sms_code();
                 self.store
                     .insert_challenge(
                         &Challenge {
@@ -406,7 +470,10 @@ impl KeyService {
                 if free.is_empty() {
                     return Ok(ChallengeStart::CardUsedUp);
                 }
-                let position = free[rand::random::<usize>() % free.len()];
+                // Uniform over the unused positions (`choose`, not `random() % len`).
+                let Some(&position) = free.choose(&mut rand::rngs::OsRng) else {
+                    return Ok(ChallengeStart::CardUsedUp);
+                };
                 self.store
                     .insert_challenge(
                         &Challenge {
@@ -451,10 +518,7 @@ impl KeyService {
             }
             (Method::Token, Some(pos), _) => {
                 match self.store.token_code_hash(&ch.key_id, pos).await? {
-                    Some((h, _)) => crypto::ct_eq(
-                        crypto::token_hash(&code.to_uppercase()).as_bytes(),
-                        h.as_bytes(),
-                    ),
+                    Some((h, _)) => token::matches(&self.master, &ch.key_id, pos, code, &h),
                     None => false,
                 }
             }
@@ -632,22 +696,46 @@ pub async fn add_sms(
     Ok(key_id)
 }
 
-/// Characters of token-card codes: no look-alikes (0/O, 1/I/L).
-const CARD_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
-
-/// A new token card: 24 numbered codes, shown once, stored as hashes.
+/// A new token card, active at once: 24 numbered codes, shown once, stored as HMACs (see
+/// [`token`]). For the CLI; the activation pages use [`start_token_card`] and
+/// [`issue_token_card`].
 pub async fn add_token(
     store: &Store,
+    master: &MasterKey,
     account: &Account,
     now: i64,
 ) -> Result<std::collections::BTreeMap<i64, String>, KeyError> {
+    let key_id = start_token_card(store, account, now).await?;
+    issue_token_card(store, master, &account.id, &key_id)
+        .await?
+        .ok_or(KeyError::Invalid("token-card-issued-twice"))
+}
+
+/// The first half of a new card on the activation pages: a pending token key without codes
+/// (not usable yet). Its codes are made and shown by [`issue_token_card`] on the page the
+/// browser is sent to next, so the page with the codes is not the answer to a form post (a
+/// reload there would post again) and is shown once. A pending card of the account not shown
+/// yet is reused, so posting twice makes one card.
+pub async fn start_token_card(
+    store: &Store,
+    account: &Account,
+    now: i64,
+) -> Result<String, KeyError> {
+    let pending = store
+        .keys_of_account(&account.id)
+        .await?
+        .into_iter()
+        .find(|k| k.kind == "token" && k.status == "pending");
+    if let Some(key) = pending {
+        return Ok(key.id);
+    }
     let key_id = crypto::random_id();
     store
         .insert_key(&KeyRow {
             id: key_id.clone(),
             account_id: account.id.clone(),
             kind: "token".into(),
-            status: "active".into(),
+            status: "pending".into(),
             secret_enc: None,
             phone: None,
             data: None,
@@ -655,20 +743,37 @@ pub async fn add_token(
             created_at: now,
         })
         .await?;
-    let mut card = std::collections::BTreeMap::new();
-    let mut hashes = Vec::new();
-    for pos in 1..=CARD_POSITIONS {
-        let code: String = (0..6)
-            .map(|_| {
-                let i = rand::random::<usize>() % CARD_ALPHABET.len();
-                char::from(CARD_ALPHABET[i])
-            })
-            .collect();
-        hashes.push((pos, crypto::token_hash(&code)));
-        card.insert(pos, code);
-    }
-    store.insert_token_codes(&key_id, &hashes).await?;
-    Ok(card)
+    Ok(key_id)
+}
+
+/// The pending token card of the account, if one waits to be shown.
+pub async fn pending_token_card(
+    store: &Store,
+    account_id: &str,
+) -> Result<Option<String>, KeyError> {
+    Ok(store
+        .keys_of_account(account_id)
+        .await?
+        .into_iter()
+        .find(|k| k.kind == "token" && k.status == "pending")
+        .map(|k| k.id))
+}
+
+/// Makes the codes of a pending card and activates it, atomically and once: `None` when the
+/// card is not pending any more (already shown, e.g. by a reload or a second tab).
+pub async fn issue_token_card(
+    store: &Store,
+    master: &MasterKey,
+    account_id: &str,
+    key_id: &str,
+) -> Result<Option<std::collections::BTreeMap<i64, String>>, KeyError> {
+    let card: std::collections::BTreeMap<i64, String> =
+        (1..=token::POSITIONS).map(|pos| (pos, token::new_code())).collect();
+    let stored: Vec<(i64, String)> = card
+        .iter()
+        .map(|(pos, code)| (*pos, token::stored_form(master, key_id, *pos, code)))
+        .collect();
+    Ok(store.issue_token_card(key_id, account_id, &stored).await?.then_some(card))
 }
 
 /// Confirms a pending TOTP key with its first code; the key becomes active and that code's time
@@ -721,7 +826,7 @@ pub async fn start_sms_enrolment(
         })
         .await?;
     let id = crypto::random_id();
-    let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+    let code = new_sms_code();
     store
         .insert_challenge(
             &Challenge {
@@ -773,4 +878,37 @@ pub async fn confirm_sms(
     }
     Ok(store.use_challenge(&ch.id, now).await?
         && store.activate_key(&ch.key_id, account_id).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(acr: AssuranceLevel, auth_time: i64) -> Login {
+        Login {
+            person_id: "p".into(),
+            auth_time,
+            acr,
+            amr: vec!["pwd".into()],
+            method: Method::Totp,
+            eidas_person_identifier: None,
+        }
+    }
+
+    #[test]
+    fn keys_change_only_after_a_recent_strong_login() {
+        let now = 1_800_000_000;
+        assert!(recent_strong_login(&login(AssuranceLevel::Substantial, now), now));
+        assert!(recent_strong_login(&login(AssuranceLevel::High, now - REAUTH_S), now));
+        assert!(!recent_strong_login(&login(AssuranceLevel::Substantial, now - REAUTH_S - 1), now));
+        assert!(!recent_strong_login(&login(AssuranceLevel::Low, now), now), "card or SMS login");
+    }
+
+    #[test]
+    fn sms_codes_are_six_digits() {
+        for _ in 0..100 {
+            let c = new_sms_code();
+            assert!(c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()), "{c}");
+        }
+    }
 }

@@ -38,6 +38,16 @@ pub fn verify(stored: &str, password: &str) -> bool {
     }
 }
 
+/// Whether `stored` is an argon2id (v1.3) hash made with exactly `cost`: verifying it then costs
+/// what verifying the dummy hash of an unknown username costs.
+pub fn uses_cost(stored: &str, cost: Cost) -> bool {
+    let Ok(h) = PasswordHash::new(stored) else { return false };
+    let Ok(params) = Params::try_from(&h) else { return false };
+    h.algorithm == Algorithm::Argon2id.ident()
+        && h.version == Some(Version::V0x13.into())
+        && (params.m_cost(), params.t_cost(), params.p_cost()) == (cost.m_kib, cost.t, cost.p)
+}
+
 /// Argon2 runs on a small pool of dedicated threads, one per core: at most that many hashes
 /// (19 MiB each) are in memory at once, the allocator keeps their memory in those threads only,
 /// and a flood of logins queues instead of taking every core and gigabytes of memory.
@@ -147,6 +157,15 @@ mod tests {
         assert!(verify(&h, "correct horse battery"));
         assert!(!verify(&h, "correct horse batterY"));
         assert!(!verify("not a hash", "x"));
+    }
+
+    #[test]
+    fn a_hash_tells_whether_it_has_the_configured_cost() {
+        let h = hash(COST, "correct horse battery").unwrap();
+        assert!(uses_cost(&h, COST));
+        assert!(!uses_cost(&h, Cost { t: 3, ..COST }));
+        assert!(!uses_cost(&h, Cost { m_kib: 32768, ..COST }));
+        assert!(!uses_cost("not a hash", COST));
     }
 
     #[tokio::test]

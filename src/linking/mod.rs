@@ -8,6 +8,7 @@ use crate::identity::Insz;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::time::Duration;
+use tracing::Instrument;
 use unicode_normalization::UnicodeNormalization;
 
 /// The provider name of eIDAS identities in the link table (SPEC §2).
@@ -59,9 +60,7 @@ impl HttpBisRegister {
 
 impl BisRegister for HttpBisRegister {
     fn lookup<'a>(&'a self, bis: &'a Insz) -> BoxFuture<'a, Result<Option<BisEntry>, BisError>> {
-        Box::pin(self.upstream.observe(async move {
-            let span = tracing::info_span!("bis_register_lookup");
-            let _e = span.enter();
+        let lookup = async move {
             let resp = self
                 .http
                 .get(format!("{}/persons/{}", self.url, bis.as_str()))
@@ -77,7 +76,12 @@ impl BisRegister for HttpBisRegister {
                     .map_err(|e| BisError::Unavailable(format!("answer: {e}"))),
                 s => Err(BisError::Unavailable(format!("status {s}"))),
             }
-        }))
+        };
+        // `.instrument`, not `span.enter()`: a guard held across `.await` would leave the span
+        // entered on the thread while other tasks run there.
+        Box::pin(
+            self.upstream.observe(lookup.instrument(tracing::info_span!("bis_register_lookup"))),
+        )
     }
 }
 

@@ -10,8 +10,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use openidconnect::core::CoreJwsSigningAlgorithm;
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::time::Duration;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -56,13 +55,52 @@ struct AssertionClaims {
     exp: i64,
 }
 
-/// JWKS fetched from clients' `jwks_uri`, kept for five minutes.
-#[derive(Default)]
+/// JWKS fetched from clients' `jwks_uri`, kept for five minutes of the broker's clock, for at
+/// most [`JWKS_CACHE_MAX_ENTRIES`] URIs: clients change their `jwks_uri` and are removed, and
+/// the old URIs must not pile up. (Replay protection of assertion `jti`s is not here but in the
+/// database, `Store::see_once`, so that every replica sees every `jti`.)
 pub struct RemoteJwksCache {
-    entries: Mutex<HashMap<String, (i64, JwkSet)>>,
+    /// URI → (fetched at, in unix seconds of [`crate::clock::Clock`]; the set).
+    entries: moka::sync::Cache<String, (i64, JwkSet)>,
 }
 
 const JWKS_TTL_S: i64 = 300;
+
+/// Far more URIs than a deployment has clients using `jwks_uri`.
+pub const JWKS_CACHE_MAX_ENTRIES: u64 = 1_000;
+
+impl Default for RemoteJwksCache {
+    fn default() -> Self {
+        Self::with_max_entries(JWKS_CACHE_MAX_ENTRIES)
+    }
+}
+
+impl RemoteJwksCache {
+    pub fn with_max_entries(max_entries: u64) -> Self {
+        // Freshness is judged by the broker's clock in `fresh`; moka's own time-to-live (the
+        // same five minutes) only frees the memory of entries nobody asks for any more.
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(Duration::from_secs(JWKS_TTL_S.unsigned_abs()))
+            .build();
+        Self { entries }
+    }
+
+    /// The set fetched from `uri` less than five minutes before `now`.
+    fn fresh(&self, uri: &str, now: i64) -> Option<JwkSet> {
+        self.entries.get(uri).filter(|(at, _)| now - at < JWKS_TTL_S).map(|(_, set)| set)
+    }
+
+    fn put(&self, uri: &str, now: i64, set: JwkSet) {
+        self.entries.insert(uri.to_string(), (now, set));
+    }
+
+    /// How many URIs are cached, once pending evictions are done.
+    pub fn cached_entries(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
 
 impl Provider {
     pub async fn authenticate_client(&self, c: &ClientCredentials) -> Result<ClientRow, OidcError> {
@@ -174,11 +212,8 @@ impl Provider {
         };
         let now = self.clock.now();
         if !refresh {
-            let cache = self.jwks_cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, set)) = cache.get(uri) {
-                if now - at < JWKS_TTL_S {
-                    return Ok(set.clone());
-                }
+            if let Some(set) = self.jwks_cache.fresh(uri, now) {
+                return Ok(set);
             }
         }
         let set: JwkSet = self
@@ -191,11 +226,7 @@ impl Provider {
             .json()
             .await
             .map_err(|e| OidcError::InvalidClient(format!("client jwks_uri invalid: {e}")))?;
-        self.jwks_cache
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uri.clone(), (now, set.clone()));
+        self.jwks_cache.put(uri, now, set.clone());
         Ok(set)
     }
 }
@@ -237,5 +268,24 @@ mod tests {
         );
         assert_eq!(ClientCredentials::parse_basic("Bearer x"), None);
         assert_eq!(ClientCredentials::parse_basic("Basic !!!"), None);
+    }
+
+    #[test]
+    fn remote_jwks_cache_stays_within_its_bound() {
+        let cache = RemoteJwksCache::with_max_entries(8);
+        for i in 0..200 {
+            cache.put(&format!("https://client-{i}.example/jwks"), 1_000, JwkSet { keys: vec![] });
+        }
+        assert!(cache.cached_entries() <= 8, "{} entries", cache.cached_entries());
+    }
+
+    #[test]
+    fn remote_jwks_are_fresh_for_five_minutes_of_the_broker_clock() {
+        let cache = RemoteJwksCache::default();
+        let uri = "https://client.example/jwks";
+        cache.put(uri, 1_000, JwkSet { keys: vec![] });
+        assert!(cache.fresh(uri, 1_000 + JWKS_TTL_S - 1).is_some());
+        assert!(cache.fresh(uri, 1_000 + JWKS_TTL_S).is_none());
+        assert!(cache.fresh("https://other.example/jwks", 1_000).is_none());
     }
 }

@@ -53,6 +53,41 @@ impl Store {
         Ok(())
     }
 
+    /// Activates a pending token card and stores its codes, in one transaction: false (nothing
+    /// stored) when the card is not pending, so two requests cannot both issue codes for it.
+    pub async fn issue_token_card(
+        &self,
+        key_id: &str,
+        account_id: &str,
+        codes: &[(i64, String)],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE keys SET status = 'active' \
+             WHERE id = $1 AND account_id = $2 AND kind = 'token' AND status = 'pending'",
+        )
+        .bind(key_id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (pos, hash) in codes {
+            sqlx::query(
+                "INSERT INTO token_codes (key_id, position, code_hash) VALUES ($1, $2, $3)",
+            )
+            .bind(key_id)
+            .bind(*pos)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Positions of a card not used yet.
     pub async fn unused_positions(&self, key_id: &str) -> Result<Vec<i64>> {
         let rows = sqlx::query(

@@ -61,6 +61,15 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A PostgreSQL connection as the server sees it (`pg_stat_ssl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseLink {
+    /// TLS is in use.
+    pub encrypted: bool,
+    /// Over a Unix socket (no network to protect).
+    pub unix_socket: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
@@ -72,8 +81,17 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 impl Store {
     /// Connects (creating a SQLite file and its directory if needed). Does not migrate.
+    ///
+    /// A PostgreSQL URL's `sslmode` and `sslrootcert` are honoured (sqlx with rustls): production
+    /// uses `sslmode=verify-full&sslrootcert=<the cluster CA>`, so that INSZ numbers, sessions
+    /// and audit rows never cross the network in the clear; a plain-text TCP connection is
+    /// reported at start-up.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();
+        // sqlx's `verify-ca` verifier asks rustls for the process default provider, which rustls
+        // cannot choose with both aws-lc-rs and ring linked in (it panics): pick aws-lc-rs here
+        // too, for the CLI commands that open the store without `serve_on`.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
             let file = path.split('?').next().unwrap_or_default();
@@ -121,7 +139,33 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend })
+        let store = Self { pool, backend };
+        if let Some(DatabaseLink { encrypted: false, unix_socket: false }) =
+            store.database_link().await?
+        {
+            tracing::warn!(
+                "the PostgreSQL connection is not encrypted: set sslmode=verify-full and \
+                 sslrootcert in database.url"
+            );
+        }
+        Ok(store)
+    }
+
+    /// How a PostgreSQL connection of the pool reaches the server (`None` on SQLite).
+    pub async fn database_link(&self) -> Result<Option<DatabaseLink>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT ssl, inet_client_addr() IS NULL AS unix_socket FROM pg_stat_ssl \
+             WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(DatabaseLink {
+            encrypted: col(&row, "ssl")?,
+            unix_socket: col(&row, "unix_socket")?,
+        }))
     }
 
     pub async fn migrate(&self) -> Result<()> {

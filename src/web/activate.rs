@@ -438,15 +438,9 @@ pub async fn choose_key(
             sms_page(&ctx, phone.unwrap_or_default(), None, None, StatusCode::OK).await
         }
         Some(Method::Token) => {
-            let card = keys::add_token(&st.store, &account, now).await?;
-            audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Token)).await;
-            enrol.added.push("token".into());
-            save_enrol(&st, &mut ctx, enrol).await?;
-            let page = pages::ActivateToken {
-                c: Chrome::new(tr.clone(), "/activate/keys"),
-                card: card.into_iter().collect(),
-            };
-            Ok(render(StatusCode::OK, &page))
+            // The codes are made and shown on the page this redirect leads to (see `token_card`).
+            keys::start_token_card(&st.store, &account, now).await?;
+            Ok(Redirect::to(TOKEN_CARD_PATH).into_response())
         }
         Some(Method::Webauthn) => {
             let Some(pk) = &st.keys.passkeys else {
@@ -471,6 +465,34 @@ pub async fn choose_key(
             keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
+}
+
+/// Where a new token card is shown.
+const TOKEN_CARD_PATH: &str = "/activate/keys/token";
+
+/// Shows a new token card once: makes the codes of the card that choosing `token` left pending,
+/// activates it and shows them. Choosing posts to `/activate/keys` and is answered with a
+/// redirect here, so the card never sits at `/activate/keys` itself: going to, reloading or
+/// coming back to `/activate/keys` shows the choice of the next key (SPEC §7), never a card, and
+/// no reload posts the choice again. Here, a reload or a second visit finds no pending card and
+/// goes on to the choice: the codes are shown once.
+pub async fn token_card(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
+    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
+    let Some(key_id) = keys::pending_token_card(&st.store, &account.id).await? else {
+        return Ok(Redirect::to("/activate/keys").into_response());
+    };
+    let Some(card) = keys::issue_token_card(&st.store, &st.master, &account.id, &key_id).await?
+    else {
+        return Ok(Redirect::to("/activate/keys").into_response());
+    };
+    audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Token)).await;
+    enrol.added.push("token".into());
+    save_enrol(&st, &mut ctx, enrol).await?;
+    let page = pages::ActivateToken {
+        c: Chrome::new(ctx.tr.clone(), "/activate/keys"),
+        card: card.into_iter().collect(),
+    };
+    Ok(render(StatusCode::OK, &page))
 }
 
 #[derive(serde::Deserialize)]

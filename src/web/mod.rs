@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/office/registrations/{id}/reissue", post(office::reissue))
         .route("/activate/account", get(activate::account_form).post(activate::account))
         .route("/activate/keys", get(activate::keys).post(activate::choose_key))
+        .route("/activate/keys/token", get(activate::token_card))
         .route("/activate/keys/totp", post(activate::confirm_totp))
         .route("/activate/keys/sms", post(activate::sms))
         .route("/activate/keys/webauthn", post(activate::webauthn))

@@ -2,6 +2,8 @@
 
 use crate::both_backends;
 use crate::common::*;
+use cozo_broker::admin;
+use cozo_broker::keys::password::{self, Cost};
 
 both_backends!(
     reused_code_is_refused_and_revokes_its_tokens,
@@ -16,6 +18,9 @@ both_backends!(
     forms_without_csrf_token_change_nothing,
     oversized_bodies_are_refused_before_parsing,
     refresh_token_of_another_client,
+    known_and_unknown_usernames_cost_one_argon2_verification_each,
+    a_stolen_session_cannot_remove_a_key,
+    token_card_codes_are_stored_as_hmacs_and_old_cards_keep_working,
 );
 
 async fn reused_code_is_refused_and_revokes_its_tokens(backend: Backend) {
@@ -369,4 +374,244 @@ async fn refresh_token_of_another_client(backend: Backend) {
     assert_eq!(refresh(&s, &other, rt).await.status(), 400);
     // Its owner still can: the foreign attempt changed nothing.
     assert_eq!(refresh(&s, &a, rt).await.status(), 200);
+}
+
+/// `cozo_password_hash_verifications_total{cost="…"}` on `/metrics` (0 when not counted yet).
+async fn verifications(s: &TestServer, cost: &str) -> u64 {
+    let text = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
+    let series = format!("cozo_password_hash_verifications_total{{cost=\"{cost}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Issue #15 (11), SPEC §6: a wrong password costs the same argon2 work whether the username
+/// exists or not (one verification, with the configured cost); proved by counting, not timing.
+async fn known_and_unknown_usernames_cost_one_argon2_verification_each(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let b = Browser::new();
+    let mut page = start_key_login(&s, &b).await;
+    let too_long = "x".repeat(65);
+    for user in ["anna", "nobody", "ANNA ", too_long.as_str(), ""] {
+        let (configured, outdated) =
+            (verifications(&s, "configured").await, verifications(&s, "outdated").await);
+        page = b
+            .submit(&s.base, &page, "/login/key", &[("username", user), ("password", "nope nope")])
+            .await;
+        assert_eq!(page.status, 401, "{user:?}");
+        assert_eq!(page.data_error().as_deref(), Some("wrong-credentials"), "{user:?}");
+        assert_eq!(verifications(&s, "configured").await, configured + 1, "{user:?}");
+        assert_eq!(verifications(&s, "outdated").await, outdated, "{user:?}");
+    }
+
+    // A hash made before a cost change costs other work: counted as outdated, and replaced by
+    // one with the configured cost at the next right password.
+    let cfg = &s.handle.cfg.login;
+    let configured = Cost { m_kib: cfg.argon2_m_kib, t: cfg.argon2_t, p: cfg.argon2_p };
+    let older = Cost { t: configured.t + 1, ..configured };
+    let store = &s.handle.store;
+    let mut account = store.account_by_username("anna").await.unwrap().unwrap();
+    account.password_hash = password::hash(older, &p.password).unwrap();
+    store.update_account(&account).await.unwrap();
+    let before = verifications(&s, "outdated").await;
+    let b = Browser::new();
+    let form = start_key_login(&s, &b).await;
+    let right = b
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
+        .await;
+    assert_eq!(right.location().as_deref(), Some("/login/key/code"), "{}", right.body);
+    assert_eq!(verifications(&s, "outdated").await, before + 1);
+    let upgraded = store.account_by_username("anna").await.unwrap().unwrap().password_hash;
+    assert!(password::uses_cost(&upgraded, configured), "{upgraded}");
+    assert!(password::verify(&upgraded, &p.password));
+    let before = verifications(&s, "configured").await;
+    let form = start_key_login(&s, &b).await;
+    let r = b
+        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", "nope nope")])
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(verifications(&s, "configured").await, before + 1);
+}
+
+/// The account, its app key and its card (a person with both).
+async fn person_with_card(
+    s: &TestServer,
+) -> (TestPerson, std::collections::BTreeMap<i64, String>, String, String) {
+    let p = s.add_person("85073003328", "anna").await;
+    let h = &s.handle;
+    let card = admin::add_token_key(&h.store, &h.master, &h.cfg, &p.insz, "anna", None, s.now())
+        .await
+        .unwrap();
+    let account = h.store.account_by_username("anna").await.unwrap().unwrap();
+    let keys = h.store.keys_of_account(&account.id).await.unwrap();
+    let id = |kind: &str| keys.iter().find(|k| k.kind == kind).unwrap().id.clone();
+    (p, card, id("totp"), id("token"))
+}
+
+/// Password step of `p` in `b` (no app waiting); returns the code page.
+async fn password_step(s: &TestServer, b: &Browser, p: &TestPerson) -> Page {
+    let form = start_key_login(s, b).await;
+    let r = b
+        .submit(
+            &s.base,
+            &form,
+            "/login/key",
+            &[("username", &p.username), ("password", &p.password)],
+        )
+        .await;
+    b.follow(&s.base, r).await
+}
+
+/// Logs in with the card at the position the broker asks; returns the answer.
+async fn card_login(
+    s: &TestServer,
+    b: &Browser,
+    code_page: &Page,
+    card: &std::collections::BTreeMap<i64, String>,
+) -> Page {
+    let asked =
+        b.submit(&s.base, code_page, "/login/key/code", &[("method", "token"), ("code", "")]).await;
+    let sel = scraper::Selector::parse("[data-token-position]").unwrap();
+    let pos: i64 = asked
+        .html()
+        .select(&sel)
+        .next()
+        .and_then(|e| e.value().attr("data-token-position").map(str::to_string))
+        .unwrap_or_else(|| panic!("no position asked: {}", asked.body))
+        .parse()
+        .unwrap();
+    b.submit(&s.base, &asked, "/login/key/code", &[("method", "token"), ("code", &card[&pos])])
+        .await
+}
+
+async fn active_kinds(s: &TestServer) -> Vec<String> {
+    let account = s.handle.store.account_by_username("anna").await.unwrap().unwrap();
+    let keys = s.handle.store.keys_of_account(&account.id).await.unwrap();
+    let mut kinds: Vec<String> =
+        keys.into_iter().filter(|k| k.status == "active").map(|k| k.kind).collect();
+    kinds.sort();
+    kinds
+}
+
+/// Issue #15 (2): removing a key needs what adding one needs, a login at substantial or higher
+/// within ten minutes. With a session logged in by the card (low), or a substantial one left
+/// open for eleven minutes (a stolen or forgotten session), the app key cannot be removed.
+async fn a_stolen_session_cannot_remove_a_key(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (p, card, app, card_key) = person_with_card(&s).await;
+    let both = vec!["token".to_string(), "totp".to_string()];
+
+    // A session logged in with the card: low.
+    let b = Browser::new();
+    let code_page = password_step(&s, &b, &p).await;
+    let done = card_login(&s, &b, &code_page, &card).await;
+    assert_eq!(done.location().as_deref(), Some("/account"), "{}", done.body);
+    let account = b.get(&s.url("/account")).await;
+    assert_eq!(account.status, 200);
+    let remove_app = format!("/account/keys/{app}/remove");
+    let refused = b.submit(&s.base, &account, &remove_app, &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.data_error().as_deref(), Some("reauth"));
+    assert!(refused.body.contains("href=\"/account/login\""), "{}", refused.body);
+    assert_eq!(active_kinds(&s).await, both, "the app key stays");
+
+    // A substantial login, eleven minutes old.
+    s.next_step();
+    let b = Browser::new();
+    let code_page = password_step(&s, &b, &p).await;
+    let done = b
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&p))],
+        )
+        .await;
+    assert_eq!(done.location().as_deref(), Some("/account"), "{}", done.body);
+    s.handle.clock.advance(11 * 60);
+    let account = b.get(&s.url("/account")).await;
+    assert_eq!(account.status, 200);
+    for key in [&app, &card_key] {
+        let stale = b.submit(&s.base, &account, &format!("/account/keys/{key}/remove"), &[]).await;
+        assert_eq!(stale.status, 403, "{}", stale.body);
+        assert_eq!(stale.data_error().as_deref(), Some("reauth"));
+    }
+    assert_eq!(active_kinds(&s).await, both);
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(!events.iter().any(|e| e.kind == "key-change" && e.outcome == "removed"));
+
+    // Logging in again with the app key (the refusal page's link) allows it.
+    let again = b.follow(&s.base, b.get(&s.url("/account/login")).await).await;
+    assert!(again.url.ends_with("/login"), "{}", again.url);
+    s.next_step();
+    let code_page = password_step(&s, &b, &p).await;
+    let done = b
+        .submit(
+            &s.base,
+            &code_page,
+            "/login/key/code",
+            &[("method", "totp"), ("code", &s.code(&p))],
+        )
+        .await;
+    assert_eq!(done.location().as_deref(), Some("/account"), "{}", done.body);
+    let account = b.get(&s.url("/account")).await;
+    let removed =
+        b.submit(&s.base, &account, &format!("/account/keys/{card_key}/remove"), &[]).await;
+    assert_eq!(removed.location().as_deref(), Some("/account"), "{}", removed.body);
+    assert_eq!(active_kinds(&s).await, vec!["totp".to_string()]);
+}
+
+/// Issue #15 (4): a card's codes (about 30 bits each) are kept as HMACs under a key derived
+/// from the master key, never as a plain SHA-256 that a leaked table would give away in
+/// seconds; cards issued before (plain SHA-256) keep working until replaced.
+async fn token_card_codes_are_stored_as_hmacs_and_old_cards_keep_working(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (p, card, _app, card_key) = person_with_card(&s).await;
+    let store = &s.handle.store;
+    for (pos, code) in &card {
+        let (stored, _) = store.token_code_hash(&card_key, *pos).await.unwrap().unwrap();
+        assert!(stored.starts_with("v2:"), "{stored}");
+        assert_ne!(stored, cozo_broker::crypto::token_hash(code), "a plain SHA-256");
+        assert!(!stored.contains(&cozo_broker::crypto::token_hash(code)));
+        assert!(!stored.to_uppercase().contains(code.as_str()));
+    }
+    let b = Browser::new();
+    let code_page = password_step(&s, &b, &p).await;
+    let done = card_login(&s, &b, &code_page, &card).await;
+    assert_eq!(done.location().as_deref(), Some("/account"), "{}", done.body);
+
+    // A card issued before the fix: its rows hold SHA-256 of the codes.
+    let now = s.now();
+    let bob = s.add_person("90010112395", "bob").await;
+    let account = store.account_by_username("bob").await.unwrap().unwrap();
+    let old_id = "old-card-of-bob";
+    store
+        .insert_key(&cozo_broker::store::KeyRow {
+            id: old_id.into(),
+            account_id: account.id.clone(),
+            kind: "token".into(),
+            status: "active".into(),
+            secret_enc: None,
+            phone: None,
+            data: None,
+            last_step: 0,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let old: std::collections::BTreeMap<i64, String> =
+        (1..=24).map(|pos| (pos, format!("ABC{pos:03}"))).collect();
+    let rows: Vec<(i64, String)> =
+        old.iter().map(|(pos, c)| (*pos, cozo_broker::crypto::token_hash(c))).collect();
+    store.insert_token_codes(old_id, &rows).await.unwrap();
+    let b = Browser::new();
+    let code_page = password_step(&s, &b, &bob).await;
+    let done = card_login(&s, &b, &code_page, &old).await;
+    assert_eq!(done.location().as_deref(), Some("/account"), "old card: {}", done.body);
+    // A wrong code on the old card is still wrong.
+    let b = Browser::new();
+    let code_page = password_step(&s, &b, &bob).await;
+    let wrong: std::collections::BTreeMap<i64, String> =
+        (1..=24).map(|pos| (pos, "ZZZZZZ".to_string())).collect();
+    let r = card_login(&s, &b, &code_page, &wrong).await;
+    assert_eq!(r.status, 401, "{}", r.body);
 }

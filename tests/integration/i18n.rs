@@ -324,7 +324,9 @@ async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
     let sms = person.submit(&s.base, &keys, "/activate/keys", &[("key", "sms")]).await;
     ck.page("activation: SMS key", &sms);
     let keys = person.get(&s.url("/activate/keys")).await;
-    let token = person.submit(&s.base, &keys, "/activate/keys", &[("key", "token")]).await;
+    let token = person
+        .follow(&s.base, person.submit(&s.base, &keys, "/activate/keys", &[("key", "token")]).await)
+        .await;
     ck.page("activation: token card", &token);
     let keys = person.get(&s.url("/activate/keys")).await;
     let wa = person.submit(&s.base, &keys, "/activate/keys", &[("key", "webauthn")]).await;

@@ -1,8 +1,10 @@
 //! Integration tests: the real broker on a random port, driven over HTTP like a browser and like
 //! an app, on SQLite and on PostgreSQL.
 
+mod caches;
 mod cli;
 mod common;
+mod database_tls;
 mod demo_app;
 mod eid;
 mod eidas;
@@ -16,3 +18,4 @@ mod outbox;
 mod policy;
 mod ratelimit;
 mod replicas;
+mod spans;

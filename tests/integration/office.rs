@@ -17,6 +17,7 @@ both_backends!(
     operators_see_only_their_office_and_need_substantial,
     unconfirmed_keys_never_log_in_and_the_last_key_stays,
     a_lost_device_is_revoked_by_the_office_and_reactivated,
+    after_the_token_card_the_next_key_can_be_added,
 );
 
 const OPERATOR: &str = "90010112395";
@@ -245,7 +246,12 @@ async fn full_journey_from_the_desk_to_a_login_with_every_key(backend: Backend) 
 
     // Token: a card of 24 numbered codes.
     let keys_page = person.get(&s.url("/activate/keys")).await;
-    let card_page = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    let card_page = person
+        .follow(
+            &s.base,
+            person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await,
+        )
+        .await;
     let doc = card_page.html();
     let sel = Selector::parse("[data-position]").unwrap();
     let card: std::collections::HashMap<String, String> = doc
@@ -575,7 +581,12 @@ async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) 
     let secret = attr(&totp, "[data-totp-secret]", "data-totp-secret").unwrap();
     let secret = cozo_broker::keys::totp::decode_base32(&secret).unwrap();
     let keys_page = person.get(&s.url("/activate/keys")).await;
-    person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    person
+        .follow(
+            &s.base,
+            person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await,
+        )
+        .await;
     let keys_page = person.get(&s.url("/activate/keys")).await;
     let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
     assert_eq!(done.data_error().as_deref(), Some("activated"));
@@ -670,7 +681,8 @@ async fn account_adds_a_key_after_a_fresh_strong_login_and_removes_one(backend: 
     let added = b.submit(&s.base, &account, "/account/keys/add", &[]).await;
     assert_eq!(added.location().as_deref(), Some("/activate/keys"), "{}", added.body);
     let keys_page = b.get(&s.url("/activate/keys")).await;
-    b.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    b.follow(&s.base, b.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await)
+        .await;
     let keys_page = b.get(&s.url("/activate/keys")).await;
     let back = b.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
     assert_eq!(back.location().as_deref(), Some("/account"));
@@ -755,7 +767,12 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
     assert!(acct.body.contains("value=\"sofia\""), "the username is prefilled");
     let password = "Nuovo telefono, 2026";
     let keys_page = choose_account(&s, &person, "sofia.rossi", password).await;
-    person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    person
+        .follow(
+            &s.base,
+            person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await,
+        )
+        .await;
     let keys_page = person.get(&s.url("/activate/keys")).await;
     let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
     assert_eq!(done.data_error().as_deref(), Some("activated"));
@@ -780,4 +797,68 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
     .await;
     assert!(code_page.body.contains("value=\"token\""), "{}", code_page.body);
     assert!(!code_page.body.contains("value=\"totp\""));
+}
+
+/// Issue #15 (12), SPEC §7: after each key the page offers `key` again. After the token card,
+/// `/activate/keys` shows the choice (never the card: the card is shown on a page of its own,
+/// once), and the app key can be added next.
+async fn after_the_token_card_the_next_key_can_be_added(backend: Backend) {
+    let s = start(backend).await;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let code = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let person = Browser::new();
+    open(&s, &person, &link, &code).await;
+    let keys_page = choose_account(&s, &person, "sofia.rossi", "Lungo e sicuro, 2026").await;
+    let positions = Selector::parse("[data-position]").unwrap();
+    let key_radios = Selector::parse("form[action=\"/activate/keys\"] input[name=key]").unwrap();
+
+    // Choosing the card: the answer to the post is a redirect, not the card.
+    let chosen = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    assert_eq!(chosen.status, StatusCode::SEE_OTHER, "{}", chosen.body);
+    assert_eq!(chosen.html().select(&positions).count(), 0, "the card at /activate/keys");
+    let card_page = person.follow(&s.base, chosen).await;
+    assert_eq!(card_page.status, StatusCode::OK, "{}", card_page.body);
+    assert_eq!(card_page.html().select(&positions).count(), 24, "{}", card_page.body);
+    assert!(card_page.body.contains("href=\"/activate/keys\""), "a way on: {}", card_page.body);
+    assert_ne!(card_page.url, s.url("/activate/keys"), "the card sits at /activate/keys");
+
+    // Coming back to the card's page (a reload) shows no card and makes none.
+    let reload = person.get(&card_page.url).await;
+    assert_eq!(reload.location().as_deref(), Some("/activate/keys"), "{}", reload.body);
+    assert_eq!(reload.html().select(&positions).count(), 0);
+
+    // /activate/keys offers `key` again, with the card among the active keys.
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    assert_eq!(keys_page.status, StatusCode::OK);
+    assert_eq!(keys_page.html().select(&positions).count(), 0, "{}", keys_page.body);
+    let offered: Vec<String> = keys_page
+        .html()
+        .select(&key_radios)
+        .filter_map(|e| e.value().attr("value").map(str::to_string))
+        .collect();
+    assert!(offered.contains(&"totp".to_string()), "{offered:?}");
+    assert_eq!(keys_page.html().select(&Selector::parse("[data-active-key]").unwrap()).count(), 1);
+
+    // The app key next.
+    let totp = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "totp")]).await;
+    assert_eq!(totp.status, StatusCode::OK, "{}", totp.body);
+    let secret = attr(&totp, "[data-totp-secret]", "data-totp-secret").unwrap();
+    let secret = cozo_broker::keys::totp::decode_base32(&secret).unwrap();
+    let c = cozo_broker::keys::totp::code_at(&secret, s.now());
+    let ok = person.submit(&s.base, &totp, "/activate/keys/totp", &[("code", &c)]).await;
+    assert_eq!(ok.location().as_deref(), Some("/activate/keys"), "{}", ok.body);
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    assert_eq!(keys_page.html().select(&Selector::parse("[data-active-key]").unwrap()).count(), 2);
+    let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
+    assert_eq!(done.data_error().as_deref(), Some("activated"), "{}", done.body);
+
+    // One card was made, and it is active.
+    let account = s.handle.store.account_by_username("sofia.rossi").await.unwrap().unwrap();
+    let keys = s.handle.store.keys_of_account(&account.id).await.unwrap();
+    let cards: Vec<_> = keys.iter().filter(|k| k.kind == "token").collect();
+    assert_eq!(cards.len(), 1);
+    assert_eq!(cards[0].status, "active");
 }

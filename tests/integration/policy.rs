@@ -25,7 +25,9 @@ async fn person_with_all_keys(
     let store = &s.handle.store;
     admin::add_sms_key(store, &s.handle.cfg, insz, username, None, PHONE, s.now()).await.unwrap();
     let card =
-        admin::add_token_key(store, &s.handle.cfg, insz, username, None, s.now()).await.unwrap();
+        admin::add_token_key(store, &s.handle.master, &s.handle.cfg, insz, username, None, s.now())
+            .await
+            .unwrap();
     (p, card.into_values().collect())
 }
 
