@@ -7,7 +7,7 @@ use crate::crypto::{self, MasterKey};
 use crate::identity::Insz;
 use crate::keys::{self, NewTotp};
 use crate::oidc::signing::SigningAlg;
-use crate::store::{ClientRow, KeyRow, Person, Store, StoreError};
+use crate::store::{ClientAuthMethod, ClientRow, KeyRow, Person, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -123,7 +123,9 @@ pub async fn add_client(
             secret_hash: secret.as_deref().map(crypto::token_hash),
             redirect_uris: spec.redirect_uris.clone(),
             post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
-            auth_method,
+            auth_method: ClientAuthMethod::parse(&auth_method).ok_or_else(|| {
+                AdminError::Invalid(format!("--auth-method {auth_method} is not supported"))
+            })?,
             jwks: spec.jwks.clone(),
             jwks_uri: spec.jwks_uri.clone(),
             id_token_alg: spec.id_token_alg.clone(),
@@ -296,7 +298,8 @@ pub async fn policy_check(
                 url.as_str(),
                 std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
                 std::time::Duration::from_secs(1),
-            );
+            )
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
             let today = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().date_naive();
             use crate::cobrha::Registry;
             reg.professions(&insz).await.ok().map(|v| {

@@ -42,7 +42,7 @@ pub struct FasConfig {
     pub levels: std::collections::BTreeMap<String, String>,
     /// A value in the FAS `amr` → our method (`eid`, `itsme`, `totp`, `sms`, `token`).
     pub means: std::collections::BTreeMap<String, String>,
-    pub max_level: String,
+    pub max_level: crate::assurance::AssuranceLevel,
 }
 
 impl Default for FasConfig {
@@ -71,12 +71,20 @@ impl Default for FasConfig {
             insz_claim: "egovNRN".into(),
             levels: levels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             means: means.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            max_level: "high".into(),
+            max_level: crate::assurance::AssuranceLevel::High,
         }
     }
 }
 
 /// The eIDAS node this broker is a service provider of (SPEC §6).
+/// How AuthnRequests travel to the eIDAS node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SamlBinding {
+    Redirect,
+    Post,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EidasConfig {
@@ -84,12 +92,12 @@ pub struct EidasConfig {
     /// trusted. Unset: eIDAS login is not offered.
     pub node_metadata: Option<String>,
     /// The highest level this node may vouch for (`low`, `substantial`, `high`).
-    pub max_level: String,
+    pub max_level: crate::assurance::AssuranceLevel,
     /// ISO 3166 codes shown in the country list.
     pub countries: Vec<String>,
     pub require_encryption: bool,
     /// `redirect` or `post`: how AuthnRequests travel to the node.
-    pub binding: String,
+    pub binding: SamlBinding,
     pub signing_key: Option<PathBuf>,
     pub signing_cert: Option<PathBuf>,
     pub encryption_key: Option<PathBuf>,
@@ -100,10 +108,10 @@ impl Default for EidasConfig {
     fn default() -> Self {
         Self {
             node_metadata: None,
-            max_level: "high".into(),
+            max_level: crate::assurance::AssuranceLevel::High,
             countries: ["NL", "DE", "FR", "LU"].iter().map(|s| s.to_string()).collect(),
             require_encryption: true,
-            binding: "redirect".into(),
+            binding: SamlBinding::Redirect,
             signing_key: None,
             signing_cert: None,
             encryption_key: None,
@@ -497,15 +505,6 @@ impl Config {
                     format!("{amr} = {method}: not a method"),
                 ));
             }
-        }
-        if crate::assurance::AssuranceLevel::parse(&self.fas.max_level).is_none() {
-            return Err(ConfigError::new("fas.max_level", "must be low, substantial or high"));
-        }
-        if crate::assurance::AssuranceLevel::parse(&self.eidas.max_level).is_none() {
-            return Err(ConfigError::new("eidas.max_level", "must be low, substantial or high"));
-        }
-        if !matches!(self.eidas.binding.as_str(), "redirect" | "post") {
-            return Err(ConfigError::new("eidas.binding", "must be redirect or post"));
         }
         if !self.eidas.require_encryption {
             return Err(ConfigError::new(

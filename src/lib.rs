@@ -107,16 +107,12 @@ pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
             upstream: None,
         });
     }
-    if let Some(fas) = fas::Fas::new(&cfg.fas, &cfg.issuer()) {
-        c.extend(fas.offered().into_iter().map(|(method, level)| policy::Candidate {
-            method,
-            level,
-            upstream: Some("fas"),
-        }));
-    }
+    c.extend(fas::Fas::offered_by(&cfg.fas).into_iter().map(|(method, level)| {
+        policy::Candidate { method, level, upstream: Some("fas") }
+    }));
     if cfg.eidas.node_metadata.is_some() {
         // A node vouches for each level up to what it is configured for.
-        let max = AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low);
+        let max = cfg.eidas.max_level;
         c.extend(AssuranceLevel::ALL.into_iter().filter(|l| *l <= max).map(|level| {
             policy::Candidate { method: Method::Eidas, level, upstream: Some("eidas") }
         }));
@@ -142,16 +138,17 @@ impl Broker {
         let retention = cfg.oidc.id_token_ttl_s + 300;
         let keyring = oidc::signing::KeyRing::load(&store, &master, now, retention).await?;
         let policies = Arc::new(policy::PolicyEngine::load(&cfg.policy.dir)?);
-        let registry = cfg.cobrha.url.as_ref().map(|url| {
-            Arc::new(
+        let registry = match &cfg.cobrha.url {
+            Some(url) => Some(Arc::new(
                 cobrha::HttpRegistry::new(
                     url.as_str(),
                     std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
                     std::time::Duration::from_secs(cfg.cobrha.cache_ttl_s),
-                )
+                )?
                 .with_upstream(metrics.upstream("cobrha")),
-            ) as Arc<dyn cobrha::Registry>
-        });
+            ) as Arc<dyn cobrha::Registry>),
+            None => None,
+        };
         let provider = oidc::Provider::new(
             &cfg,
             store.clone(),
@@ -167,16 +164,17 @@ impl Broker {
             eidas::Eidas::setup(&cfg, &store, &master, &audit, now, &metrics.upstream("eidas_node"))
                 .await?
                 .map(Arc::new);
-        let bis_register = cfg.bis_register.url.as_ref().map(|url| {
-            Arc::new(
+        let bis_register = match &cfg.bis_register.url {
+            Some(url) => Some(Arc::new(
                 linking::HttpBisRegister::new(
                     url.as_str(),
                     std::time::Duration::from_millis(cfg.bis_register.timeout_ms),
-                )
+                )?
                 .with_upstream(metrics.upstream("bis_register")),
-            ) as Arc<dyn linking::BisRegister>
-        });
-        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer()).map(|f| {
+            ) as Arc<dyn linking::BisRegister>),
+            None => None,
+        };
+        let fas = fas::Fas::new(&cfg.fas, &cfg.issuer())?.map(|f| {
             let f = Arc::new(f.with_upstream(metrics.upstream("fas")));
             Arc::new(fas::callback::FederalLogin::new(f, store.clone(), audit.clone()))
         });

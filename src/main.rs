@@ -660,7 +660,7 @@ async fn client(c: ClientCmd, cfg: &Config, now: i64) -> Result<(), Failure> {
             let clients = store.clients().await.map_err(runtime)?;
             let list: Vec<_> = clients
                 .iter()
-                .map(|c| serde_json::json!({"client_id": c.id, "redirect_uris": c.redirect_uris, "policy": c.policy, "auth_method": c.auth_method, "id_token_alg": c.id_token_alg}))
+                .map(|c| serde_json::json!({"client_id": c.id, "redirect_uris": c.redirect_uris, "policy": c.policy, "auth_method": c.auth_method.as_str(), "id_token_alg": c.id_token_alg}))
                 .collect();
             if json {
                 print_json(serde_json::json!({ "clients": list }));

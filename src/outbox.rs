@@ -42,10 +42,7 @@ impl Outbox {
         } else {
             None
         };
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let http = crate::http_client::build("the SMS gateway", std::time::Duration::from_secs(10))
             .map_err(|e| e.to_string())?;
         Ok(Self {
             store,

@@ -125,19 +125,19 @@ fn professions_cache(
 }
 
 impl HttpRegistry {
-    pub fn new(url: &str, timeout: Duration, ttl: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self {
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, crate::http_client::HttpClientError> {
+        let http = crate::http_client::build("CoBRHA", timeout)?;
+        Ok(Self {
             http,
             url: url.trim_end_matches('/').to_string(),
             ttl,
             cache: professions_cache(ttl, CACHE_MAX_ENTRIES),
             upstream: Default::default(),
-        }
+        })
     }
 
     /// Caches at most `max_entries` people instead of [`CACHE_MAX_ENTRIES`] (tests of the bound).

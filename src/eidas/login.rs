@@ -92,7 +92,7 @@ impl Eidas {
                 id: spec.id.clone(),
                 relay: relay.clone(),
                 session_ref: crypto::token_hash(session_id),
-                min_level: min_level.short().to_string(),
+                min_level,
                 country: country.to_string(),
                 created_at: now,
                 expires_at: now + REQUEST_TTL_S,
@@ -138,8 +138,7 @@ impl Eidas {
         if request.expires_at <= now {
             return refused(Refusal::Expired);
         }
-        let min_level = AssuranceLevel::parse(&request.min_level)
-            .ok_or_else(|| EidasError::Corrupt(format!("request level {}", request.min_level)))?;
+        let min_level = request.min_level;
         let sp = self.sp.clone();
         let expected = vec![request.id.clone()];
         let at = crate::clock::to_utc(now);

@@ -149,9 +149,9 @@ impl Eidas {
             sp: Arc::new(sp),
             store: store.clone(),
             audit: audit.clone(),
-            max_level: AssuranceLevel::parse(&cfg.eidas.max_level).unwrap_or(AssuranceLevel::Low),
+            max_level: cfg.eidas.max_level,
             countries: cfg.eidas.countries.clone(),
-            post_binding: cfg.eidas.binding == "post",
+            post_binding: cfg.eidas.binding == crate::config::SamlBinding::Post,
         }))
     }
 }

@@ -107,23 +107,24 @@ pub struct Fas {
 const METADATA_TTL: Duration = Duration::from_secs(300);
 
 impl Fas {
-    pub fn new(cfg: &FasConfig, broker_url: &str) -> Option<Self> {
-        let issuer = cfg.issuer.as_ref()?.as_str().trim_end_matches('/').to_string();
+    /// The federal login, or `None` when `[fas] issuer` is not set.
+    pub fn new(
+        cfg: &FasConfig,
+        broker_url: &str,
+    ) -> Result<Option<Self>, crate::http_client::HttpClientError> {
+        let Some(issuer) = &cfg.issuer else { return Ok(None) };
+        let issuer = issuer.as_str().trim_end_matches('/').to_string();
         // The HTTP client never follows redirects (openidconnect's security warning: SSRF).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .ok()?;
-        Some(Self {
+        let http = crate::http_client::build("FAS", Duration::from_secs(10))?;
+        Ok(Some(Self {
             issuer,
             redirect_uri: format!("{broker_url}/oidc/fas/callback"),
             http,
             metadata: Mutex::new(None),
-            max_level: AssuranceLevel::parse(&cfg.max_level).unwrap_or(AssuranceLevel::Low),
+            max_level: cfg.max_level,
             cfg: cfg.clone(),
             upstream: Default::default(),
-        })
+        }))
     }
 
     /// Times each exchange with FAS (discovery with its JWKS, token) in the metrics.
@@ -135,9 +136,18 @@ impl Fas {
     /// The methods FAS offers and the level each gets here (the lower of the FAS level and the
     /// means' own level, never above `[fas] max_level`).
     pub fn offered(&self) -> Vec<(Method, AssuranceLevel)> {
+        Self::offered_by(&self.cfg)
+    }
+
+    /// [`Fas::offered`] from the configuration alone (nothing when FAS is not configured).
+    pub fn offered_by(cfg: &FasConfig) -> Vec<(Method, AssuranceLevel)> {
         let mut out: Vec<(Method, AssuranceLevel)> = Vec::new();
-        for method in self.cfg.means.values().filter_map(|m| Method::parse(m)) {
-            let level = method.own_level().unwrap_or(AssuranceLevel::Low).min(self.max_level);
+        if cfg.issuer.is_none() {
+            return out;
+        }
+        let max_level = cfg.max_level;
+        for method in cfg.means.values().filter_map(|m| Method::parse(m)) {
+            let level = method.own_level().unwrap_or(AssuranceLevel::Low).min(max_level);
             if !out.iter().any(|(m, _)| *m == method) {
                 out.push((method, level));
             }

@@ -42,13 +42,9 @@ pub struct HttpBisRegister {
 }
 
 impl HttpBisRegister {
-    pub fn new(url: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self { http, url: url.trim_end_matches('/').to_string(), upstream: Default::default() }
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, crate::http_client::HttpClientError> {
+        let http = crate::http_client::build("the Bis register", timeout)?;
+        Ok(Self { http, url: url.trim_end_matches('/').to_string(), upstream: Default::default() })
     }
 
     /// Times each lookup in the metrics.

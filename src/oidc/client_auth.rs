@@ -4,7 +4,7 @@
 
 use super::{OidcError, Provider};
 use crate::crypto;
-use crate::store::ClientRow;
+use crate::store::{ClientAuthMethod, ClientRow};
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -118,14 +118,14 @@ impl Provider {
                 return Err(OidcError::InvalidRequest("client_id does not match".into()));
             }
             let client = self.store.client(id).await?.ok_or_else(bad)?;
-            return check_secret(&client, "client_secret_basic", secret)
+            return check_secret(&client, ClientAuthMethod::ClientSecretBasic, secret)
                 .map(|_| client)
                 .map_err(|_| bad());
         }
         if let Some(secret) = &c.client_secret {
             let id = c.client_id.as_deref().ok_or_else(bad)?;
             let client = self.store.client(id).await?.ok_or_else(bad)?;
-            return check_secret(&client, "client_secret_post", secret)
+            return check_secret(&client, ClientAuthMethod::ClientSecretPost, secret)
                 .map(|_| client)
                 .map_err(|_| bad());
         }
@@ -138,7 +138,7 @@ impl Provider {
         // No credentials: only a public client may do that.
         let id = c.client_id.as_deref().ok_or_else(bad)?;
         let client = self.store.client(id).await?.ok_or_else(bad)?;
-        if client.auth_method == "none" {
+        if client.auth_method == ClientAuthMethod::None {
             Ok(client)
         } else {
             Err(bad())
@@ -162,7 +162,7 @@ impl Provider {
         }
         let client =
             self.store.client(&unverified_sub).await?.ok_or_else(|| bad("unknown client"))?;
-        if client.auth_method != "private_key_jwt" {
+        if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
             return Err(bad("client is not registered for private_key_jwt"));
         }
         let keys = self.client_keys(&client, false).await?;
@@ -231,7 +231,7 @@ impl Provider {
     }
 }
 
-fn check_secret(client: &ClientRow, method: &str, secret: &str) -> Result<(), ()> {
+fn check_secret(client: &ClientRow, method: ClientAuthMethod, secret: &str) -> Result<(), ()> {
     if client.auth_method != method {
         return Err(());
     }

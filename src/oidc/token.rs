@@ -228,7 +228,8 @@ impl Provider {
         now: i64,
     ) -> (NewTokens, String, Option<String>) {
         let access = crypto::random_token(32);
-        let refresh = (client.auth_method != "none").then(|| crypto::random_token(32));
+        let refresh = (client.auth_method != crate::store::ClientAuthMethod::None)
+            .then(|| crypto::random_token(32));
         let t = NewTokens {
             id: crypto::random_id(),
             grant_id: grant_id.to_string(),

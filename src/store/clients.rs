@@ -3,13 +3,51 @@
 use super::{col, json_col, to_json, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 
+/// How a client authenticates at the token endpoint (`none`: a public client, PKCE alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl ClientAuthMethod {
+    pub const ALL: [ClientAuthMethod; 4] =
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether the client holds a secret of ours.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+impl std::fmt::Display for ClientAuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientRow {
     pub id: String,
     pub secret_hash: Option<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
-    pub auth_method: String,
+    pub auth_method: ClientAuthMethod,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
     pub id_token_alg: String,
@@ -24,7 +62,11 @@ impl ClientRow {
             secret_hash: col(r, "secret_hash")?,
             redirect_uris: json_col(r, "redirect_uris")?,
             post_logout_redirect_uris: json_col(r, "post_logout_redirect_uris")?,
-            auth_method: col(r, "auth_method")?,
+            auth_method: {
+                let m: String = col(r, "auth_method")?;
+                ClientAuthMethod::parse(&m)
+                    .ok_or_else(|| StoreError::Corrupt(format!("client auth method {m}")))?
+            },
             jwks: col(r, "jwks")?,
             jwks_uri: col(r, "jwks_uri")?,
             id_token_alg: col(r, "id_token_alg")?,
@@ -58,7 +100,7 @@ impl Store {
             .bind(&c.secret_hash)
             .bind(to_json(&c.redirect_uris))
             .bind(to_json(&c.post_logout_redirect_uris))
-            .bind(&c.auth_method)
+            .bind(c.auth_method.as_str())
             .bind(&c.jwks)
             .bind(&c.jwks_uri)
             .bind(&c.id_token_alg)

@@ -7,7 +7,7 @@ pub struct SamlRequestRow {
     pub id: String,
     pub relay: String,
     pub session_ref: String,
-    pub min_level: String,
+    pub min_level: crate::assurance::AssuranceLevel,
     pub country: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -57,7 +57,7 @@ impl Store {
         .bind(&r.id)
         .bind(&r.relay)
         .bind(&r.session_ref)
-        .bind(&r.min_level)
+        .bind(r.min_level.short())
         .bind(&r.country)
         .bind(r.created_at)
         .bind(r.expires_at)
@@ -79,7 +79,11 @@ impl Store {
                 id: col(&r, "id")?,
                 relay: col(&r, "relay")?,
                 session_ref: col(&r, "session_ref")?,
-                min_level: col(&r, "min_level")?,
+                min_level: {
+                    let l: String = col(&r, "min_level")?;
+                    crate::assurance::AssuranceLevel::parse(&l)
+                        .ok_or_else(|| StoreError::Corrupt(format!("SAML request level {l}")))?
+                },
                 country: col(&r, "country")?,
                 created_at: col(&r, "created_at")?,
                 expires_at: col(&r, "expires_at")?,

@@ -21,6 +21,7 @@ fn national_numbers(count: u32) -> Vec<Insz> {
 async fn the_cobrha_cache_does_not_grow_past_its_bound() {
     let (url, mock) = idp_mocks::cobrha::start().await;
     let registry = HttpRegistry::new(&url, Duration::from_secs(5), Duration::from_secs(300))
+        .unwrap()
         .with_cache_max_entries(16);
 
     // It still caches: a second lookup of the same person does not reach the registry.
@@ -42,7 +43,7 @@ async fn the_cobrha_cache_does_not_grow_past_its_bound() {
 #[tokio::test]
 async fn cached_professions_expire_after_the_configured_ttl() {
     let (url, mock) = idp_mocks::cobrha::start().await;
-    let registry = HttpRegistry::new(&url, Duration::from_secs(5), Duration::from_millis(300));
+    let registry = HttpRegistry::new(&url, Duration::from_secs(5), Duration::from_millis(300)).unwrap();
     let gp = Insz::parse(idp_mocks::cobrha::GP).unwrap();
     registry.professions(&gp).await.unwrap();
     registry.professions(&gp).await.unwrap();

@@ -94,7 +94,8 @@ async fn a_cobrha_lookup_does_not_capture_other_requests_log_lines() {
         &url,
         Duration::from_secs(5),
         Duration::from_secs(300),
-    );
+    )
+    .unwrap();
     let gp = cozo_broker::identity::Insz::parse(idp_mocks::cobrha::GP).unwrap();
     let spans = spans_of_request_b_beside(async {
         assert_eq!(registry.professions(&gp).await.unwrap().len(), 1);
@@ -107,7 +108,7 @@ async fn a_cobrha_lookup_does_not_capture_other_requests_log_lines() {
 async fn a_bis_register_lookup_does_not_capture_other_requests_log_lines() {
     let (url, mock) = idp_mocks::bis_register::start().await;
     mock.set_delay(UPSTREAM_DELAY);
-    let register = cozo_broker::linking::HttpBisRegister::new(&url, Duration::from_secs(5));
+    let register = cozo_broker::linking::HttpBisRegister::new(&url, Duration::from_secs(5)).unwrap();
     let bis = cozo_broker::identity::Insz::parse(idp_mocks::cobrha::FOREIGN_GP).unwrap();
     let spans = spans_of_request_b_beside(async {
         assert!(register.lookup(&bis).await.unwrap().is_some());
@@ -173,7 +174,7 @@ fn federal_login(issuer: &str) -> cozo_broker::fas::Fas {
         client_secret: "secret".into(),
         ..Default::default()
     };
-    cozo_broker::fas::Fas::new(&cfg, "http://127.0.0.1:9").expect("FAS configured")
+    cozo_broker::fas::Fas::new(&cfg, "http://127.0.0.1:9").unwrap().expect("FAS configured")
 }
 
 /// The outbox reads its queue from the database, so this one runs on both backends.
