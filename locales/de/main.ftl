@@ -81,6 +81,7 @@ policy-registry-unavailable = Das Register der Gesundheitsdienstleister (CoBRHA)
 policy-profession-required = Dieser Dienst ist nur für in CoBRHA registrierte Gesundheitsdienstleister. Wenn Sie einer sind, wenden Sie sich an das LIKIV, um Ihre Registrierung prüfen zu lassen.
 policy-not-allowed = Dieser Dienst akzeptiert diese Anmeldung nicht.
 acr-requested-higher = Die App hat eine stärkere Anmeldung verlangt als die, die Sie benutzt haben.
+login-other-person = Die App hat nach einer anderen Person gefragt als der hier angemeldeten. Melden Sie sich als diese Person an.
 registry-unavailable-title = Das Register ist nicht erreichbar
 back-to-app = Zurück zur App
 key-webauthn-help = Verwenden Sie den Sicherheitsschlüssel oder Passkey, den Sie registriert haben.

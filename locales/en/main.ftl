@@ -81,6 +81,7 @@ policy-registry-unavailable = The register of healthcare professionals (CoBRHA) 
 policy-profession-required = This service is only for healthcare professionals registered in CoBRHA. If you are one, contact RIZIV-INAMI to have your registration checked.
 policy-not-allowed = This service does not accept this login.
 acr-requested-higher = The app asked for a stronger login than the one you used.
+login-other-person = The app asked about another person than the one logged in here. Log in as that person.
 registry-unavailable-title = The register cannot be reached
 back-to-app = Back to the app
 key-webauthn-help = Use the security key or passkey you registered.

@@ -81,6 +81,7 @@ policy-registry-unavailable = Le registre des prestataires de soins (CoBRHA) est
 policy-profession-required = Ce service est réservé aux prestataires de soins enregistrés dans CoBRHA. Si vous en êtes un, contactez l'INAMI pour faire vérifier votre enregistrement.
 policy-not-allowed = Ce service n'accepte pas cette connexion.
 acr-requested-higher = L'application a demandé une connexion plus forte que celle que vous avez utilisée.
+login-other-person = L'application a demandé une autre personne que celle qui est connectée ici. Connectez-vous en tant que cette personne.
 registry-unavailable-title = Le registre est injoignable
 back-to-app = Retour à l'application
 key-webauthn-help = Utilisez la clé de sécurité ou la passkey que vous avez enregistrée.

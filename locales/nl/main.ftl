@@ -81,6 +81,7 @@ policy-registry-unavailable = Het register van de zorgverleners (CoBRHA) is nu n
 policy-profession-required = Deze dienst is alleen voor zorgverleners die in CoBRHA geregistreerd zijn. Bent u zorgverlener, neem dan contact op met het RIZIV om uw registratie te laten nakijken.
 policy-not-allowed = Deze dienst aanvaardt deze aanmelding niet.
 acr-requested-higher = De app vroeg een sterkere aanmelding dan die u gebruikte.
+login-other-person = De app vroeg naar een andere persoon dan wie hier aangemeld is. Meld u aan als die persoon.
 registry-unavailable-title = Het register is niet bereikbaar
 back-to-app = Terug naar de app
 key-webauthn-help = Gebruik de beveiligingssleutel of passkey die u registreerde.
