@@ -142,6 +142,7 @@ method-fas-help = Mit Ihrer eID-Karte, itsme oder einem digitalen Schlüssel bei
 fas-failed-title = Die föderale Anmeldung ist nicht gelungen
 fas-unavailable = Der föderale Authentifizierungsdienst ist gerade nicht erreichbar. Versuchen Sie es in einigen Minuten erneut oder wählen Sie eine andere Anmeldeart.
 fas-refused = Die Antwort des föderalen Authentifizierungsdienstes konnte nicht angenommen werden. Beginnen Sie erneut in der App.
+fas-unknown-level = Der föderale Authentifizierungsdienst hat Sie auf einer Stufe angemeldet, die dieser Dienst nicht annimmt. Wählen Sie eine andere Anmeldeart oder beim föderalen Authentifizierungsdienst ein stärkeres Mittel wie Ihre eID-Karte oder itsme.
 fas-error = Der föderale Authentifizierungsdienst hat Sie nicht angemeldet. Sie können es erneut versuchen oder eine andere Anmeldeart wählen.
 method-eid = Belgische eID-Karte
 method-eid-help = Mit Ihrem Personalausweis in einem Kartenleser und Ihrer PIN.

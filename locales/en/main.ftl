@@ -142,6 +142,7 @@ method-fas-help = With your eID card, itsme or a digital key at the federal auth
 fas-failed-title = The federal login did not succeed
 fas-unavailable = The federal authentication service cannot be reached right now. Try again in a few minutes or choose another way to log in.
 fas-refused = The answer of the federal authentication service could not be accepted. Start again from the app.
+fas-unknown-level = The federal authentication service logged you in at a level this service does not accept. Choose another way to log in, or at the federal authentication service a stronger means such as your eID card or itsme.
 fas-error = The federal authentication service did not log you in. You can try again or choose another way to log in.
 method-eid = Belgian eID card
 method-eid-help = With your identity card in a card reader and its PIN code.

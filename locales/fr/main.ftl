@@ -142,6 +142,7 @@ method-fas-help = Avec votre carte eID, itsme ou une clé numérique auprès du 
 fas-failed-title = La connexion fédérale n’a pas réussi
 fas-unavailable = Le service fédéral d’authentification est injoignable pour le moment. Réessayez dans quelques minutes ou choisissez un autre moyen de connexion.
 fas-refused = La réponse du service fédéral d’authentification n’a pas pu être acceptée. Recommencez depuis l’application.
+fas-unknown-level = Le service fédéral d’authentification vous a connecté à un niveau que ce service n’accepte pas. Choisissez un autre moyen de connexion, ou auprès du service fédéral d’authentification un moyen plus fort comme votre carte eID ou itsme.
 fas-error = Le service fédéral d’authentification ne vous a pas connecté. Vous pouvez réessayer ou choisir un autre moyen.
 method-eid = Carte eID belge
 method-eid-help = Avec votre carte d’identité dans un lecteur de cartes et votre code PIN.

@@ -142,6 +142,7 @@ method-fas-help = Met uw eID-kaart, itsme of een digitale sleutel bij de federal
 fas-failed-title = De federale aanmelding is niet gelukt
 fas-unavailable = De federale authenticatiedienst is nu niet bereikbaar. Probeer het over enkele minuten opnieuw of kies een andere manier om u aan te melden.
 fas-refused = Het antwoord van de federale authenticatiedienst kon niet worden aanvaard. Begin opnieuw vanuit de app.
+fas-unknown-level = De federale authenticatiedienst meldde u aan op een niveau dat deze dienst niet aanvaardt. Kies een andere manier om u aan te melden, of bij de federale authenticatiedienst een sterker middel zoals uw eID-kaart of itsme.
 fas-error = De federale authenticatiedienst heeft u niet aangemeld. U kunt het opnieuw proberen of een andere manier kiezen.
 method-eid = Belgische eID-kaart
 method-eid-help = Met uw identiteitskaart in een kaartlezer en uw pincode.

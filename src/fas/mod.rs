@@ -68,6 +68,10 @@ pub enum FasError {
     Invalid(String),
     #[error("the federal login reported an error: {0}")]
     Upstream(String),
+    /// The ID token's `acr` is not a key of `[fas.levels]`: the login cannot be placed, so it is
+    /// refused (fail closed), never given some default level.
+    #[error("the federal login level {0:?} is not in [fas.levels]")]
+    UnknownLevel(String),
 }
 
 /// What the browser session keeps between `/login/fas` and the callback.
@@ -236,7 +240,7 @@ impl Fas {
             .levels
             .get(&acr)
             .and_then(|l| AssuranceLevel::parse(l))
-            .ok_or_else(|| FasError::Invalid(format!("unknown FAS level {acr:?}")))?;
+            .ok_or(FasError::UnknownLevel(acr))?;
         let amr: Vec<String> = claims
             .auth_method_refs()
             .map(|v| v.iter().map(|a| a.to_string()).collect())
