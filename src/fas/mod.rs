@@ -95,6 +95,21 @@ pub struct FasLogin {
     pub amr: Vec<String>,
 }
 
+/// The methods a FAS configuration maps to and the level each gets: the lower of the means' own
+/// level and `[fas] max_level` (the FAS level itself is only known per login). One place for the
+/// server's chooser and `policy check`.
+pub fn means_levels(cfg: &FasConfig) -> Vec<(Method, AssuranceLevel)> {
+    let max_level = AssuranceLevel::parse(&cfg.max_level).unwrap_or(AssuranceLevel::Low);
+    let mut out: Vec<(Method, AssuranceLevel)> = Vec::new();
+    for method in cfg.means.values().filter_map(|m| Method::parse(m)) {
+        let level = method.own_level().unwrap_or(AssuranceLevel::Low).min(max_level);
+        if !out.iter().any(|(m, _)| *m == method) {
+            out.push((method, level));
+        }
+    }
+    out
+}
+
 pub struct Fas {
     cfg: FasConfig,
     issuer: String,
@@ -133,17 +148,9 @@ impl Fas {
         self
     }
 
-    /// The methods FAS offers and the level each gets here (the lower of the FAS level and the
-    /// means' own level, never above `[fas] max_level`).
+    /// The methods FAS offers and the level each gets here (see [`means_levels`]).
     pub fn offered(&self) -> Vec<(Method, AssuranceLevel)> {
-        let mut out: Vec<(Method, AssuranceLevel)> = Vec::new();
-        for method in self.cfg.means.values().filter_map(|m| Method::parse(m)) {
-            let level = method.own_level().unwrap_or(AssuranceLevel::Low).min(self.max_level);
-            if !out.iter().any(|(m, _)| *m == method) {
-                out.push((method, level));
-            }
-        }
-        out
+        means_levels(&self.cfg)
     }
 
     async fn client(&self, refresh: bool) -> Result<FasClient, FasError> {
