@@ -225,7 +225,7 @@ impl Provider {
                     tracing::info!(client = %client.id, error = %e, "id_token_hint refused");
                     fail("invalid_request", "id_token_hint is not an ID token issued here")
                 })?;
-                if !token.audience.iter().any(|a| *a == client.id) {
+                if !token.audience.contains(&client.id) {
                     tracing::info!(client = %client.id, "id_token_hint issued to another client");
                     return Err(fail(
                         "invalid_request",
