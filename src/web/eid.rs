@@ -59,9 +59,19 @@ pub async fn listener_start(
     let ctx = st.ctx(&headers, peer).await?;
     let tr = ctx.tr.clone();
     let Some(eid) = &st.eid else { return Ok(StatusCode::NOT_FOUND.into_response()) };
-    let card = match eid.current().verify_card(Some(chain.0.as_slice()).filter(|c| !c.is_empty())) {
+    let presented = Some(chain.0.as_slice()).filter(|c| !c.is_empty());
+    let card = match eid.current().verify_card(presented, st.clock.now()) {
         Ok(c) => c,
-        Err(problem) => {
+        Err(refusal) => {
+            // What an operator needs to find the cause; the subject (and so the INSZ) stays out.
+            tracing::warn!(
+                reason = refusal.problem.code(),
+                error = %refusal.error,
+                issuer = refusal.issuer.as_deref().unwrap_or("-"),
+                serial = refusal.serial.as_deref().unwrap_or("-"),
+                "eID login refused"
+            );
+            let problem = refusal.problem;
             st.provider
                 .audit(AuditEvent {
                     kind: "login".into(),

@@ -3,6 +3,7 @@
 use super::login::complete_login;
 use super::pages;
 use super::{AppState, WebError};
+use crate::fas::FasError;
 use crate::identity::Insz;
 use crate::session::Login;
 use crate::store::AuditEvent;
@@ -119,16 +120,29 @@ pub async fn callback(
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "FAS login refused");
+            let unknown_level = matches!(e, FasError::UnknownLevel(_));
+            let reason = if unknown_level { "unknown_level" } else { "invalid_id_token" };
             st.provider
                 .audit(AuditEvent {
                     kind: "login".into(),
                     outcome: "failed".into(),
                     method: Some("fas".into()),
                     address: Some(ctx.address.clone()),
-                    detail: serde_json::json!({ "reason": "invalid_id_token" }).to_string(),
+                    detail: serde_json::json!({ "reason": reason }).to_string(),
                     ..Default::default()
                 })
                 .await;
+            if unknown_level {
+                // Retrying the same means gives the same level: the page says to choose another.
+                return Ok(pages::message(
+                    StatusCode::BAD_REQUEST,
+                    &tr,
+                    "fas-failed-title",
+                    tr.t("fas-unknown-level"),
+                    Some("unknown_level"),
+                    Some(pages::Link { href: "/login".into(), label: tr.t("back-to-chooser") }),
+                ));
+            }
             return Err(WebError::page(
                 StatusCode::BAD_REQUEST,
                 &tr,
