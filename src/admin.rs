@@ -285,7 +285,7 @@ pub async fn policy_check(
         .ok_or_else(|| AdminError::NotFound(format!("client {client_id}")))?;
     let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("--insz: {e}")))?;
     let method = Method::parse(method).ok_or_else(|| {
-        AdminError::Invalid("--method: eid, totp, webauthn, sms, token, eidas, itsme".into())
+        AdminError::Invalid("--method: eid, totp, webauthn, sms, token, eidas, itsme, fas".into())
     })?;
     let level = match level {
         Some(l) => AssuranceLevel::parse(l)
@@ -312,58 +312,61 @@ pub async fn policy_check(
         _ => None,
     };
     let subject = Subject { insz: Some(insz.as_str().to_string()), professions };
+    // itsme exists only through FAS; eIDAS is its own upstream.
     let upstream = match method {
         Method::Eidas => Some("eidas"),
+        Method::Itsme | Method::Fas => Some("fas"),
         _ => None,
     };
     let facts = LoginFacts { method, level, upstream, auth_time: now };
-    let candidates = crate::offered_methods(cfg);
+    // Decided over every method the broker knows, so that a method the decision allows is always
+    // in `methods`; `offered` is the part this configuration switches on (the server's chooser).
+    let every = crate::policy::every_method(cfg);
     let decision = engine
-        .decide(&client.policy, &client.id, &subject, Some(&facts), &candidates, now)
+        .decide(&client.policy, &client.id, &subject, Some(&facts), &every, now)
         .map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let (reasons, methods) = match &decision {
-        Decision::Allow => (
-            vec![],
-            candidates
-                .iter()
-                .filter(|c| {
-                    engine
-                        .evaluate(
-                            &client.policy,
-                            &client.id,
-                            &subject,
-                            &LoginFacts {
-                                method: c.method,
-                                level: c.level,
-                                upstream: c.upstream,
-                                auth_time: now,
-                            },
-                        )
-                        .map(|r| r.0)
-                        .unwrap_or(false)
-                })
-                .map(|c| c.method.as_str().to_string())
-                .collect::<Vec<_>>(),
-        ),
-        Decision::StepUp { reasons, methods } => {
-            (reasons.clone(), methods.iter().map(|c| c.method.as_str().to_string()).collect())
+    let satisfying = |candidates: &[crate::policy::Candidate]| -> Result<Vec<String>, AdminError> {
+        let mut names: Vec<String> = Vec::new();
+        for c in candidates {
+            let login = LoginFacts {
+                method: c.method,
+                level: c.level,
+                upstream: c.upstream,
+                auth_time: now,
+            };
+            let (ok, _) = engine
+                .evaluate(&client.policy, &client.id, &subject, &login)
+                .map_err(|e| AdminError::Invalid(e.to_string()))?;
+            if ok && !names.iter().any(|n| n == c.method.as_str()) {
+                names.push(c.method.as_str().to_string());
+            }
         }
-        Decision::Deny { reasons, .. } => (reasons.clone(), vec![]),
+        Ok(names)
+    };
+    let methods = satisfying(&every)?;
+    let switched_on = satisfying(&crate::offered_methods(cfg))?;
+    let offered: Vec<String> =
+        methods.iter().filter(|m| switched_on.contains(m)).cloned().collect();
+    let reasons = match &decision {
+        Decision::Allow => Vec::new(),
+        Decision::StepUp { reasons, .. } | Decision::Deny { reasons, .. } => reasons.clone(),
     };
     let tr = crate::i18n::Tr::new(crate::i18n::Lang::En);
-    let reason = if reasons.is_empty() {
+    let mut reason = if reasons.is_empty() {
         format!("a {} login at level {} satisfies policy {}", method, level.short(), client.policy)
     } else {
         reasons.iter().map(|r| tr.t(r)).collect::<Vec<_>>().join(" ")
     };
-    let mut methods = methods;
-    methods.dedup();
+    if !methods.is_empty() && offered.is_empty() {
+        reason.push_str(" None of the methods that would satisfy it is switched on here.");
+    }
     Ok(serde_json::json!({
         "decision": decision.name(),
         "policy": client.policy,
         "reason": reason,
         "reasons": reasons,
         "methods": methods,
+        "offered": offered,
     }))
 }
 

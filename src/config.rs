@@ -381,7 +381,7 @@ impl ConfigError {
 impl Config {
     /// Loads defaults → `file` (or `cozo-broker.toml` if present) → environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let mut fig = Figment::from(Self::defaults());
         match file {
             Some(f) => {
                 if !f.exists() {
@@ -406,8 +406,19 @@ impl Config {
         Env::prefixed("COZO_").filter(|k| k.as_str().contains("__")).split("__")
     }
 
+    /// The defaults a figment starts from, without `[fas.levels]` and `[fas.means]`: figment
+    /// merges tables key by key, so a configured table would keep every built-in key it leaves
+    /// out (an `acr` the deployment meant to refuse would still get a level). The built-in table
+    /// comes back in [`Self::from_figment`] only where none was configured.
+    fn defaults() -> Serialized<Config> {
+        let mut d = Config::default();
+        d.fas.levels.clear();
+        d.fas.means.clear();
+        Serialized::defaults(d)
+    }
+
     fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
-        let cfg: Config = fig.extract().map_err(|e| {
+        let mut cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
             let key = if key.is_empty() { "config".to_string() } else { key };
             let mut message = e.kind.to_string();
@@ -416,6 +427,13 @@ impl Config {
             }
             ConfigError { key, message }
         })?;
+        let builtin = FasConfig::default();
+        if cfg.fas.levels.is_empty() {
+            cfg.fas.levels = builtin.levels;
+        }
+        if cfg.fas.means.is_empty() {
+            cfg.fas.means = builtin.means;
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -560,9 +578,37 @@ mod tests {
     use super::*;
 
     fn load_str(toml: &str, _env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_figment(
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
+        Config::from_figment(Figment::from(Config::defaults()).merge(Toml::string(toml)))
+    }
+
+    /// A configured `[fas.levels]` (or `[fas.means]`) is the whole table: an `acr` it leaves out
+    /// is refused, even one the built-in table knows (SPEC §6).
+    #[test]
+    fn fas_tables_replace_the_built_in_ones() {
+        let builtin = FasConfig::default();
+        let cfg = load_str("", &[]).unwrap();
+        assert_eq!((cfg.fas.levels, cfg.fas.means), (builtin.levels.clone(), builtin.means));
+        let cfg = load_str(
+            "[fas.levels]\n\"urn:be:fedict:iam:fas:Level500\" = \"high\"\n\
+             \"urn:be:fedict:iam:fas:Level450\" = \"high\"\n\
+             \"urn:be:fedict:iam:fas:Level400\" = \"substantial\"\n\
+             \"urn:be:fedict:iam:fas:Level350\" = \"low\"\n\
+             [fas.means]\neid = \"eid\"\n",
+            &[],
         )
+        .unwrap();
+        let levels: Vec<&str> = cfg.fas.levels.keys().map(String::as_str).collect();
+        assert_eq!(
+            levels,
+            [
+                "urn:be:fedict:iam:fas:Level350",
+                "urn:be:fedict:iam:fas:Level400",
+                "urn:be:fedict:iam:fas:Level450",
+                "urn:be:fedict:iam:fas:Level500"
+            ]
+        );
+        assert!(builtin.levels.contains_key("urn:be:fedict:iam:fas:Level200"));
+        assert_eq!(cfg.fas.means.keys().collect::<Vec<_>>(), ["eid"]);
     }
 
     #[test]

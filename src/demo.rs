@@ -195,7 +195,7 @@ pub async fn run(
          eID card ({}): the test CA is in {EID_DIR}/. Import {EID_DIR}/anna-rsa-auth.p12 (password \"test\")\n    \
          into the browser and choose \"Belgian eID card\"; or follow the /login/eid redirect with\n    \
          curl -k --cert {EID_DIR}/anna-rsa-auth-chain.pem --key {EID_DIR}/anna-rsa-auth.key <the https://localhost:8443/eid/start?r=... URL>\n    \
-         Other cards there: pieter-ec, revoked, expired, foreign, bad-insz (each gets a page saying what to check).\n\n  \
+         Other cards there: pieter-ec, noor-ec, revoked, expired, foreign, bad-insz (each gets a page saying what to check).\n\n  \
          EU login (eIDAS): choose \"EU login\", then (NL) Nederland, then DigiD as {} ({} {});\n    \
          at the first login link the Bis number {}\n\n  \
          Ctrl-C stops everything.\n",

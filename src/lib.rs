@@ -107,9 +107,11 @@ pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
             upstream: None,
         });
     }
-    c.extend(fas::Fas::offered_by(&cfg.fas).into_iter().map(|(method, level)| {
-        policy::Candidate { method, level, upstream: Some("fas") }
-    }));
+    if cfg.fas.issuer.is_some() {
+        c.extend(fas::means_levels(&cfg.fas).into_iter().map(|(method, level)| {
+            policy::Candidate { method, level, upstream: Some("fas") }
+        }));
+    }
     if cfg.eidas.node_metadata.is_some() {
         // A node vouches for each level up to what it is configured for.
         let max = cfg.eidas.max_level;

@@ -605,15 +605,19 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             if json {
                 print_json(out);
             } else {
-                println!(
-                    "{} (policy {}): {}\nmethods that would satisfy: {}",
-                    out["decision"].as_str().unwrap_or_default(),
-                    out["policy"].as_str().unwrap_or_default(),
-                    out["reason"].as_str().unwrap_or_default(),
-                    out["methods"]
+                let list = |key: &str| {
+                    out[key]
                         .as_array()
                         .map(|a| a.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
                         .unwrap_or_default()
+                };
+                println!(
+                    "{} (policy {}): {}\nmethods that would satisfy: {}\nof those, offered here: {}",
+                    out["decision"].as_str().unwrap_or_default(),
+                    out["policy"].as_str().unwrap_or_default(),
+                    out["reason"].as_str().unwrap_or_default(),
+                    list("methods"),
+                    list("offered"),
                 );
             }
             Ok(())

@@ -19,8 +19,9 @@
 //!   Codes live 60 s and are single use.
 //! * `GET /authorize/test?<the same authorization parameters>&person=<key or INSZ>&means=<eid|
 //!   itsme|totp|sms|token>[&tamper=<wrong_nonce|unknown_key|wrong_audience|expired|wrong_issuer|
-//!   no_nrn>][&cancel=true]`: the same checks and the same 302 without the page (see
-//!   [`test_login_url`]).
+//!   no_nrn>][&acr=<any level URI>][&cancel=true]`: the same checks and the same 302 without the
+//!   page (see [`test_login_url`]); `acr=` puts that value in the ID token instead of the means'
+//!   level (e.g. `urn:be:fedict:iam:fas:Level200`, which a relying party may not know).
 //! * `POST /access_token`: `grant_type=authorization_code`, `code`, `redirect_uri`,
 //!   `code_verifier`; client authentication `client_secret_basic` (credentials form-urlencoded as
 //!   RFC 6749 §2.3.1 says; raw ones are accepted too) or `client_secret_post`. Answers
@@ -394,6 +395,8 @@ struct CodeGrant {
     request: AuthorizationRequest,
     person: FasPerson,
     means: Means,
+    /// The ID token's `acr` when not the means' own (test API `acr=`).
+    acr: Option<String>,
     auth_time: i64,
     created: Instant,
     tamper: Option<Tamper>,
@@ -615,12 +618,14 @@ impl MockFas {
         }
     }
 
-    /// A fresh code for a login of `person` with `means`; the success redirect.
+    /// A fresh code for a login of `person` with `means` (and `acr` instead of the means'
+    /// level, if given); the success redirect.
     fn login_redirect(
         &self,
         request: AuthorizationRequest,
         person: FasPerson,
         means: Means,
+        acr: Option<String>,
         tamper: Option<Tamper>,
     ) -> Response {
         let code = random_token();
@@ -635,6 +640,7 @@ impl MockFas {
                     request,
                     person,
                     means,
+                    acr,
                     auth_time: Utc::now().timestamp(),
                     created: Instant::now(),
                     tamper,
@@ -793,7 +799,9 @@ impl MockFas {
         )
         .set_auth_time(Some(timestamp(grant.auth_time)?))
         .set_nonce(Some(Nonce::new(nonce)))
-        .set_auth_context_ref(Some(AuthenticationContextClass::new(grant.means.acr().into())))
+        .set_auth_context_ref(Some(AuthenticationContextClass::new(
+            grant.acr.clone().unwrap_or_else(|| grant.means.acr().into()),
+        )))
         .set_auth_method_refs(Some(vec![AuthenticationMethodReference::new(
             grant.means.amr().into(),
         )]));
@@ -1053,7 +1061,7 @@ async fn authorize_submit(
         );
     }
     match (person(&field("person")), Means::parse(&field("means"))) {
-        (Some(p), Some(m)) => fas.login_redirect(req, p, m, None),
+        (Some(p), Some(m)) => fas.login_redirect(req, p, m, None, None),
         _ => {
             let page = fas.login_page(&id, &req, Some("Choose a test person and a means."));
             fas.state().pending.insert(id, (req, Instant::now()));
@@ -1092,7 +1100,12 @@ async fn authorize_test(State(fas): State<MockFas>, RawQuery(query): RawQuery) -
             None => return (StatusCode::BAD_REQUEST, "tamper: unknown value").into_response(),
         },
     };
-    fas.login_redirect(req, p, m, tamper)
+    let acr = match field("acr") {
+        None => None,
+        Some(a) if !a.trim().is_empty() && a.len() <= 256 => Some(a),
+        Some(_) => return (StatusCode::BAD_REQUEST, "acr: 1 to 256 characters").into_response(),
+    };
+    fas.login_redirect(req, p, m, acr, tamper)
 }
 
 async fn access_token(

@@ -1,11 +1,16 @@
-//! The test eID PKI (`idp_mocks::eid_ca`): certificate shape checked with x509-parser, chains
-//! and the CRL checked by signature, and a rustls client-certificate verifier built from the
-//! bundle + CRL accepting and rejecting the right cards.
+//! The test eID PKI (`idp_mocks::eid_ca`): two trusted generations (RSA Root CA4 → Citizen CA
+//! 201508, EC P-384 Root CA6 → Citizen CA 202101), certificate shape checked with x509-parser,
+//! chains and the four CRLs checked by signature, `openssl verify -crl_check_all` on the files as
+//! written, and a rustls client-certificate verifier built from the bundle + CRLs accepting and
+//! rejecting the right cards.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use idp_mocks::eid_ca::{Card, TestPki, AUTH_POLICY_OID, CITIZEN_CA_SERIAL, SIGN_POLICY_OID};
+use idp_mocks::eid_ca::{
+    Card, TestPki, AUTH_POLICY_OID, CITIZEN_CA4_SERIAL, CITIZEN_CA6_SERIAL, CITIZEN_CA_CN,
+    ROOT_CA4_CN, ROOT_CA6_CN, SIGN_POLICY_OID,
+};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -14,14 +19,17 @@ use rustls::{CertificateError, RootCertStore};
 use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::{
-    Oid, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_X509_COMMON_NAME,
-    OID_X509_COUNTRY_NAME, OID_X509_EXT_CERTIFICATE_POLICIES, OID_X509_GIVEN_NAME,
-    OID_X509_SERIALNUMBER, OID_X509_SURNAME,
+    Oid, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
+    OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS, OID_PKIX_ACCESS_DESCRIPTOR_OCSP,
+    OID_SIG_ECDSA_WITH_SHA384, OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME,
+    OID_X509_EXT_CERTIFICATE_POLICIES, OID_X509_GIVEN_NAME, OID_X509_SERIALNUMBER,
+    OID_X509_SURNAME,
 };
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
-const ALL_CARDS: [&str; 6] = ["anna-rsa", "pieter-ec", "revoked", "expired", "bad-insz", "foreign"];
+const ALL_CARDS: [&str; 7] =
+    ["anna-rsa", "pieter-ec", "noor-ec", "revoked", "expired", "bad-insz", "foreign"];
 
 fn pki() -> &'static TestPki {
     static PKI: OnceLock<TestPki> = OnceLock::new();
@@ -95,6 +103,60 @@ fn key_usage(cert: &X509Certificate<'_>) -> Vec<&'static str> {
     .collect()
 }
 
+/// authorityInfoAccess: (access method, URI) in order.
+fn aia(cert: &X509Certificate<'_>) -> Vec<(Oid<'static>, String)> {
+    let ext = cert
+        .extensions()
+        .iter()
+        .find(|e| matches!(e.parsed_extension(), ParsedExtension::AuthorityInfoAccess(_)))
+        .expect("authorityInfoAccess present");
+    assert!(!ext.critical);
+    let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() else { unreachable!() };
+    aia.accessdescs
+        .iter()
+        .map(|d| match &d.access_location {
+            GeneralName::URI(u) => (d.access_method.to_owned(), u.to_string()),
+            other => panic!("access location {other:?}"),
+        })
+        .collect()
+}
+
+/// The URIs of the cRLDistributionPoints extension.
+fn crl_distribution_points(cert: &X509Certificate<'_>) -> Vec<String> {
+    let ext = cert
+        .extensions()
+        .iter()
+        .find(|e| matches!(e.parsed_extension(), ParsedExtension::CRLDistributionPoints(_)))
+        .expect("cRLDistributionPoints present");
+    assert!(!ext.critical);
+    let ParsedExtension::CRLDistributionPoints(dps) = ext.parsed_extension() else {
+        unreachable!()
+    };
+    dps.points
+        .iter()
+        .flat_map(|p| match &p.distribution_point {
+            Some(DistributionPointName::FullName(names)) => names
+                .iter()
+                .map(|n| match n {
+                    GeneralName::URI(u) => u.to_string(),
+                    other => panic!("distribution point {other:?}"),
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("distribution point {other:?}"),
+        })
+        .collect()
+}
+
+/// The Citizen CA certificate (DER) that issued a card.
+fn issuer_of(c: &Card) -> Vec<u8> {
+    pki()
+        .generations
+        .iter()
+        .find(|g| g.citizen_ca_serial == c.citizen_ca_serial)
+        .map(|g| one_der(&g.citizen_ca_pem))
+        .unwrap_or_else(|| ders(&pki().foreign_ca_pem)[1].clone())
+}
+
 /// INSZ check digits (domain notes §5): 97 − (first 9 mod 97), or on 2 + first 9 for births
 /// from 2000.
 fn insz_valid(insz: &str) -> bool {
@@ -129,45 +191,81 @@ fn card_list() {
         (pieter.given_name.as_str(), pieter.family_name.as_str(), pieter.insz.as_str(), pieter.ec),
         ("Pieter", "Janssens", "75031212346", true)
     );
+    // Born 2003: only the check digits computed over 2 + the nine digits are right.
+    let noor = card("noor-ec");
+    assert_eq!((noor.insz.as_str(), noor.ec), ("03051406233", true));
+    let n: u64 = noor.insz[..9].parse().unwrap();
+    assert_ne!(97 - n % 97, 33, "the 1900s rule alone would refuse it");
     assert_eq!(card("bad-insz").insz, "85073003329");
     for c in &pki().cards {
         assert_eq!(insz_valid(&c.insz), c.key != "bad-insz", "{}: INSZ {}", c.key, c.insz);
+        // RSA cards come from the first generation, EC cards from the second.
+        let expected = match (c.key, c.ec) {
+            ("foreign", _) => "209901",
+            (_, false) => CITIZEN_CA4_SERIAL,
+            (_, true) => CITIZEN_CA6_SERIAL,
+        };
+        assert_eq!(c.citizen_ca_serial, expected, "{}", c.key);
     }
     assert!(pki().cards.iter().any(|c| c.ec) && pki().cards.iter().any(|c| !c.ec));
 }
 
 #[test]
 fn ca_certificates() {
-    let root_der = one_der(&pki().root_pem);
-    let ca_der = one_der(&pki().citizen_ca_pem);
-    let (root, ca) = (parse(&root_der), parse(&ca_der));
+    let g = &pki().generations;
+    assert_eq!(g.len(), 2);
+    let mut bundle = Vec::new();
+    for (gen, root_cn, serial, ec) in [
+        (&g[0], ROOT_CA4_CN, CITIZEN_CA4_SERIAL, false),
+        (&g[1], ROOT_CA6_CN, CITIZEN_CA6_SERIAL, true),
+    ] {
+        assert_eq!((gen.root_cn, gen.citizen_ca_serial, gen.ec), (root_cn, serial, ec));
+        let root_der = one_der(&gen.root_pem);
+        let ca_der = one_der(&gen.citizen_ca_pem);
+        let (root, ca) = (parse(&root_der), parse(&ca_der));
 
-    assert_eq!(attrs(root.subject(), &OID_X509_COMMON_NAME), ["Belgium Root CA (TEST)"]);
-    assert_eq!(attrs(root.subject(), &OID_X509_COUNTRY_NAME), ["BE"]);
-    assert_eq!(root.subject(), root.issuer());
-    root.verify_signature(None).expect("root is self-signed");
+        assert_eq!(attrs(root.subject(), &OID_X509_COMMON_NAME), [root_cn]);
+        assert_eq!(attrs(root.subject(), &OID_X509_COUNTRY_NAME), ["BE"]);
+        assert_eq!(root.subject(), root.issuer());
+        root.verify_signature(None).expect("root is self-signed");
 
-    assert_eq!(attrs(ca.subject(), &OID_X509_COMMON_NAME), ["Citizen CA (TEST)"]);
-    assert_eq!(attrs(ca.subject(), &OID_X509_COUNTRY_NAME), ["BE"]);
-    assert_eq!(attrs(ca.subject(), &OID_X509_SERIALNUMBER), [CITIZEN_CA_SERIAL]);
-    assert_eq!(ca.issuer(), root.subject());
-    ca.verify_signature(Some(root.public_key())).expect("Citizen CA signed by the root");
+        assert_eq!(attrs(ca.subject(), &OID_X509_COMMON_NAME), [CITIZEN_CA_CN]);
+        assert_eq!(attrs(ca.subject(), &OID_X509_COUNTRY_NAME), ["BE"]);
+        assert_eq!(attrs(ca.subject(), &OID_X509_SERIALNUMBER), [serial]);
+        assert_eq!(ca.issuer(), root.subject());
+        ca.verify_signature(Some(root.public_key())).expect("Citizen CA signed by its root");
 
-    for cert in [&root, &ca] {
-        let bc = cert.basic_constraints().unwrap().expect("basicConstraints");
-        assert!(bc.critical && bc.value.ca);
-        assert_eq!(key_usage(cert), ["keyCertSign", "cRLSign"]);
-        assert!(cert.validity().is_valid());
+        // Generation 1: RSA, sha256WithRSAEncryption; generation 2: P-384, ecdsa-with-SHA384.
+        let (key_oid, sig_oid, bits) = if ec {
+            (OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ECDSA_WITH_SHA384, 384)
+        } else {
+            (OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA, 2048)
+        };
+        for cert in [&root, &ca] {
+            let bc = cert.basic_constraints().unwrap().expect("basicConstraints");
+            assert!(bc.critical && bc.value.ca);
+            assert_eq!(key_usage(cert), ["keyCertSign", "cRLSign"]);
+            assert!(cert.validity().is_valid());
+            assert_eq!(cert.public_key().algorithm.algorithm, key_oid, "{root_cn}");
+            assert_eq!(cert.public_key().parsed().unwrap().key_size(), bits, "{root_cn}");
+            assert_eq!(cert.signature_algorithm.algorithm, sig_oid, "{root_cn}");
+        }
+        let bc = ca.basic_constraints().unwrap().unwrap();
+        assert_eq!(bc.value.path_len_constraint, Some(0));
+        assert_eq!(aia(&ca).len(), 2, "{serial}: caIssuers and OCSP");
+        assert_eq!(crl_distribution_points(&ca).len(), 1, "{serial}");
+        bundle.extend([root_der, ca_der]);
     }
-    let bc = ca.basic_constraints().unwrap().unwrap();
-    assert_eq!(bc.value.path_len_constraint, Some(0));
+    // the two Citizen CAs share their CN; only serialNumber (and the keys) set them apart
+    let (ca4, ca6) = (one_der(&g[0].citizen_ca_pem), one_der(&g[1].citizen_ca_pem));
+    assert_ne!(parse(&ca4).subject(), parse(&ca6).subject());
 
-    // the bundle is exactly root + Citizen CA, in that order
-    assert_eq!(ders(&pki().ca_bundle_pem), vec![root_der.clone(), ca_der.clone()]);
-    // and the foreign PKI is neither
+    // the bundle is exactly root CA4, Citizen CA 201508, root CA6, Citizen CA 202101
+    assert_eq!(ders(&pki().ca_bundle_pem), bundle);
+    // and the foreign PKI is none of them
     let foreign = ders(&pki().foreign_ca_pem);
     assert_eq!(foreign.len(), 2);
-    assert!(!foreign.contains(&root_der) && !foreign.contains(&ca_der));
+    assert!(foreign.iter().all(|f| !bundle.contains(f)));
 }
 
 #[test]
@@ -214,6 +312,24 @@ fn authentication_certificates() {
         assert!(!eku.value.server_auth && !eku.value.any, "{key}");
         assert_eq!(policies(&cert), [AUTH_POLICY_OID], "{key}");
         assert_eq!(AUTH_POLICY_OID, "2.16.56.12.1.1.2.2");
+        // AIA (caIssuers + OCSP) and a CRL distribution point, as on the real cards
+        let access = aia(&cert);
+        let methods: Vec<_> = access.iter().map(|(m, _)| m.clone()).collect();
+        assert_eq!(
+            methods,
+            [OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS, OID_PKIX_ACCESS_DESCRIPTOR_OCSP],
+            "{key}"
+        );
+        let dps = crl_distribution_points(&cert);
+        assert_eq!(dps.len(), 1, "{key}");
+        let host = match card(key).citizen_ca_serial {
+            "201508" => "eid.belgium.be/",
+            "202101" => "eidpki.belgium.be/",
+            _ => "foreign.invalid/",
+        };
+        for uri in access.iter().map(|(_, u)| u).chain(&dps) {
+            assert!(uri.starts_with("http://") && uri.contains(host), "{key}: {uri}");
+        }
     }
 }
 
@@ -263,38 +379,45 @@ fn keys_match_certificates_and_types() {
 
 #[test]
 fn chains() {
-    let ca_der = one_der(&pki().citizen_ca_pem);
-    let ca = parse(&ca_der);
     let foreign = ders(&pki().foreign_ca_pem);
     let (foreign_root, foreign_ca) = (parse(&foreign[0]), parse(&foreign[1]));
+    let citizen_cas: Vec<Vec<u8>> =
+        pki().generations.iter().map(|g| one_der(&g.citizen_ca_pem)).collect();
 
     for key in ALL_CARDS {
         let c = card(key);
         let chain = ders(&c.chain_pem);
         assert_eq!(chain.len(), 2, "{key}: auth cert + intermediate");
         assert_eq!(chain[0], one_der(&c.auth_cert_pem), "{key}");
+        let issuer_der = issuer_of(c);
+        let issuer = parse(&issuer_der);
+        assert_eq!(chain[1], issuer_der, "{key}");
         for pem in [&c.auth_cert_pem, &c.sign_cert_pem] {
             let der = one_der(pem);
             let leaf = parse(&der);
-            if key == "foreign" {
-                assert_ne!(leaf.issuer(), ca.subject());
-                assert!(leaf.verify_signature(Some(ca.public_key())).is_err());
-                assert_eq!(leaf.issuer(), foreign_ca.subject());
-                leaf.verify_signature(Some(foreign_ca.public_key())).unwrap();
-                assert_eq!(chain[1], foreign[1]);
-            } else {
-                assert_eq!(leaf.issuer(), ca.subject(), "{key}");
-                leaf.verify_signature(Some(ca.public_key())).expect("signed by the Citizen CA");
-                assert_eq!(chain[1], ca_der);
+            assert_eq!(leaf.issuer(), issuer.subject(), "{key}");
+            leaf.verify_signature(Some(issuer.public_key())).expect("signed by its Citizen CA");
+            // and by no other Citizen CA, though they all share the CN
+            for other in citizen_cas.iter().chain([&foreign[1]]).filter(|d| **d != issuer_der) {
+                assert!(leaf.verify_signature(Some(parse(other).public_key())).is_err(), "{key}");
             }
+            // the issuer's key decides: RSA Citizen CA 201508, else P-384
+            let sig = if c.citizen_ca_serial == CITIZEN_CA4_SERIAL {
+                OID_PKCS1_SHA256WITHRSA
+            } else {
+                OID_SIG_ECDSA_WITH_SHA384
+            };
+            assert_eq!(leaf.signature_algorithm.algorithm, sig, "{key}");
         }
     }
-    // the foreign intermediate mimics the real one's CN but has its own root
-    assert_eq!(attrs(foreign_ca.subject(), &OID_X509_COMMON_NAME), ["Citizen CA (TEST)"]);
-    assert_ne!(foreign_ca.subject(), ca.subject());
+    // the foreign intermediate mimics the real ones' CN but has its own root
+    assert_eq!(attrs(foreign_ca.subject(), &OID_X509_COMMON_NAME), [CITIZEN_CA_CN]);
     foreign_ca.verify_signature(Some(foreign_root.public_key())).unwrap();
-    let root_der = one_der(&pki().root_pem);
-    assert!(foreign_ca.verify_signature(Some(parse(&root_der).public_key())).is_err());
+    for g in &pki().generations {
+        assert_ne!(&foreign_ca.subject(), &parse(&one_der(&g.citizen_ca_pem)).subject());
+        let root_der = one_der(&g.root_pem);
+        assert!(foreign_ca.verify_signature(Some(parse(&root_der).public_key())).is_err());
+    }
 }
 
 #[test]
@@ -319,36 +442,110 @@ fn validity() {
     }
 }
 
+/// The CRLs of `crl.pem`, in order, as DER.
+fn crl_ders() -> Vec<Vec<u8>> {
+    Pem::iter_from_buffer(pki().crl_pem.as_bytes())
+        .map(|p| {
+            let p = p.expect("PEM");
+            assert_eq!(p.label, "X509 CRL");
+            p.contents
+        })
+        .collect()
+}
+
 #[test]
 fn crl() {
     let p = pki();
-    let pem = Pem::iter_from_buffer(p.crl_pem.as_bytes()).next().unwrap().unwrap();
-    assert_eq!(pem.label, "X509 CRL");
-    assert_eq!(pem.contents, p.crl_der, "crl_pem and crl_der are the same CRL");
-
-    let (rest, crl) = parse_x509_crl(&p.crl_der).expect("CRL");
-    assert!(rest.is_empty());
-    let ca_der = one_der(&p.citizen_ca_pem);
-    let ca = parse(&ca_der);
-    assert_eq!(crl.issuer(), ca.subject());
-    crl.verify_signature(ca.public_key()).expect("CRL signed by the Citizen CA");
-    let root_der = one_der(&p.root_pem);
-    assert!(crl.verify_signature(parse(&root_der).public_key()).is_err());
-
+    let all = crl_ders();
+    assert_eq!(all.concat(), p.crl_der, "crl_pem and crl_der hold the same CRLs");
+    let (g4, g6) = (&p.generations[0], &p.generations[1]);
+    // one per CA: Citizen CA 201508, Root CA4, Citizen CA 202101, Root CA6
+    let signers = [&g4.citizen_ca_pem, &g4.root_pem, &g6.citizen_ca_pem, &g6.root_pem];
+    assert_eq!(
+        all,
+        [&g4.citizen_ca_crl_der, &g4.root_crl_der, &g6.citizen_ca_crl_der, &g6.root_crl_der]
+            .map(|d| d.clone())
+    );
     let now = now_unix();
-    let this = unix(&crl.last_update());
-    let next = unix(&crl.next_update().expect("nextUpdate"));
-    assert!((now - this).abs() < 600, "thisUpdate is now");
-    assert_eq!(next - this, 7 * 86_400, "nextUpdate = thisUpdate + 7 days");
-
-    let revoked: Vec<Vec<u8>> =
-        crl.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect();
     let serial = |pem: &str| parse(&one_der(pem)).raw_serial().to_vec();
-    assert!(revoked.contains(&serial(&card("revoked").auth_cert_pem)), "revoked auth cert listed");
-    assert!(revoked.contains(&serial(&card("revoked").sign_cert_pem)), "revoked sign cert listed");
-    for key in ALL_CARDS.iter().filter(|k| **k != "revoked") {
-        assert!(!revoked.contains(&serial(&card(key).auth_cert_pem)), "{key} not listed");
+    for (der, signer_pem) in all.iter().zip(signers) {
+        let (rest, crl) = parse_x509_crl(der).expect("CRL");
+        assert!(rest.is_empty());
+        let signer_der = one_der(signer_pem);
+        let signer = parse(&signer_der);
+        assert_eq!(crl.issuer(), signer.subject());
+        crl.verify_signature(signer.public_key()).expect("CRL signed by its CA");
+        // no other CA's key verifies it
+        for other in signers.iter().filter(|o| **o != signer_pem) {
+            assert!(crl.verify_signature(parse(&one_der(other)).public_key()).is_err());
+        }
+        let this = unix(&crl.last_update());
+        let next = unix(&crl.next_update().expect("nextUpdate"));
+        assert!((now - this).abs() < 600, "thisUpdate is now");
+        assert_eq!(next - this, 7 * 86_400, "nextUpdate = thisUpdate + 7 days");
+
+        let revoked: Vec<Vec<u8>> =
+            crl.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect();
+        let lists_revoked_card = signer_pem == &g6.citizen_ca_pem;
+        for pem in [&card("revoked").auth_cert_pem, &card("revoked").sign_cert_pem] {
+            assert_eq!(revoked.contains(&serial(pem)), lists_revoked_card);
+        }
+        for key in ALL_CARDS.iter().filter(|k| **k != "revoked") {
+            assert!(!revoked.contains(&serial(&card(key).auth_cert_pem)), "{key} not listed");
+        }
+        if !lists_revoked_card {
+            assert!(revoked.is_empty());
+        }
     }
+}
+
+/// `openssl verify -crl_check_all` on the files as written: the chains, the CRLs of every CA and
+/// the extensions are what a standard verifier accepts.
+#[test]
+fn openssl_verify_with_crl_check_all() {
+    let dir = std::env::temp_dir().join(format!("eid-test-ca-openssl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    pki().write_to(&dir).unwrap();
+    let verify = |key: &str| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args(["verify", "-x509_strict", "-crl_check_all", "-CAfile", "ca-bundle.pem"])
+            .args(["-CRLfile", "crl.pem", &format!("{key}-auth.pem")])
+            .output()
+            .expect("the openssl command");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    for key in ["anna-rsa", "pieter-ec", "noor-ec", "bad-insz"] {
+        let (ok, text) = verify(key);
+        assert!(ok && text.contains(": OK"), "{key}: {text}");
+    }
+    for (key, why) in [
+        ("revoked", "certificate revoked"),
+        ("expired", "certificate has expired"),
+        ("foreign", "unable to get local issuer certificate"),
+    ] {
+        let (ok, text) = verify(key);
+        assert!(!ok && text.contains(why), "{key}: {text}");
+    }
+    // Without the root CRLs, -crl_check_all cannot check the Citizen CAs: all four are needed.
+    let citizen_only: String = crl_ders()
+        .iter()
+        .zip([true, false, true, false])
+        .filter(|(_, citizen)| *citizen)
+        .map(|(der, _)| {
+            let crl = openssl::x509::X509Crl::from_der(der).unwrap();
+            String::from_utf8(crl.to_pem().unwrap()).unwrap()
+        })
+        .collect();
+    std::fs::write(dir.join("crl.pem"), citizen_only).unwrap();
+    let (ok, text) = verify("noor-ec");
+    assert!(!ok && text.contains("unable to get certificate CRL"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // --- rustls client-certificate verifier, as the eID listener would build it ---
@@ -362,7 +559,7 @@ fn verifier(trust_pem: &str, with_crl: bool) -> Arc<dyn ClientCertVerifier> {
     let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
     if with_crl {
         builder = builder
-            .with_crls([CertificateRevocationListDer::from(pki().crl_der.clone())])
+            .with_crls(crl_ders().into_iter().map(CertificateRevocationListDer::from))
             .only_check_end_entity_revocation();
     }
     builder.build().unwrap()
@@ -380,7 +577,7 @@ fn present(v: &dyn ClientCertVerifier, key: &str, now: UnixTime) -> Result<(), r
 fn rustls_verifier_accepts_good_cards_and_rejects_bad_ones() {
     let v = verifier(&pki().ca_bundle_pem, true);
     let now = UnixTime::now();
-    for key in ["anna-rsa", "pieter-ec", "bad-insz"] {
+    for key in ["anna-rsa", "pieter-ec", "noor-ec", "bad-insz"] {
         present(&*v, key, now).unwrap_or_else(|e| panic!("{key} rejected: {e}"));
     }
     // the leaf alone also chains: the Citizen CA is in the bundle

@@ -689,3 +689,18 @@ async fn end_session_returns_to_a_registered_origin_only() {
         .await;
     assert_eq!(elsewhere.status(), reqwest::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn test_api_acr_puts_a_chosen_level_in_one_id_token() {
+    let env = setup().await;
+    let level200 = "urn:be:fedict:iam:fas:Level200";
+    let (claims, _) = env.login("anna", Means::Totp, &format!("&acr={level200}")).await;
+    let claims = claims.unwrap();
+    assert_eq!(claims.auth_context_ref().unwrap().as_str(), level200);
+    let amrs: Vec<String> =
+        claims.auth_method_refs().unwrap().iter().map(|a| a.to_string()).collect();
+    assert_eq!(amrs, ["totp"], "the means stays");
+    // Only that code: the next login has the means' level again.
+    let (claims, _) = env.login("anna", Means::Totp, "").await;
+    assert_eq!(claims.unwrap().auth_context_ref().unwrap().as_str(), Means::Totp.acr());
+}

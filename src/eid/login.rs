@@ -56,9 +56,19 @@ impl EidLogins {
         address: &str,
         now: i64,
     ) -> Result<Answered, StoreError> {
-        let card = match tls.verify_card(Some(chain).filter(|c| !c.is_empty())) {
+        let card = match tls.verify_card(Some(chain).filter(|c| !c.is_empty()), now) {
             Ok(c) => c,
-            Err(problem) => {
+            Err(refusal) => {
+                // What an operator needs to find the cause; the subject (and so the INSZ) stays
+                // out.
+                tracing::warn!(
+                    reason = refusal.problem.code(),
+                    error = %refusal.error,
+                    issuer = refusal.issuer.as_deref().unwrap_or("-"),
+                    serial = refusal.serial.as_deref().unwrap_or("-"),
+                    "eID login refused"
+                );
+                let problem = refusal.problem;
                 let e = Event::new(Kind::Login, Outcome::Failed)
                     .factor(Method::Eid)
                     .address(address)

@@ -52,6 +52,36 @@ impl CardProblem {
     }
 }
 
+/// A refused card: the problem the person is told about, and what the logs need to find the
+/// cause (the verifier's error, the certificate's issuer and serial number). Never the INSZ: the
+/// subject is not copied here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRefusal {
+    pub problem: CardProblem,
+    /// The verifier's (or the certificate parser's) own words.
+    pub error: String,
+    /// The presented certificate's issuer name (a CA's name), when it could be read.
+    pub issuer: Option<String>,
+    /// The presented certificate's serial number in hex, when it could be read.
+    pub serial: Option<String>,
+}
+
+impl CardRefusal {
+    fn new(problem: CardProblem, error: impl Into<String>, leaf: Option<&[u8]>) -> Self {
+        let (issuer, serial) = leaf.map(issuer_and_serial).unwrap_or_default();
+        Self { problem, error: error.into(), issuer, serial }
+    }
+}
+
+/// Issuer name and hex serial number of a certificate, for the logs.
+fn issuer_and_serial(der: &[u8]) -> (Option<String>, Option<String>) {
+    use x509_parser::prelude::*;
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => (Some(cert.issuer().to_string()), Some(cert.raw_serial_as_string())),
+        Err(_) => (None, None),
+    }
+}
+
 /// What a verified card says.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Card {
@@ -112,20 +142,58 @@ pub struct EidTls {
     verifier: Arc<dyn ClientCertVerifier>,
 }
 
+/// Every CRL in every file: a file may hold several (the real eID publishes one per CA, and an
+/// operator concatenates them), PEM blocks one after the other or DER CRLs one after the other.
 fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, EidError> {
     let mut out = Vec::new();
     for p in paths {
-        let bytes = std::fs::read(p)
-            .map_err(|e| EidError::Config("crl", format!("{}: {e}", p.display())))?;
-        if bytes.starts_with(b"-----") {
-            let crl = CertificateRevocationListDer::from_pem_slice(&bytes)
-                .map_err(|e| EidError::Config("crl", format!("{}: {e}", p.display())))?;
-            out.push(crl);
+        let bad = |e: String| EidError::Config("crl", format!("{}: {e}", p.display()));
+        let bytes = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
+        let before = out.len();
+        if bytes.trim_ascii_start().starts_with(b"-----") {
+            for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+                out.push(crl.map_err(|e| bad(e.to_string()))?);
+            }
         } else {
-            out.push(CertificateRevocationListDer::from(bytes));
+            out.extend(split_der(&bytes).map_err(bad)?.into_iter().map(|d| d.to_vec().into()));
+        }
+        if out.len() == before {
+            return Err(bad("no CRL in the file".into()));
         }
     }
     Ok(out)
+}
+
+/// Splits concatenated DER values (each a SEQUENCE) by their own lengths.
+fn split_der(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let len = der_len(bytes).ok_or("not a DER CRL")?;
+        let (one, rest) = bytes.split_at(len);
+        out.push(one);
+        bytes = rest;
+    }
+    Ok(out)
+}
+
+/// Total length (header included) of the DER SEQUENCE at the start of `b`.
+fn der_len(b: &[u8]) -> Option<usize> {
+    if *b.first()? != 0x30 {
+        return None;
+    }
+    let first = *b.get(1)?;
+    let (header, body) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let len = b.get(2..2 + n)?.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x));
+        (2 + n, len)
+    };
+    let total = header.checked_add(body)?;
+    (total <= b.len()).then_some(total)
 }
 
 impl EidTls {
@@ -161,39 +229,56 @@ impl EidTls {
         Ok(Self { server: Arc::new(server), verifier })
     }
 
-    /// Checks a presented chain: trust, validity, revocation, key usage, and reads the card.
+    /// Checks a presented chain at `now` (unix seconds): trust, validity, revocation, key usage,
+    /// and reads the card.
     pub fn verify_card(
         &self,
         chain: Option<&[CertificateDer<'static>]>,
-    ) -> Result<Card, CardProblem> {
+        now: i64,
+    ) -> Result<Card, CardRefusal> {
         let Some((ee, intermediates)) = chain.and_then(|c| c.split_first()) else {
-            return Err(CardProblem::NoCertificate);
+            return Err(CardRefusal::new(
+                CardProblem::NoCertificate,
+                "no client certificate",
+                None,
+            ));
         };
-        if let Err(e) = self.verifier.verify_client_cert(ee, intermediates, UnixTime::now()) {
+        let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(now).unwrap_or_default(),
+        ));
+        if let Err(e) = self.verifier.verify_client_cert(ee, intermediates, at) {
             use rustls::CertificateError as C;
-            return Err(match e {
+            let problem = match &e {
                 rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
                     CardProblem::Expired
                 }
                 rustls::Error::InvalidCertificate(C::Revoked) => CardProblem::Revoked,
                 rustls::Error::InvalidCertificate(C::UnknownIssuer) => CardProblem::UnknownIssuer,
                 _ => CardProblem::Invalid,
-            });
+            };
+            return Err(CardRefusal::new(problem, e.to_string(), Some(ee.as_ref())));
         }
         read_card(ee.as_ref())
+            .map_err(|(problem, error)| CardRefusal::new(problem, error, Some(ee.as_ref())))
     }
 }
 
 /// Subject and key usage of a verified authentication certificate.
-fn read_card(der: &[u8]) -> Result<Card, CardProblem> {
+fn read_card(der: &[u8]) -> Result<Card, (CardProblem, String)> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der).map_err(|_| CardProblem::Invalid)?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| (CardProblem::Invalid, e.to_string()))?;
     let ku = cert.key_usage().ok().flatten().map(|e| *e.value);
     // The authentication certificate signs (digitalSignature); the signature certificate is for
     // non-repudiation and must not open a session.
     match ku {
         Some(ku) if ku.digital_signature() && !ku.non_repudiation() => {}
-        _ => return Err(CardProblem::SignatureCertificate),
+        _ => {
+            return Err((
+                CardProblem::SignatureCertificate,
+                "keyUsage is not digitalSignature alone: not an authentication certificate".into(),
+            ))
+        }
     }
     let attr = |oid: &x509_parser::der_parser::oid::Oid| {
         cert.subject()
@@ -203,8 +288,11 @@ fn read_card(der: &[u8]) -> Result<Card, CardProblem> {
             .map(str::to_string)
     };
     let serial = attr(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
-        .ok_or(CardProblem::BadSerialNumber)?;
-    let insz = Insz::parse(&serial).map_err(|_| CardProblem::BadSerialNumber)?;
+        .ok_or((CardProblem::BadSerialNumber, "the subject has no serialNumber".to_string()))?;
+    // The error names the rule that failed, never the number.
+    let insz = Insz::parse(&serial).map_err(|e| {
+        (CardProblem::BadSerialNumber, format!("the subject serialNumber is not an INSZ: {e}"))
+    })?;
     Ok(Card {
         insz: insz.as_str().to_string(),
         given_name: attr(&x509_parser::oid_registry::OID_X509_GIVEN_NAME).unwrap_or_default(),
@@ -278,5 +366,100 @@ impl EidState {
             }
             Err(e) => tracing::error!(error = %e, "eID revocation lists could not be reloaded"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PathList;
+    use idp_mocks::eid_ca::TestPki;
+    use std::sync::OnceLock;
+
+    /// One test PKI for the module (generating RSA keys is slow), written to a directory.
+    fn pki() -> &'static (TestPki, tempfile::TempDir) {
+        static PKI: OnceLock<(TestPki, tempfile::TempDir)> = OnceLock::new();
+        PKI.get_or_init(|| {
+            let pki = TestPki::generate().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            pki.write_to(dir.path()).unwrap();
+            (pki, dir)
+        })
+    }
+
+    fn tls(crl: PathList) -> EidTls {
+        let (_, dir) = pki();
+        let cfg = crate::config::EidConfig {
+            ca_bundle: Some(dir.path().join("ca-bundle.pem")),
+            crl,
+            ..Default::default()
+        };
+        EidTls::build(&cfg).unwrap()
+    }
+
+    fn chain(key: &str) -> Vec<CertificateDer<'static>> {
+        let card = pki().0.card(key).unwrap();
+        CertificateDer::pem_slice_iter(card.chain_pem.as_bytes()).map(|c| c.unwrap()).collect()
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn both_generations_verify_with_one_bundle_and_one_crl_file() {
+        let dir = pki().1.path();
+        for file in ["crl.pem", "crl.der"] {
+            let tls = tls(PathList::One(dir.join(file)));
+            for key in ["anna-rsa", "pieter-ec", "noor-ec"] {
+                let card = tls
+                    .verify_card(Some(&chain(key)), now())
+                    .unwrap_or_else(|e| panic!("{file}: {key} refused: {e:?}"));
+                assert_eq!(card.insz, pki().0.card(key).unwrap().insz);
+            }
+            let revoked = tls.verify_card(Some(&chain("revoked")), now()).unwrap_err();
+            assert_eq!(revoked.problem, CardProblem::Revoked, "{file}: {revoked:?}");
+        }
+    }
+
+    #[test]
+    fn every_crl_of_a_file_is_read() {
+        let dir = pki().1.path();
+        assert_eq!(read_crls(&[dir.join("crl.pem")]).unwrap().len(), 4);
+        let der = read_crls(&[dir.join("crl.der")]).unwrap();
+        assert_eq!(der.len(), 4);
+        let pem = read_crls(&[dir.join("crl.pem")]).unwrap();
+        assert_eq!(der, pem, "the DER file holds the same CRLs");
+        let junk = dir.join("junk.der");
+        std::fs::write(&junk, [0x30, 0x82, 0xff, 0xff, 0x00]).unwrap();
+        assert!(read_crls(&[junk]).is_err(), "a truncated DER CRL is refused");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap();
+        assert!(read_crls(&[empty]).is_err(), "a file without a CRL is refused");
+    }
+
+    #[test]
+    fn a_refusal_names_the_error_issuer_and_serial_but_not_the_insz() {
+        let tls = tls(PathList::One(pki().1.path().join("crl.pem")));
+        for key in ["revoked", "bad-insz", "expired", "foreign"] {
+            let r = tls.verify_card(Some(&chain(key)), now()).unwrap_err();
+            assert!(!r.error.is_empty(), "{key}");
+            let issuer = r.issuer.as_deref().unwrap_or_default();
+            assert!(issuer.contains("CN=Citizen CA"), "{key}: {issuer}");
+            let serial = r.serial.as_deref().unwrap_or_default();
+            assert!(serial.len() >= 32, "{key}: {serial}");
+            let insz = &pki().0.card(key).unwrap().insz;
+            assert!(!format!("{r:?}").contains(insz.as_str()), "{key}: {r:?}");
+        }
+        let none = tls.verify_card(None, now()).unwrap_err();
+        assert_eq!(none.problem, CardProblem::NoCertificate);
+    }
+
+    #[test]
+    fn the_verifier_uses_the_given_time() {
+        let tls = tls(PathList::One(pki().1.path().join("crl.pem")));
+        let later = now() + 11 * 365 * 86_400;
+        let r = tls.verify_card(Some(&chain("anna-rsa")), later).unwrap_err();
+        assert_eq!(r.problem, CardProblem::Expired, "{r:?}");
     }
 }

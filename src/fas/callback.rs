@@ -20,6 +20,9 @@ pub enum Returned {
     LoggedIn(Login),
     /// FAS answered with an error (`cancelled` when the person cancelled there).
     UpstreamError { cancelled: bool },
+    /// The ID token's level (`acr`) is not in `[fas.levels]`: trying the same means again gives
+    /// the same level, so the person chooses another.
+    UnknownLevel,
     /// The answer cannot be placed: no login under way, wrong state, too late, no code, an ID
     /// token that fails a check or whose level is not configured, no valid INSZ. The code says
     /// which (for the page and the logs).
@@ -75,12 +78,18 @@ impl FederalLogin {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "FAS login refused");
+                let unknown_level = matches!(e, FasError::UnknownLevel(_));
+                let reason = if unknown_level { "unknown_level" } else { "invalid_id_token" };
                 let e = Event::new(Kind::Login, Outcome::Failed)
                     .factor(Method::Fas)
                     .address(address)
-                    .detail(serde_json::json!({ "reason": "invalid_id_token" }));
+                    .detail(serde_json::json!({ "reason": reason }));
                 self.audit.record(e, now).await;
-                return Ok(Returned::Refused("invalid"));
+                return Ok(if unknown_level {
+                    Returned::UnknownLevel
+                } else {
+                    Returned::Refused("invalid")
+                });
             }
         };
         let Ok(insz) = Insz::parse(&fed.insz) else { return Ok(Returned::Refused("invalid_insz")) };

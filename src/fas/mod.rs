@@ -71,6 +71,10 @@ pub enum FasError {
     Invalid(String),
     #[error("the federal login reported an error: {0}")]
     Upstream(String),
+    /// The ID token's `acr` is not a key of `[fas.levels]`: the login cannot be placed, so it is
+    /// refused (fail closed), never given some default level.
+    #[error("the federal login level {0:?} is not in [fas.levels]")]
+    UnknownLevel(String),
 }
 
 /// What the browser session keeps between `/login/fas` and the callback.
@@ -92,6 +96,21 @@ pub struct FasLogin {
     pub method: Method,
     pub level: AssuranceLevel,
     pub amr: Vec<String>,
+}
+
+/// The methods a FAS configuration maps to and the level each gets: the lower of the means' own
+/// level and `[fas] max_level` (the FAS level itself is only known per login). One place for the
+/// server's chooser and `policy check`.
+pub fn means_levels(cfg: &FasConfig) -> Vec<(Method, AssuranceLevel)> {
+    let max_level = cfg.max_level;
+    let mut out: Vec<(Method, AssuranceLevel)> = Vec::new();
+    for method in cfg.means.values().filter_map(|m| Method::parse(m)) {
+        let level = method.own_level().unwrap_or(AssuranceLevel::Low).min(max_level);
+        if !out.iter().any(|(m, _)| *m == method) {
+            out.push((method, level));
+        }
+    }
+    out
 }
 
 pub struct Fas {
@@ -133,26 +152,9 @@ impl Fas {
         self
     }
 
-    /// The methods FAS offers and the level each gets here (the lower of the FAS level and the
-    /// means' own level, never above `[fas] max_level`).
+    /// The methods FAS offers and the level each gets here (see [`means_levels`]).
     pub fn offered(&self) -> Vec<(Method, AssuranceLevel)> {
-        Self::offered_by(&self.cfg)
-    }
-
-    /// [`Fas::offered`] from the configuration alone (nothing when FAS is not configured).
-    pub fn offered_by(cfg: &FasConfig) -> Vec<(Method, AssuranceLevel)> {
-        let mut out: Vec<(Method, AssuranceLevel)> = Vec::new();
-        if cfg.issuer.is_none() {
-            return out;
-        }
-        let max_level = cfg.max_level;
-        for method in cfg.means.values().filter_map(|m| Method::parse(m)) {
-            let level = method.own_level().unwrap_or(AssuranceLevel::Low).min(max_level);
-            if !out.iter().any(|(m, _)| *m == method) {
-                out.push((method, level));
-            }
-        }
-        out
+        means_levels(&self.cfg)
     }
 
     async fn client(&self, refresh: bool) -> Result<FasClient, FasError> {
@@ -246,7 +248,7 @@ impl Fas {
             .levels
             .get(&acr)
             .and_then(|l| AssuranceLevel::parse(l))
-            .ok_or_else(|| FasError::Invalid(format!("unknown FAS level {acr:?}")))?;
+            .ok_or(FasError::UnknownLevel(acr))?;
         let amr: Vec<String> = claims
             .auth_method_refs()
             .map(|v| v.iter().map(|a| a.to_string()).collect())

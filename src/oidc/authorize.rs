@@ -33,6 +33,8 @@ pub struct AuthorizeParams {
     pub request: Option<String>,
     pub request_uri: Option<String>,
     pub login_hint: Option<String>,
+    /// An ID token we issued earlier, naming the person the client asks about.
+    pub id_token_hint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +67,10 @@ pub struct AuthRequest {
     pub min_level: AssuranceLevel,
     pub ui_locales: Vec<String>,
     pub login_hint: Option<String>,
+    /// The `sub` of a verified `id_token_hint`: only a login of that person may answer
+    /// (OIDC Core §3.1.2.1); the session of anyone else counts as no login.
+    #[serde(default)]
+    pub id_token_hint_sub: Option<String>,
     pub created_at: i64,
 }
 
@@ -118,6 +124,8 @@ pub enum Next {
 }
 
 const MAX_PARAM: usize = 2048;
+/// An ID token is longer than the other parameters (signature, claims).
+const MAX_ID_TOKEN_HINT: usize = 8192;
 
 impl Provider {
     /// Validates an authorization request. With `pushed_by`, the request came through PAR from
@@ -160,6 +168,9 @@ impl Provider {
             if v.len() > MAX_PARAM {
                 return Err(fail("invalid_request", "a parameter is too long"));
             }
+        }
+        if params.id_token_hint.as_ref().is_some_and(|h| h.len() > MAX_ID_TOKEN_HINT) {
+            return Err(fail("invalid_request", "id_token_hint is too long"));
         }
         if params.request.is_some() {
             return Err(fail(
@@ -217,6 +228,23 @@ impl Provider {
                 _ => return Err(fail("invalid_request", "max_age must be a non-negative integer")),
             },
         };
+        let id_token_hint_sub = match params.id_token_hint.as_deref() {
+            None | Some("") => None,
+            Some(hint) => {
+                let token = self.verify_issued_id_token(hint).map_err(|e| {
+                    tracing::info!(client = %client.id, error = %e, "id_token_hint refused");
+                    fail("invalid_request", "id_token_hint is not an ID token issued here")
+                })?;
+                if !token.audience.contains(&client.id) {
+                    tracing::info!(client = %client.id, "id_token_hint issued to another client");
+                    return Err(fail(
+                        "invalid_request",
+                        "id_token_hint was issued to another client",
+                    ));
+                }
+                Some(token.subject)
+            }
+        };
         let mut asked = requested_level(params.acr_values.as_deref());
         if let Some(claims) = &params.claims {
             match claims_level(claims) {
@@ -261,6 +289,7 @@ impl Provider {
             min_level,
             ui_locales,
             login_hint: params.login_hint.clone(),
+            id_token_hint_sub,
             created_at: now,
         })
     }
@@ -377,7 +406,14 @@ impl Provider {
         now: i64,
     ) -> Result<Access, PolicyError> {
         let offered = self.offered(req.asked_level);
-        let login = login.filter(|l| self.fresh(req, l, now));
+        // A login of someone else than the person the client named answers nothing.
+        let other_person = login.is_some_and(|l| {
+            req.id_token_hint_sub.as_deref().is_some_and(|sub| sub != l.person_id)
+        });
+        let login = login.filter(|l| self.fresh(req, l, now) && !other_person);
+        // Nor do that person's facts: the policy looks at whoever logs in next.
+        let anyone = Subject::anyone();
+        let subject = if other_person { &anyone } else { subject };
         let facts = login.map(|l| LoginFacts {
             method: l.method,
             level: l.acr,
@@ -401,7 +437,12 @@ impl Provider {
             Decision::Allow => {
                 Access::StepUp { reasons: vec!["acr-requested-higher".into()], methods: offered }
             }
-            Decision::StepUp { reasons, methods } => Access::StepUp { reasons, methods },
+            Decision::StepUp { mut reasons, methods } => {
+                if other_person {
+                    reasons.insert(0, "login-other-person".into());
+                }
+                Access::StepUp { reasons, methods }
+            }
             Decision::Deny { reasons, temporary } => Access::Deny { reasons, temporary },
         })
     }

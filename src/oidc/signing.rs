@@ -145,12 +145,24 @@ impl SigningKey {
                 (Material::Ed(kp), jwk)
             }
         };
+        let jwk = with_alg(jwk, alg).map_err(|e| bad(e.to_string()))?;
         Ok(Self { kid: kid.to_string(), alg, material, jwk })
     }
 
     pub fn jwk(&self) -> &CoreJsonWebKey {
         &self.jwk
     }
+}
+
+/// The JWK with `alg` and `use: sig`, so that a client holding keys of several algorithms
+/// picks the right one (openidconnect's constructors leave both out and have no setter).
+fn with_alg(jwk: CoreJsonWebKey, alg: SigningAlg) -> Result<CoreJsonWebKey, serde_json::Error> {
+    let mut v = serde_json::to_value(jwk)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("alg".into(), alg.as_str().into());
+        o.insert("use".into(), "sig".into());
+    }
+    serde_json::from_value(v)
 }
 
 impl PrivateSigningKey for SigningKey {

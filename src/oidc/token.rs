@@ -4,6 +4,7 @@
 use super::authorize::is_pkce_value;
 use super::claims::GrantDetails;
 use super::client_auth::ClientCredentials;
+use super::signing::SigningAlg;
 use super::{OidcError, Provider};
 use crate::crypto;
 use crate::audit::{Event, Kind, Outcome};
@@ -295,22 +296,75 @@ impl Provider {
     /// Checks an `id_token_hint` at logout: our signature (expired tokens are fine); returns the
     /// client it was issued to.
     pub fn check_id_token_hint(&self, hint: &str) -> Option<String> {
-        let header = jsonwebtoken::decode_header(hint).ok()?;
+        self.verify_issued_id_token(hint).ok()?.audience.into_iter().next()
+    }
+
+    /// Verifies that `jwt` is an ID token this provider signed: a key of our JWKS, with that
+    /// key's own algorithm (never the one the header names alone), and our `iss`. Expiry does not
+    /// matter: a hint is often an old token (OIDC Core §3.1.2.1).
+    pub fn verify_issued_id_token(&self, jwt: &str) -> Result<IssuedIdToken, IdTokenHintError> {
+        use jsonwebtoken::Algorithm;
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| IdTokenHintError::Malformed)?;
         let keys = self.keys.current();
-        let key = keys.published().iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::to_value(key.jwk()).ok().and_then(|v| serde_json::from_value(v).ok())?;
-        let dk = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-        let mut v = jsonwebtoken::Validation::new(header.alg);
+        let key = keys
+            .published()
+            .iter()
+            .find(|k| header.kid.as_deref() == Some(k.kid.as_str()))
+            .cloned()
+            .ok_or(IdTokenHintError::UnknownKey)?;
+        let alg = match key.alg {
+            SigningAlg::Rs256 => Algorithm::RS256,
+            SigningAlg::Es256 => Algorithm::ES256,
+            SigningAlg::EdDsa => Algorithm::EdDSA,
+        };
+        if header.alg != alg {
+            return Err(IdTokenHintError::WrongAlgorithm);
+        }
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::to_value(key.jwk())
+            .and_then(serde_json::from_value)
+            .map_err(|_| IdTokenHintError::UnknownKey)?;
+        let dk =
+            jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|_| IdTokenHintError::UnknownKey)?;
+        let mut v = jsonwebtoken::Validation::new(alg);
         v.validate_exp = false;
         v.validate_aud = false;
         v.set_issuer(&[self.issuer.as_str()]);
-        v.set_required_spec_claims(&["iss", "aud"]);
-        let data = jsonwebtoken::decode::<serde_json::Value>(hint, &dk, &v).ok()?;
-        match data.claims.get("aud")? {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Array(a) => a.first()?.as_str().map(str::to_string),
-            _ => None,
-        }
+        v.set_required_spec_claims(&["iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<HintClaims>(jwt, &dk, &v)
+            .map_err(|e| IdTokenHintError::Invalid(e.to_string()))?;
+        let audience = match data.claims.aud {
+            serde_json::Value::String(s) => vec![s],
+            serde_json::Value::Array(a) => {
+                a.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok(IssuedIdToken { subject: data.claims.sub, audience })
     }
+}
+
+#[derive(Deserialize)]
+struct HintClaims {
+    sub: String,
+    aud: serde_json::Value,
+}
+
+/// Whom an ID token we issued is about, and for which clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedIdToken {
+    pub subject: String,
+    pub audience: Vec<String>,
+}
+
+/// Why an `id_token_hint` is not one of our ID tokens.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdTokenHintError {
+    #[error("not a JWT")]
+    Malformed,
+    #[error("not signed with a key of this provider")]
+    UnknownKey,
+    #[error("the header's algorithm is not the key's")]
+    WrongAlgorithm,
+    #[error("{0}")]
+    Invalid(String),
 }

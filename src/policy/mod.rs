@@ -76,6 +76,38 @@ pub struct Allowed {
     pub held_back_reason: &'static str,
 }
 
+/// Every way of logging in the broker knows, with the level each gives under `cfg`, whether or
+/// not `cfg` switches it on: the eID card, the digital keys (WebAuthn included), eIDAS at each
+/// level up to `[eidas] max_level`, and each FAS means (SPEC §3). The server offers the part of
+/// it that `cfg` enables (`crate::offered_methods`); `policy check` lists from all of it, so that
+/// a method it allows is always among the methods it names.
+pub fn every_method(cfg: &crate::config::Config) -> Vec<Candidate> {
+    let own = |method: Method| Candidate {
+        method,
+        level: method.own_level().unwrap_or(AssuranceLevel::Low),
+        upstream: None,
+    };
+    let mut out: Vec<Candidate> =
+        [Method::Eid, Method::Totp, Method::Webauthn, Method::Sms, Method::Token]
+            .into_iter()
+            .map(own)
+            .collect();
+    let eidas_max = cfg.eidas.max_level;
+    out.extend(
+        AssuranceLevel::ALL.into_iter().filter(|l| *l <= eidas_max).map(|level| Candidate {
+            method: Method::Eidas,
+            level,
+            upstream: Some("eidas"),
+        }),
+    );
+    out.extend(crate::fas::means_levels(&cfg.fas).into_iter().map(|(method, level)| Candidate {
+        method,
+        level,
+        upstream: Some("fas"),
+    }));
+    out
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Allow,
@@ -429,6 +461,29 @@ mod tests {
                 .unwrap(),
             Decision::Allow
         );
+    }
+
+    /// The server offers a part of what `policy check` considers, never something else, and
+    /// everything when the deployment switches every method on.
+    #[test]
+    fn the_server_offers_a_part_of_every_method() {
+        let mut cfg = crate::config::Config::default();
+        cfg.server.public_url = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        let every = every_method(&cfg);
+        let offered = crate::offered_methods(&cfg);
+        assert!(offered.iter().all(|c| every.contains(c)), "{offered:?}");
+        assert!(!offered.iter().any(|c| matches!(c.method, Method::Eid | Method::Webauthn)));
+        cfg.server.public_url = url::Url::parse("https://login.cozo.example").unwrap();
+        cfg.eid.ca_bundle = Some("ca-bundle.pem".into());
+        cfg.fas.issuer = Some(url::Url::parse("https://fas.example").unwrap());
+        cfg.eidas.node_metadata = Some("node.xml".into());
+        let offered = crate::offered_methods(&cfg);
+        let every = every_method(&cfg);
+        assert!(every.iter().all(|c| offered.contains(c)), "{every:?} vs {offered:?}");
+        assert!(offered.iter().all(|c| every.contains(c)), "{offered:?} vs {every:?}");
+        for m in [Method::Eid, Method::Webauthn, Method::Eidas, Method::Itsme] {
+            assert!(every.iter().any(|c| c.method == m), "{m}");
+        }
     }
 
     #[test]

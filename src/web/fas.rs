@@ -50,6 +50,14 @@ pub async fn callback(
             Some(if cancelled { "cancelled" } else { "upstream_error" }),
             Some(pages::Link { href: "/login".into(), label: tr.t("back-to-chooser") }),
         )),
+        Returned::UnknownLevel => Ok(pages::message(
+            StatusCode::BAD_REQUEST,
+            &tr,
+            "fas-failed-title",
+            tr.t("fas-unknown-level"),
+            Some("unknown_level"),
+            Some(pages::Link { href: "/login".into(), label: tr.t("back-to-chooser") }),
+        )),
         Returned::Refused(code) => {
             Err(page(StatusCode::BAD_REQUEST, "fas-failed-title", "fas-refused", code))
         }

@@ -163,3 +163,66 @@ async fn scripted_first_login(backend: Backend) {
 }
 
 crate::both_backends!(scripted_first_login);
+
+/// `policy check` agrees with itself: every method whose login the policy allows is in
+/// `methods`, eID, eIDAS, FAS means and WebAuthn included, whatever the configuration switches
+/// on; `offered` is the part the configuration switches on, all of it when everything is.
+async fn policy_check_lists_every_method_it_allows(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.add_client("portal-app", "portal").await;
+    s.add_client("ehealth-app", "ehealth").await;
+    s.add_person("85073003328", "anna").await;
+    let check = |client: &str, method: &str, full: bool| {
+        let mut c = bin();
+        c.args(["policy", "check", "--client", client, "--insz", "85073003328"])
+            .args(["--method", method, "--json"])
+            .env("COZO_DATABASE__URL", &s.handle.cfg.database.url)
+            .env("COZO_POLICY__DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            // An address, not a domain name: the server would not offer WebAuthn.
+            .env("COZO_SERVER__PUBLIC_URL", "http://127.0.0.1:8080");
+        if full {
+            c.env("COZO_SERVER__PUBLIC_URL", "https://login.cozo.example")
+                .env("COZO_EID__CA_BUNDLE", "/etc/cozo/eid-ca.pem")
+                .env("COZO_FAS__ISSUER", "https://fas.example/fas/oauth2")
+                .env("COZO_EIDAS__NODE_METADATA", "/etc/cozo/node.xml");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect()
+    };
+    for client in ["portal-app", "ehealth-app"] {
+        for full in [false, true] {
+            for method in ["eid", "totp", "webauthn", "sms", "token", "eidas", "itsme"] {
+                let out = check(client, method, full);
+                let methods = names(&out["methods"]);
+                for m in ["eid", "webauthn", "eidas", "itsme", "totp"] {
+                    assert!(methods.contains(&m.to_string()), "{client} {method}: {out}");
+                }
+                if out["decision"] == "allow" {
+                    assert!(methods.contains(&method.to_string()), "{client} {method}: {out}");
+                }
+                let offered = names(&out["offered"]);
+                assert!(offered.iter().all(|o| methods.contains(o)), "{out}");
+                if full {
+                    assert_eq!(offered, methods, "{client} {method}");
+                } else {
+                    assert!(!offered.iter().any(|o| o == "eid" || o == "webauthn"), "{out}");
+                }
+            }
+        }
+        // The shipped policies: portal allows every method, ehealth neither SMS nor token.
+        let portal = check(client, "sms", false);
+        if client == "portal-app" {
+            assert_eq!(portal["decision"], "allow");
+            assert!(names(&portal["methods"]).contains(&"sms".to_string()));
+        } else {
+            assert_eq!(portal["decision"], "step_up");
+            assert!(!names(&portal["methods"]).iter().any(|m| m == "sms" || m == "token"));
+        }
+    }
+}
+
+crate::both_backends!(policy_check_lists_every_method_it_allows);

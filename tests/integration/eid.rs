@@ -1,12 +1,17 @@
-//! Belgian eID card login over real TLS with client certificates from the test eID CA: RSA and
-//! EC cards, TLS 1.2 and 1.3, and every kind of refused card (SPEC §6).
+//! Belgian eID card login over real TLS with client certificates from the test eID CA: both
+//! trusted generations (RSA under Root CA4, EC P-384 under Root CA6) in one CA bundle with the
+//! CRLs of all four CAs in one file, TLS 1.2 and 1.3, every kind of refused card (SPEC §6), and
+//! the log line of a refusal.
 
 use crate::both_backends;
 use crate::common::*;
 use idp_mocks::eid_ca::TestPki;
 use reqwest::tls::Version;
 
-both_backends!(valid_cards_log_in_and_bad_cards_get_a_clear_page);
+both_backends!(
+    valid_cards_log_in_and_bad_cards_get_a_clear_page,
+    a_refused_card_is_logged_with_its_issuer_and_serial_but_not_the_insz,
+);
 
 struct Eid {
     s: TestServer,
@@ -84,6 +89,8 @@ async fn valid_cards_log_in_and_bad_cards_get_a_clear_page(backend: Backend) {
         ("anna-rsa", Version::TLS_1_2),
         ("pieter-ec", Version::TLS_1_2),
         ("pieter-ec", Version::TLS_1_3),
+        ("noor-ec", Version::TLS_1_3),
+        ("noor-ec", Version::TLS_1_2),
     ] {
         let b = Browser::new();
         let pk = pkce();
@@ -136,4 +143,79 @@ async fn valid_cards_log_in_and_bad_cards_get_a_clear_page(backend: Backend) {
     assert_eq!(stolen.status, 400);
     let own = b.get(&back).await;
     assert!(own.location().unwrap().starts_with(&c.redirect_uri));
+}
+
+/// The broker as operators run it (`cozo-broker serve`, JSON logs on standard error): a refused
+/// card leaves a warning with the verifier's error, the issuer and the serial, and no INSZ.
+async fn a_refused_card_is_logged_with_its_issuer_and_serial_but_not_the_insz(backend: Backend) {
+    use std::io::Read as _;
+    let pki = TestPki::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write_to(dir.path()).unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, eid_port) = (free(), free());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cozo-broker"))
+        .arg("serve")
+        .env("COZO_DATABASE__URL", &db)
+        .env("COZO_SECRETS__MASTER_KEY_FILE", dir.path().join("master.key"))
+        .env("COZO_POLICY__DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .env("COZO_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("COZO_SERVER__PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("COZO_EID__LISTEN", format!("127.0.0.1:{eid_port}"))
+        .env("COZO_EID__PUBLIC_URL", format!("https://127.0.0.1:{eid_port}"))
+        .env("COZO_EID__CA_BUNDLE", dir.path().join("ca-bundle.pem"))
+        .env("COZO_EID__CRL", dir.path().join("crl.pem"))
+        .env("COZO_LOG", "info")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = |key: &str| {
+        let c = pki.card(key).unwrap();
+        reader(Some((c.chain_pem.clone(), c.auth_key_pem.clone())), Version::TLS_1_3)
+    };
+    let mut statuses = Vec::new();
+    if ready {
+        for key in ["revoked", "bad-insz"] {
+            let url = format!("https://127.0.0.1:{eid_port}/eid/start?r=none");
+            statuses.push(refused(key).get(&url).send().await.map(|r| r.status().as_u16()));
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(ready, "the broker did not start: {logs}");
+    assert!(statuses.iter().all(|s| matches!(s, Ok(403))), "{statuses:?}");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "eID login refused")
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    for (line, (key, reason)) in
+        lines.iter().zip([("revoked", "revoked"), ("bad-insz", "bad_serial_number")])
+    {
+        let card = pki.card(key).unwrap();
+        let cert = openssl::x509::X509::from_pem(card.auth_cert_pem.as_bytes()).unwrap();
+        let serial = hex::encode(cert.serial_number().to_bn().unwrap().to_vec());
+        let f = &line["fields"];
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(f["reason"], reason, "{line}");
+        assert!(!f["error"].as_str().unwrap_or_default().is_empty(), "{line}");
+        assert_eq!(f["issuer"], "C=BE, CN=Citizen CA, serialNumber=202101", "{line}");
+        assert_eq!(f["serial"].as_str().unwrap_or_default().replace(':', ""), serial, "{line}");
+        assert!(!logs.contains(&card.insz), "the INSZ of {key} is in the logs");
+    }
 }

@@ -10,6 +10,7 @@ both_backends!(
     sms_through_fas_does_not_reach_ehealth,
     same_person_through_many_doors,
     hostile_federal_answers_are_refused,
+    a_level_missing_from_the_configured_table_is_refused,
 );
 
 struct Fas {
@@ -18,6 +19,10 @@ struct Fas {
 }
 
 async fn start(backend: Backend) -> Fas {
+    start_with(backend, |_| {}).await
+}
+
+async fn start_with(backend: Backend, tweak: impl FnOnce(&mut cozo_broker::config::Config)) -> Fas {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let (issuer, mock) = mockfas::start(FasConfig {
@@ -32,6 +37,7 @@ async fn start(backend: Backend) -> Fas {
         cfg.fas.issuer = Some(url::Url::parse(&issuer).unwrap());
         cfg.fas.client_id = "cozo-broker".into();
         cfg.fas.client_secret = "fas-test-secret".into();
+        tweak(cfg);
     })
     .await;
     Fas { s, mock }
@@ -48,6 +54,18 @@ fn person_key(insz: &str) -> String {
 /// Through the chooser to FAS, logged in there as `person` with `means`; returns the page the
 /// broker answers the callback with.
 async fn fas_login(f: &Fas, b: &Browser, authorize: &str, person: &str, means: &str) -> Page {
+    fas_login_with(f, b, authorize, person, means, &[]).await
+}
+
+/// [`fas_login`] with more parameters for the mock's test API (e.g. `acr`).
+async fn fas_login_with(
+    f: &Fas,
+    b: &Browser,
+    authorize: &str,
+    person: &str,
+    means: &str,
+    extra: &[(&str, &str)],
+) -> Page {
     let chooser = b.follow(&f.s.base, b.get(authorize).await).await;
     assert!(
         chooser.body.contains("/login/fas"),
@@ -60,6 +78,7 @@ async fn fas_login(f: &Fas, b: &Browser, authorize: &str, person: &str, means: &
     assert!(url.as_str().starts_with(f.mock.issuer()), "{url}");
     url.set_path(&format!("{}/test", url.path()));
     url.query_pairs_mut().append_pair("person", person).append_pair("means", means);
+    url.query_pairs_mut().extend_pairs(extra);
     let back =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = back.get(url.as_str()).send().await.unwrap();
@@ -198,4 +217,67 @@ async fn hostile_federal_answers_are_refused(backend: Backend) {
     let forged = b.get(&f.s.url("/oidc/fas/callback?code=abc&state=forged")).await;
     assert_eq!(forged.status, 400);
     assert_eq!(forged.data_error().as_deref(), Some("state"));
+}
+
+/// SPEC §6: an `acr` missing from `[fas.levels]` is refused. The table comes from a config file
+/// as operators write it (Level350 to Level500 only); a FAS answer at Level200 gets the FAS error
+/// page in the person's language, no login and no code; the configured levels still log in.
+async fn a_level_missing_from_the_configured_table_is_refused(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cozo-broker.toml");
+    std::fs::write(
+        &file,
+        "[fas.levels]\n\
+         \"urn:be:fedict:iam:fas:Level500\" = \"high\"\n\
+         \"urn:be:fedict:iam:fas:Level450\" = \"high\"\n\
+         \"urn:be:fedict:iam:fas:Level400\" = \"substantial\"\n\
+         \"urn:be:fedict:iam:fas:Level350\" = \"low\"\n",
+    )
+    .unwrap();
+    let loaded = cozo_broker::config::Config::load(Some(&file)).unwrap();
+    let f = start_with(backend, |cfg| cfg.fas.levels = loaded.fas.levels).await;
+    let c = f.s.add_client("portal", "portal").await;
+    let anna = person_key("85073003328");
+    let b = Browser::new();
+    let page = fas_login_with(
+        &f,
+        &b,
+        &authorize_url(&f.s, &c, &pkce(), &[]),
+        &anna,
+        "totp",
+        &[("acr", "urn:be:fedict:iam:fas:Level200")],
+    )
+    .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert_eq!(page.data_error().as_deref(), Some("unknown_level"), "{}", page.body);
+    assert!(page.body.contains("does not accept"), "{}", page.body);
+    assert!(page.body.contains("href=\"/login\""), "a way back to the chooser");
+    // Nothing was logged in: the app asking silently gets login_required.
+    let silent = b.get(&authorize_url(&f.s, &c, &pkce(), &[("prompt", "none")])).await;
+    assert_eq!(query(&silent.location().unwrap())["error"], "login_required");
+    assert!(
+        f.s.handle
+            .store
+            .person_by_insz(&cozo_broker::identity::Insz::parse("85073003328").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "no person created"
+    );
+    let failed = f.s.handle.store.audit_events(None, 0, 50).await.unwrap();
+    assert!(
+        failed.iter().any(|e| e.kind == "login"
+            && e.outcome == "failed"
+            && e.detail.contains("unknown_level")),
+        "{failed:?}"
+    );
+    // A configured level still logs in.
+    let pk = pkce();
+    let done =
+        fas_login(&f, &Browser::new(), &authorize_url(&f.s, &c, &pk, &[]), &anna, "totp").await;
+    let loc = done.location().unwrap_or_else(|| panic!("{} {}", done.status, done.body));
+    let t: serde_json::Value =
+        exchange(&f.s, &c, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    let claims = jwt_claims(t["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], "http://eidas.europa.eu/LoA/substantial");
 }

@@ -19,6 +19,9 @@ both_backends!(
     keys_rotate_and_jwks_keeps_the_previous_key,
     account_page_shows_login_history,
     es256_and_eddsa_id_tokens,
+    id_token_hint_names_the_person_the_app_asks_about,
+    id_token_hint_must_be_ours_and_for_this_client,
+    every_jwk_names_its_alg,
 );
 
 async fn standard_rp_completes_discovery_login_and_verifies_the_id_token(backend: Backend) {
@@ -519,4 +522,213 @@ async fn responses_carry_a_request_id() {
     assert_ne!(r2.headers().get("x-request-id").unwrap().to_str().unwrap(), id);
     let r = http.get(s.url("/healthz")).header("x-request-id", "lb-1234").send().await.unwrap();
     assert_eq!(r.headers().get("x-request-id").unwrap(), "lb-1234");
+}
+
+/// The header of a JWT.
+fn jwt_header(jwt: &str) -> serde_json::Value {
+    let part = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&cozo_broker::crypto::b64url_decode(part).unwrap()).unwrap()
+}
+
+/// OIDC Core §3.1.2.1: an app that names person A with `id_token_hint` never receives a code for
+/// person B whose session is open: `prompt=none` gets `login_required`, otherwise the person must
+/// log in (again) as A. Also through PAR, and with an expired hint.
+async fn id_token_hint_names_the_person_the_app_asks_about(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let anna = s.add_person("85073003328", "anna").await;
+    let pieter = s.add_person("75031212346", "pieter").await;
+    let anna_token = login_and_exchange(&s, &c, &anna).await;
+    let anna_hint = anna_token["id_token"].as_str().unwrap().to_string();
+    let anna_sub = jwt_claims(&anna_hint)["sub"].clone();
+    // Pieter's session in this browser, and an ID token of his.
+    let b = Browser::new();
+    let pk = pkce();
+    let loc = key_login(&s, &b, &authorize_url(&s, &c, &pk, &[]), &pieter).await;
+    let t: serde_json::Value =
+        exchange(&s, &c, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    let pieter_hint = t["id_token"].as_str().unwrap().to_string();
+    assert_ne!(jwt_claims(&pieter_hint)["sub"], anna_sub);
+
+    // prompt=none asking about Anna: login_required, no code.
+    let silent = b
+        .get(&authorize_url(&s, &c, &pkce(), &[("prompt", "none"), ("id_token_hint", &anna_hint)]))
+        .await;
+    let q = query(&silent.location().unwrap());
+    assert_eq!(q["error"], "login_required", "{q:?}");
+    assert_eq!(q["state"], "st-123");
+    assert!(!q.contains_key("code"));
+    // The same through PAR.
+    let pushed: serde_json::Value = reqwest::Client::new()
+        .post(s.url("/par"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[
+            ("response_type", "code"),
+            ("redirect_uri", c.redirect_uri.as_str()),
+            ("scope", "openid"),
+            ("state", "par-1"),
+            ("code_challenge", pkce().challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+            ("id_token_hint", anna_hint.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut par = url::Url::parse(&s.url("/authorize")).unwrap();
+    par.query_pairs_mut()
+        .append_pair("client_id", &c.id)
+        .append_pair("request_uri", pushed["request_uri"].as_str().unwrap());
+    let q = query(&b.get(par.as_str()).await.location().unwrap());
+    assert_eq!((q["error"].as_str(), q["state"].as_str()), ("login_required", "par-1"));
+    assert!(!q.contains_key("code"));
+
+    // prompt=none asking about Pieter, whose session it is: a code, even with an expired hint.
+    s.handle.clock.advance(s.handle.cfg.oidc.id_token_ttl_s + 60);
+    let pk = pkce();
+    let same = b
+        .get(&authorize_url(&s, &c, &pk, &[("prompt", "none"), ("id_token_hint", &pieter_hint)]))
+        .await;
+    let loc = same.location().unwrap();
+    let t: serde_json::Value =
+        exchange(&s, &c, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    assert_eq!(jwt_claims(t["id_token"].as_str().unwrap())["sub"], jwt_claims(&pieter_hint)["sub"]);
+
+    // Without prompt=none, asking about Anna: log in, with the reason on the chooser.
+    let pk = pkce();
+    let url = authorize_url(&s, &c, &pk, &[("id_token_hint", &anna_hint)]);
+    let asked = b.get(&url).await;
+    assert!(asked.location().unwrap().ends_with("/login"), "{:?}", asked.location());
+    let chooser = b.get(&s.url("/login")).await;
+    assert!(chooser.body.contains("another person"), "{}", chooser.body);
+    // Anna logs in in this browser: the code is hers.
+    s.next_step();
+    let loc = key_login(&s, &b, &url, &anna).await;
+    let t: serde_json::Value =
+        exchange(&s, &c, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    assert_eq!(jwt_claims(t["id_token"].as_str().unwrap())["sub"], anna_sub);
+}
+
+/// A hint that we did not sign, that was altered, or that was issued to another client is
+/// refused with `invalid_request` at the (verified) redirect URI, and nothing is answered.
+async fn id_token_hint_must_be_ours_and_for_this_client(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let other = s.add_client("other-app", "portal").await;
+    let anna = s.add_person("85073003328", "anna").await;
+    let t = login_and_exchange(&s, &c, &anna).await;
+    let hint = t["id_token"].as_str().unwrap().to_string();
+    let parts: Vec<&str> = hint.split('.').collect();
+    let b64 = |v: &serde_json::Value| cozo_broker::crypto::b64url(v.to_string().as_bytes());
+    // The payload changed (another sub), the signature kept.
+    let mut claims = jwt_claims(&hint);
+    claims["sub"] = "someone-else".into();
+    let altered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    // Unsigned (alg none), with our kid.
+    let mut header = jwt_header(&hint);
+    header["alg"] = "none".into();
+    let unsigned = format!("{}.{}.", b64(&header), parts[1]);
+    // Signed by a key of its own, naming our (RS256) kid: with RS256, and with ES256.
+    let rogue = |alg: jsonwebtoken::Algorithm| {
+        let key = match alg {
+            jsonwebtoken::Algorithm::RS256 => {
+                let pkey =
+                    openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap());
+                let pem = pkey.unwrap().private_key_to_pem_pkcs8().unwrap();
+                jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap()
+            }
+            _ => {
+                let group =
+                    openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1);
+                let ec = openssl::ec::EcKey::generate(&group.unwrap()).unwrap();
+                let pem = openssl::pkey::PKey::from_ec_key(ec).unwrap().private_key_to_pem_pkcs8();
+                jsonwebtoken::EncodingKey::from_ec_pem(&pem.unwrap()).unwrap()
+            }
+        };
+        let mut h = jsonwebtoken::Header::new(alg);
+        h.kid = jwt_header(&hint)["kid"].as_str().map(str::to_string);
+        jsonwebtoken::encode(&h, &jwt_claims(&hint), &key).unwrap()
+    };
+    let b = Browser::new();
+    s.next_step();
+    key_login(&s, &b, &authorize_url(&s, &c, &pkce(), &[]), &anna).await;
+    for (what, forged) in [
+        ("altered", altered),
+        ("unsigned", unsigned),
+        ("rogue RS256", rogue(jsonwebtoken::Algorithm::RS256)),
+        ("rogue ES256", rogue(jsonwebtoken::Algorithm::ES256)),
+        ("junk", "x.y.z".into()),
+    ] {
+        for prompt in ["none", "login"] {
+            let r = b
+                .get(&authorize_url(
+                    &s,
+                    &c,
+                    &pkce(),
+                    &[("prompt", prompt), ("id_token_hint", &forged)],
+                ))
+                .await;
+            let q = query(&r.location().unwrap_or_else(|| panic!("{what}: {}", r.body)));
+            assert_eq!(q["error"], "invalid_request", "{what}: {q:?}");
+            assert_eq!(q["state"], "st-123");
+            assert!(!q.contains_key("code"), "{what}");
+        }
+    }
+    // Our own, genuine token, but issued to another client.
+    let r = b
+        .get(&authorize_url(&s, &other, &pkce(), &[("prompt", "none"), ("id_token_hint", &hint)]))
+        .await;
+    let loc = r.location().unwrap();
+    assert!(loc.starts_with(&other.redirect_uri), "{loc}");
+    let q = query(&loc);
+    assert_eq!(q["error"], "invalid_request", "{q:?}");
+    assert!(q["error_description"].contains("another client"), "{q:?}");
+    assert!(!q.contains_key("code"));
+    // The genuine token at its own client still answers.
+    let r = b
+        .get(&authorize_url(&s, &c, &pkce(), &[("prompt", "none"), ("id_token_hint", &hint)]))
+        .await;
+    assert!(query(&r.location().unwrap()).contains_key("code"));
+}
+
+/// Every JWK names its algorithm (and use), so that a client holding keys of several algorithms
+/// picks the right one; each ID token's header agrees with its key.
+async fn every_jwk_names_its_alg(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let jwks: serde_json::Value = reqwest::get(s.url("/jwks")).await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3);
+    let mut algs: Vec<&str> = Vec::new();
+    for k in keys {
+        let alg = k["alg"].as_str().unwrap_or_else(|| panic!("no alg: {k}"));
+        let expected = match (k["kty"].as_str(), k["crv"].as_str()) {
+            (Some("RSA"), None) => "RS256",
+            (Some("EC"), Some("P-256")) => "ES256",
+            (Some("OKP"), Some("Ed25519")) => "EdDSA",
+            other => panic!("unexpected key {other:?}"),
+        };
+        assert_eq!(alg, expected, "{k}");
+        assert_eq!(k["use"], "sig", "{k}");
+        algs.push(alg);
+    }
+    algs.sort_unstable();
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"]);
+    let p = s.add_person("85073003328", "anna").await;
+    for (i, alg) in ["RS256", "ES256", "EdDSA"].iter().enumerate() {
+        let mut spec = cozo_broker::admin::ClientSpec::new(
+            &format!("alg{i}"),
+            &format!("http://127.0.0.1:9/alg{i}/cb"),
+            "portal",
+        );
+        spec.id_token_alg = alg.to_string();
+        let c = s.add_client_spec(&spec).await;
+        s.next_step();
+        let t = login_and_exchange(&s, &c, &p).await;
+        let header = jwt_header(t["id_token"].as_str().unwrap());
+        let key = keys.iter().find(|k| k["kid"] == header["kid"]).expect("kid in JWKS");
+        assert_eq!(header["alg"], key["alg"]);
+    }
 }

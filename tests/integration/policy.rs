@@ -412,7 +412,13 @@ async fn policy_check_cli(backend: Backend) {
     let sms = run("sms");
     assert_eq!(sms["decision"], "step_up");
     assert_eq!(sms["policy"], "ehealth");
-    assert_eq!(sms["methods"], serde_json::json!(["totp", "webauthn"]));
+    assert_eq!(
+        sms["methods"],
+        serde_json::json!(["eid", "totp", "webauthn", "eidas", "itsme"]),
+        "{sms}"
+    );
+    // Of those, this configuration (defaults: no eID, FAS or eIDAS) offers the digital keys.
+    assert_eq!(sms["offered"], serde_json::json!(["totp", "webauthn"]), "{sms}");
     assert!(sms["reason"].as_str().unwrap().contains("SMS"));
     assert_eq!(run("totp")["decision"], "allow");
 }
