@@ -143,6 +143,11 @@ impl Outbox {
     }
 }
 
+/// What the demo mailbox page shows: the newest messages of the outbox (no gateway configured).
+pub async fn demo_mailbox(store: &Store) -> Result<Vec<OutboxMessage>, crate::store::StoreError> {
+    store.outbox(100).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +162,3 @@ mod tests {
     }
 }
 
-/// What the demo mailbox page shows: the newest messages of the outbox (no gateway configured).
-pub async fn demo_mailbox(store: &Store) -> Result<Vec<OutboxMessage>, crate::store::StoreError> {
-    store.outbox(100).await
-}

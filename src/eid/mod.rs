@@ -403,7 +403,7 @@ mod tests {
     }
 
     fn now() -> i64 {
-        chrono::Utc::now().timestamp()
+        crate::clock::Clock::default().now()
     }
 
     #[test]

@@ -21,7 +21,8 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use crate::clock::Stopwatch;
+use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
@@ -118,7 +119,7 @@ pub struct Fas {
     issuer: String,
     redirect_uri: String,
     http: reqwest::Client,
-    metadata: Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    metadata: Mutex<Option<(Stopwatch, CoreProviderMetadata)>>,
     max_level: AssuranceLevel,
     upstream: crate::metrics::Upstream,
 }
@@ -174,7 +175,7 @@ impl Fas {
                     .instrument(tracing::info_span!("fas_discovery"))
                     .await
                     .map_err(|e| FasError::Unavailable(e.to_string()))?;
-                *cached = Some((Instant::now(), m.clone()));
+                *cached = Some((Stopwatch::start(), m.clone()));
                 m
             }
         };

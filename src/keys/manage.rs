@@ -26,7 +26,7 @@ pub enum KeyChange {
     /// Removed.
     Removed,
     /// Adding may start: the enrolment to keep in the session.
-    Adding(Enrolment),
+    Adding(Box<Enrolment>),
     /// Log in again (substantial or higher) first.
     LogInAgain,
     /// The last active key stays: the person would be locked out.
@@ -60,13 +60,13 @@ impl KeyService {
             return Ok(KeyChange::LogInAgain);
         }
         let account = self.store.account_by_person(&login.person_id).await?;
-        Ok(KeyChange::Adding(Enrolment {
+        Ok(KeyChange::Adding(Box::new(Enrolment {
             registration_id: None,
             person_id: login.person_id.clone(),
             account_id: account.map(|a| a.id),
             at: now,
             ..Default::default()
-        }))
+        })))
     }
 
     /// Removing a key: after a recent strong login, never the last active one (one atomic

@@ -96,7 +96,7 @@ pub async fn add_key(
     let Some(login) = session.data.login.clone() else { return Ok(to_login()) };
     match st.keys.start_adding(&login, ctx.now).await? {
         KeyChange::Adding(enrolment) => {
-            session.data.enrol = Some(enrolment);
+            session.data.enrol = Some(*enrolment);
             ctx.save(&st, &mut session).await?;
             Ok(Redirect::to("/activate/keys").into_response())
         }
