@@ -12,13 +12,15 @@ deps:
 demo: deps
 	$(CARGO) run --release -- demo
 
-## Every test: unit and integration, on SQLite and PostgreSQL.
+## Every test: unit and integration, on SQLite and PostgreSQL, after the lints (CI enforces them).
 test: deps
 	./scripts/check-postgres.sh
 	./scripts/validate-deploy.sh
 	./scripts/audit.sh
+	$(MAKE) lint
 	./scripts/test.sh
 
+## rustfmt, and clippy with warnings as errors and the workspace lints of Cargo.toml/clippy.toml.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

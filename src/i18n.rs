@@ -78,8 +78,7 @@ pub fn pick<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Lang> {
     let requested: Vec<LanguageIdentifier> =
         tags.into_iter().filter_map(|t| t.trim().replace('_', "-").parse().ok()).collect();
     let available: Vec<LanguageIdentifier> = Lang::ALL.iter().map(|l| l.id()).collect();
-    let chosen =
-        negotiate_languages(&requested, &available, None, NegotiationStrategy::Lookup);
+    let chosen = negotiate_languages(&requested, &available, None, NegotiationStrategy::Lookup);
     let first = chosen.first()?;
     Lang::ALL.into_iter().find(|l| l.id() == **first)
 }

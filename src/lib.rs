@@ -108,9 +108,13 @@ pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
         });
     }
     if cfg.fas.issuer.is_some() {
-        c.extend(fas::means_levels(&cfg.fas).into_iter().map(|(method, level)| {
-            policy::Candidate { method, level, upstream: Some("fas") }
-        }));
+        c.extend(
+            fas::means_levels(&cfg.fas).into_iter().map(|(method, level)| policy::Candidate {
+                method,
+                level,
+                upstream: Some("fas"),
+            }),
+        );
     }
     if cfg.eidas.node_metadata.is_some() {
         // A node vouches for each level up to what it is configured for.
@@ -162,10 +166,16 @@ impl Broker {
             registry,
             audit.clone(),
         )?;
-        let eidas =
-            eidas::Eidas::setup(&cfg, &store, &master, &audit, now, &metrics.upstream("eidas_node"))
-                .await?
-                .map(Arc::new);
+        let eidas = eidas::Eidas::setup(
+            &cfg,
+            &store,
+            &master,
+            &audit,
+            now,
+            &metrics.upstream("eidas_node"),
+        )
+        .await?
+        .map(Arc::new);
         let bis_register = match &cfg.bis_register.url {
             Some(url) => Some(Arc::new(
                 linking::HttpBisRegister::new(
@@ -182,18 +192,16 @@ impl Broker {
         });
         let eid = eid::EidState::new(&cfg.eid)?;
         let sessions = session::Sessions::new(store.clone(), cfg.oidc.session_ttl_s);
-        let keys =
-            keys::KeyService::new(
+        let keys = keys::KeyService::new(
             store.clone(),
             master.clone(),
             clock.clone(),
             cfg.login.clone(),
             audit.clone(),
         )?
-                .with_passkeys(&cfg.server.public_url)
-                .with_metrics(&metrics);
-        let offices =
-            office::Offices::new(
+        .with_passkeys(&cfg.server.public_url)
+        .with_metrics(&metrics);
+        let offices = office::Offices::new(
             store.clone(),
             clock.clone(),
             cfg.server.public_url.clone(),

@@ -161,4 +161,3 @@ mod tests {
         assert_eq!(backoff_s(1000), 3600);
     }
 }
-

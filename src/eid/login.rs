@@ -18,7 +18,10 @@ pub const EID_TTL_S: i64 = 600;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answered {
     /// Back to the broker with this ticket for request `id`.
-    Ticket { id: String, ticket: String },
+    Ticket {
+        id: String,
+        ticket: String,
+    },
     /// The card cannot log in (no certificate, expired, revoked, unknown CA, …).
     Refused(CardProblem),
     /// No request named, or it expired or was answered before.

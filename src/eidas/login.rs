@@ -53,7 +53,9 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
     /// The answer is kept with the request; the browser continues here.
-    Continue { relay: String },
+    Continue {
+        relay: String,
+    },
     Refused(Refusal),
 }
 
@@ -180,7 +182,8 @@ impl Eidas {
                 return refused(Refusal::Invalid);
             }
         };
-        let json = serde_json::to_string(&answer).map_err(|e| EidasError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(&answer).map_err(|e| EidasError::Corrupt(e.to_string()))?;
         if !self.store.answer_saml_request(&request.id, &json, now).await? {
             return refused(Refusal::Replayed);
         }

@@ -62,7 +62,8 @@ async fn load_metadata(
     upstream: &crate::metrics::Upstream,
 ) -> Result<String, EidasError> {
     if source.starts_with("http://") || source.starts_with("https://") {
-        let http = crate::http_client::build("eIDAS node metadata", std::time::Duration::from_secs(10))?;
+        let http =
+            crate::http_client::build("eIDAS node metadata", std::time::Duration::from_secs(10))?;
         upstream
             .observe(async {
                 http.get(source)

@@ -19,7 +19,9 @@ pub const FAS_TTL_S: i64 = 900;
 pub enum Returned {
     LoggedIn(Login),
     /// FAS answered with an error (`cancelled` when the person cancelled there).
-    UpstreamError { cancelled: bool },
+    UpstreamError {
+        cancelled: bool,
+    },
     /// The ID token's level (`acr`) is not in `[fas.levels]`: trying the same means again gives
     /// the same level, so the person chooses another.
     UnknownLevel,

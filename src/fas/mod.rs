@@ -6,6 +6,7 @@
 pub mod callback;
 
 use crate::assurance::{AssuranceLevel, Method};
+use crate::clock::Stopwatch;
 use crate::config::FasConfig;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
@@ -21,7 +22,6 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use crate::clock::Stopwatch;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::Instrument;

@@ -13,12 +13,12 @@ pub mod totp;
 pub mod webauthn;
 
 use crate::assurance::{AssuranceLevel, Method};
+use crate::audit::{Audit, Event, Factor, Kind, Outcome};
 use crate::clock::Clock;
 use crate::config::LoginConfig;
 use crate::crypto::{self, MasterKey};
 use crate::metrics::Metrics;
 use crate::session::{KeyStep, Login};
-use crate::audit::{Audit, Event, Factor, Kind, Outcome};
 use crate::store::{Account, Challenge, KeyRow, OutboxMessage, Store, StoreError};
 use rand::seq::SliceRandom;
 use rand::Rng;

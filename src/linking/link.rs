@@ -99,7 +99,13 @@ impl Linking {
         else {
             let c = self
                 .store
-                .record_failure(&lock_key(pid), now, LINK_WINDOW_S, LINK_MAX_FAILURES, LINK_WINDOW_S)
+                .record_failure(
+                    &lock_key(pid),
+                    now,
+                    LINK_WINDOW_S,
+                    LINK_MAX_FAILURES,
+                    LINK_WINDOW_S,
+                )
                 .await?;
             self.audit.record(event(Outcome::Failed).address(address), now).await;
             return Ok(Linked::NoMatch { locked_until: c.locked_until });
@@ -169,7 +175,9 @@ impl Linking {
                 sent_at: None,
             })
             .await?;
-        self.audit.record(Event::new(Kind::BisRequest, Outcome::Ok).factor(Method::Eidas), now).await;
+        self.audit
+            .record(Event::new(Kind::BisRequest, Outcome::Ok).factor(Method::Eidas), now)
+            .await;
         Ok(BisRequested::Filed { email })
     }
 }

@@ -10,9 +10,7 @@ use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::clock::Clock;
 use crate::crypto;
 use crate::identity::{Insz, InszError};
-use crate::store::{
-    OutboxMessage, Registration, RegistrationStatus, Store, StoreError,
-};
+use crate::store::{OutboxMessage, Registration, RegistrationStatus, Store, StoreError};
 use std::fmt;
 
 /// Code and link are valid for 14 days (SPEC §7).
@@ -238,7 +236,8 @@ impl RegistrationForm {
         if mobile.is_none() {
             err("mobile", "office-mobile-invalid");
         }
-        let lang = crate::i18n::Lang::parse(&trimmed(&self.language)).unwrap_or(crate::i18n::Lang::En);
+        let lang =
+            crate::i18n::Lang::parse(&trimmed(&self.language)).unwrap_or(crate::i18n::Lang::En);
         if !errors.is_empty() {
             return Err(errors);
         }

@@ -107,9 +107,15 @@ impl From<crate::store::StoreError> for AuthorizeError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Access {
     Answer,
-    StepUp { reasons: Vec<String>, methods: Vec<Candidate> },
+    StepUp {
+        reasons: Vec<String>,
+        methods: Vec<Candidate>,
+    },
     /// `temporary`: only because a registry could not be asked.
-    Deny { reasons: Vec<String>, temporary: bool },
+    Deny {
+        reasons: Vec<String>,
+        temporary: bool,
+    },
 }
 
 /// What the endpoint does with a valid request and the browser's current login.
@@ -327,15 +333,16 @@ impl Provider {
         params: &AuthorizeParams,
         now: i64,
     ) -> Result<(String, i64), OidcError> {
-        let req = self.validate_authorize(params, Some(client), now).await.map_err(|e| match e {
-            AuthorizeError::BadClient(what) => {
-                OidcError::InvalidRequest(format!("{what} is missing or not registered"))
-            }
-            AuthorizeError::Redirect { error, description, .. } => {
-                OidcError::Custom(error, description)
-            }
-            AuthorizeError::Server(s) => OidcError::Server(s),
-        })?;
+        let req =
+            self.validate_authorize(params, Some(client), now).await.map_err(|e| match e {
+                AuthorizeError::BadClient(what) => {
+                    OidcError::InvalidRequest(format!("{what} is missing or not registered"))
+                }
+                AuthorizeError::Redirect { error, description, .. } => {
+                    OidcError::Custom(error, description)
+                }
+                AuthorizeError::Server(s) => OidcError::Server(s),
+            })?;
         let id = crypto::random_token(32);
         self.store
             .insert_pending(&PendingRow {
@@ -351,7 +358,11 @@ impl Provider {
     }
 
     /// Keeps a validated request while the person logs in; returns its id.
-    pub async fn save_pending(&self, req: &AuthRequest, now: i64) -> Result<String, AuthorizeError> {
+    pub async fn save_pending(
+        &self,
+        req: &AuthRequest,
+        now: i64,
+    ) -> Result<String, AuthorizeError> {
         let id = crypto::random_token(24);
         self.store
             .insert_pending(&PendingRow {

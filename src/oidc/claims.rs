@@ -99,7 +99,8 @@ impl Provider {
         let now = self.clock.now();
         let alg = SigningAlg::parse(alg).unwrap_or(SigningAlg::Rs256);
         let keys = self.keys.current();
-        let key = keys.active(alg).ok_or_else(|| OidcError::Server(format!("no {alg:?} key").into()))?;
+        let key =
+            keys.active(alg).ok_or_else(|| OidcError::Server(format!("no {alg:?} key").into()))?;
         let issuer =
             IssuerUrl::new(self.issuer.clone()).map_err(|e| OidcError::Server(Box::new(e)))?;
         let mut standard = StandardClaims::new(SubjectIdentifier::new(subject.to_string()));

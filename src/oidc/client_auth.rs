@@ -204,8 +204,9 @@ impl Provider {
 
     async fn client_keys(&self, client: &ClientRow, refresh: bool) -> Result<JwkSet, OidcError> {
         if let Some(jwks) = &client.jwks {
-            return serde_json::from_str(jwks)
-                .map_err(|e| OidcError::Server(format!("stored JWKS of {}: {e}", client.id).into()));
+            return serde_json::from_str(jwks).map_err(|e| {
+                OidcError::Server(format!("stored JWKS of {}: {e}", client.id).into())
+            });
         }
         let Some(uri) = &client.jwks_uri else {
             return Err(OidcError::InvalidClient("client has no keys".into()));

@@ -33,7 +33,9 @@ impl Provider {
     /// The broker session of this browser ends (the caller destroys it).
     pub async fn logged_out(&self, session: &SessionData, now: i64) {
         if let Some(login) = &session.login {
-            self.audit.record(Event::new(Kind::Logout, Outcome::Ok).person(&login.person_id), now).await;
+            self.audit
+                .record(Event::new(Kind::Logout, Outcome::Ok).person(&login.person_id), now)
+                .await;
         }
     }
 }

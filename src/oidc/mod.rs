@@ -6,8 +6,8 @@
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
-pub mod logout;
 mod error;
+pub mod logout;
 pub mod resume;
 pub mod signing;
 pub mod token;

@@ -5,8 +5,8 @@
 use super::authorize::{Access, AuthRequest, Next};
 use super::{AuthorizeError, Provider};
 use crate::assurance::AssuranceLevel;
-use crate::policy::Allowed;
 use crate::audit::{Event, Kind, Outcome};
+use crate::policy::Allowed;
 use crate::policy::Subject;
 use crate::session::{Login, SessionData};
 
@@ -30,7 +30,11 @@ pub enum Resume {
 
 impl Provider {
     /// The methods this browser may use now (the chooser, the key code page).
-    pub async fn allowed(&self, session: &SessionData, now: i64) -> Result<Allowed, AuthorizeError> {
+    pub async fn allowed(
+        &self,
+        session: &SessionData,
+        now: i64,
+    ) -> Result<Allowed, AuthorizeError> {
         let Some((req, access)) = self.pending_access(session, now).await? else {
             // The broker's own pages (`/office`, adding a key) need at least substantial.
             let min = session.return_to.as_ref().map(|_| AssuranceLevel::Substantial);
@@ -84,7 +88,9 @@ impl Provider {
             now,
         )?;
         Ok(match decision {
-            crate::policy::Decision::StepUp { methods, .. } => methods.iter().map(|c| c.level).min(),
+            crate::policy::Decision::StepUp { methods, .. } => {
+                methods.iter().map(|c| c.level).min()
+            }
             _ => None,
         })
     }
@@ -156,8 +162,10 @@ impl Provider {
         session: &SessionData,
         req: &AuthRequest,
         now: i64,
-    ) -> Result<(Option<Login>, Subject, Option<(crate::store::Person, super::PersonFacts)>), AuthorizeError>
-    {
+    ) -> Result<
+        (Option<Login>, Subject, Option<(crate::store::Person, super::PersonFacts)>),
+        AuthorizeError,
+    > {
         let Some(login) = &session.login else { return Ok((None, Subject::anyone(), None)) };
         let Some(person) = self.store.person(&login.person_id).await? else {
             return Ok((None, Subject::anyone(), None));

@@ -6,8 +6,8 @@ use super::claims::GrantDetails;
 use super::client_auth::ClientCredentials;
 use super::signing::SigningAlg;
 use super::{OidcError, Provider};
-use crate::crypto;
 use crate::audit::{Event, Kind, Outcome};
+use crate::crypto;
 use crate::store::{ClientRow, GrantRow, NewTokens};
 use serde::{Deserialize, Serialize};
 

@@ -239,7 +239,8 @@ async fn node_uses_our_metadata() {
     let md = sp.metadata_xml(Utc::now()).unwrap();
     assert!(!md.contains("SPType"));
     let s = spec(AssuranceLevel::Substantial);
-    let resp = http().get(sp.redirect_request_at(&s, "", Utc::now()).unwrap()).send().await.unwrap();
+    let resp =
+        http().get(sp.redirect_request_at(&s, "", Utc::now()).unwrap()).send().await.unwrap();
     assert_eq!(resp.status(), 303, "{:?}", node.rejected_requests());
     let got = node.last_request().unwrap();
     assert_eq!(got.sp_type.as_deref(), Some("public"));

@@ -5,11 +5,11 @@
 use super::pages::{self, render, Chrome, FormError, KeyOption, Link};
 use super::{AppState, Ctx, WebError};
 use crate::assurance::Method;
+use crate::audit::{Event, Kind, Outcome};
 use crate::i18n::Tr;
 use crate::keys::{self, KeyError};
 use crate::office::Opening;
 use crate::session::{Enrolment, Session};
-use crate::audit::{Event, Kind, Outcome};
 use crate::store::Account;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -51,7 +51,7 @@ async fn audit(st: &AppState, now: i64, outcome: Outcome, person: &str, method: 
 pub async fn code_form(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Path(token): Path<String>,
+    Path(token): Path<String>,
 ) -> Result<Response, WebError> {
     let tr = ctx.tr.clone();
     let reg = st.offices.by_link(&token).await?;
@@ -91,7 +91,7 @@ pub struct CodePost {
 pub async fn code(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Path(token): Path<String>,
+    Path(token): Path<String>,
     Form(post): Form<CodePost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
@@ -179,10 +179,7 @@ async fn account_page(
     Ok(render(status, &page))
 }
 
-pub async fn account_form(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    ) -> Result<Response, WebError> {
+pub async fn account_form(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let Some(enrol) = enrolment(&ctx, ctx.session.as_ref()) else {
         return Ok(no_enrolment(&ctx.tr));
     };
@@ -203,7 +200,7 @@ pub struct AccountPost {
 pub async fn account(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<AccountPost>,
+    Form(post): Form<AccountPost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
@@ -329,10 +326,7 @@ async fn keys_page(
     Ok(render(status, &page))
 }
 
-pub async fn keys(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    ) -> Result<Response, WebError> {
+pub async fn keys(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let (enrol, account) = enrol_or_return!(&st, &ctx);
     keys_page(&st, &ctx, &enrol, &account, None, StatusCode::OK).await
 }
@@ -415,7 +409,7 @@ async fn sms_page(
 pub async fn choose_key(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<KeyPost>,
+    Form(post): Form<KeyPost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
@@ -446,10 +440,8 @@ pub async fn choose_key(
             let Some(pk) = &st.keys.passkeys else {
                 return keys_page(&st, &ctx, &enrol, &account, None, StatusCode::BAD_REQUEST).await;
             };
-            let (challenge, state) = pk
-                .start_registration(&st.store, &account)
-                .await
-                .map_err(WebError::internal)?;
+            let (challenge, state) =
+                pk.start_registration(&st.store, &account).await.map_err(WebError::internal)?;
             enrol.webauthn = Some(state);
             save_enrol(&st, &mut ctx, enrol).await?;
             let page = pages::ActivateWebauthn {
@@ -505,7 +497,7 @@ pub struct ConfirmPost {
 pub async fn confirm_totp(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<ConfirmPost>,
+    Form(post): Form<ConfirmPost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
@@ -514,8 +506,8 @@ pub async fn confirm_totp(
         return Ok(Redirect::to("/activate/keys").into_response());
     };
     let code = post.code.unwrap_or_default();
-    let ok = keys::confirm_totp(&st.store, &st.master, &account.id, &key_id, &code, ctx.now)
-        .await?;
+    let ok =
+        keys::confirm_totp(&st.store, &st.master, &account.id, &key_id, &code, ctx.now).await?;
     if !ok {
         let e = FormError::new(&tr, "enrol-totp-wrong");
         return totp_page(&st, &ctx, &account, &key_id, Some(e), StatusCode::UNAUTHORIZED).await;
@@ -531,7 +523,7 @@ pub async fn confirm_totp(
 pub async fn sms(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<ConfirmPost>,
+    Form(post): Form<ConfirmPost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
@@ -581,7 +573,7 @@ pub struct WebauthnPost {
 pub async fn webauthn(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<WebauthnPost>,
+    Form(post): Form<WebauthnPost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
     let (mut enrol, account) = enrol_or_return!(&st, &ctx);
@@ -618,7 +610,7 @@ pub struct FinishPost {
 pub async fn finish(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<FinishPost>,
+    Form(post): Form<FinishPost>,
 ) -> Result<Response, WebError> {
     ctx.require_csrf(post.csrf.as_deref())?;
     let (enrol, account) = enrol_or_return!(&st, &ctx);

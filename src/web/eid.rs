@@ -44,7 +44,8 @@ pub async fn listener_start(
     };
     match st.eid_logins.answer(&eid.current(), &chain.0, q.r, &ctx.address, ctx.now).await? {
         Answered::Ticket { id, ticket } => {
-            Ok(Redirect::to(&format!("{issuer}/login/eid/return?r={id}&t={ticket}")).into_response())
+            Ok(Redirect::to(&format!("{issuer}/login/eid/return?r={id}&t={ticket}"))
+                .into_response())
         }
         Answered::Refused(problem) => Ok(pages::message(
             StatusCode::FORBIDDEN,
@@ -72,7 +73,13 @@ pub async fn finish(
     Query(q): Query<ReturnQuery>,
 ) -> Result<Response, WebError> {
     let expired = |tr, code| {
-        WebError::page(StatusCode::BAD_REQUEST, tr, "session-expired-title", "session-expired", code)
+        WebError::page(
+            StatusCode::BAD_REQUEST,
+            tr,
+            "session-expired-title",
+            "session-expired",
+            code,
+        )
     };
     let (Some(session), Some(id), Some(ticket)) = (ctx.session.take(), q.r, q.t) else {
         return Err(expired(&ctx.tr, "session"));

@@ -67,10 +67,17 @@ pub async fn start(
         return Ok(render(StatusCode::OK, &page));
     };
     let mut session = ctx.session_or_new(&st).await?;
-    let Some(min_level) = st.provider.lowest_level_for(&session.data, Method::Eidas, ctx.now).await?
+    let Some(min_level) =
+        st.provider.lowest_level_for(&session.data, Method::Eidas, ctx.now).await?
     else {
         let code = "not-allowed";
-        return Err(WebError::page(StatusCode::FORBIDDEN, &tr, "error-title", "policy-not-allowed", code));
+        return Err(WebError::page(
+            StatusCode::FORBIDDEN,
+            &tr,
+            "error-title",
+            "policy-not-allowed",
+            code,
+        ));
     };
     let outgoing = eidas.request(&session.id, &country, min_level, ctx.now).await?;
     ctx.save(&st, &mut session).await?;
@@ -78,7 +85,10 @@ pub async fn start(
         Outgoing::Redirect { url } => Redirect::to(&url).into_response(),
         Outgoing::Post { action, saml_request, relay_state } => {
             let c = Chrome::new(tr, "/login");
-            render(StatusCode::OK, &pages::SamlPost { c, action, saml_request, relay_state, country })
+            render(
+                StatusCode::OK,
+                &pages::SamlPost { c, action, saml_request, relay_state, country },
+            )
         }
     })
 }
@@ -126,7 +136,13 @@ pub async fn continue_login(
     let eidas = node(&st)?;
     let tr = ctx.tr.clone();
     let mut session = ctx.session.take().ok_or_else(|| {
-        WebError::page(StatusCode::BAD_REQUEST, &tr, "session-expired-title", "session-expired", "session")
+        WebError::page(
+            StatusCode::BAD_REQUEST,
+            &tr,
+            "session-expired-title",
+            "session-expired",
+            "session",
+        )
     })?;
     let page = |status, title, text, code| WebError::page(status, &tr, title, text, code);
     match eidas.finish(&session.id, q.r.as_deref(), ctx.now).await? {
@@ -219,11 +235,23 @@ pub async fn link_submit(
         }
         Linked::Unavailable => {
             let code = "unavailable";
-            return Err(WebError::page(StatusCode::SERVICE_UNAVAILABLE, tr, "error-title", "bis-unavailable", code));
+            return Err(WebError::page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                tr,
+                "error-title",
+                "bis-unavailable",
+                code,
+            ));
         }
         Linked::AlreadyLinked => {
             let code = "already_linked";
-            return Err(WebError::page(StatusCode::CONFLICT, tr, "error-title", "link-already", code));
+            return Err(WebError::page(
+                StatusCode::CONFLICT,
+                tr,
+                "error-title",
+                "link-already",
+                code,
+            ));
         }
     };
     Ok(link_page(tr, &session, &link, Some(error), status))

@@ -18,7 +18,13 @@ pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response,
             tracing::warn!(error = %e, "FAS unavailable");
             let tr = &ctx.tr;
             let code = "unavailable";
-            return Err(WebError::page(StatusCode::BAD_GATEWAY, tr, "fas-failed-title", "fas-unavailable", code));
+            return Err(WebError::page(
+                StatusCode::BAD_GATEWAY,
+                tr,
+                "fas-failed-title",
+                "fas-unavailable",
+                code,
+            ));
         }
     };
     session.data.fas = Some(pending);
@@ -35,7 +41,12 @@ pub async fn callback(
     let tr = ctx.tr.clone();
     let page = |status, title, text, code| WebError::page(status, &tr, title, text, code);
     let Some(mut session) = ctx.session.take() else {
-        return Err(page(StatusCode::BAD_REQUEST, "session-expired-title", "session-expired", "session"));
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            "session-expired-title",
+            "session-expired",
+            "session",
+        ));
     };
     // The answer belongs to the login this browser started, once.
     let pending = session.data.fas.take();

@@ -1,8 +1,8 @@
 //! The login pages: the chooser and the digital-key login (SPEC §6), and how any finished login
 //! is rendered ([`logged_in`], [`resume_response`]).
 
-use super::pages::{render, Chooser, Chrome, FormError, KeyCode, KeyLogin, KeyOption, MethodLink};
 use super::pages::{self, Link, Notice};
+use super::pages::{render, Chooser, Chrome, FormError, KeyCode, KeyLogin, KeyOption, MethodLink};
 use super::{AppState, CsrfForm, Ctx, WebError};
 use crate::assurance::Method;
 use crate::i18n::Tr;
@@ -25,8 +25,11 @@ pub async fn chooser(State(st): State<AppState>, ctx: Ctx) -> Result<Response, W
         help: tr.t(&format!("method-{id}-help")),
     };
     let can = |m: Method| allowed.methods.contains(&m);
-    let fas_means: Vec<Method> =
-        st.fas.as_ref().map(|f| f.fas.offered().into_iter().map(|(m, _)| m).collect()).unwrap_or_default();
+    let fas_means: Vec<Method> = st
+        .fas
+        .as_ref()
+        .map(|f| f.fas.offered().into_iter().map(|(m, _)| m).collect())
+        .unwrap_or_default();
     let mut methods = Vec::new();
     if st.eid.is_some() && can(Method::Eid) {
         methods.push(link("eid", "/login/eid"));
@@ -76,8 +79,7 @@ pub async fn key_password(
     let username = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
     let tr = &ctx.tr;
-    let (status, error) = match st.keys.check_password(&username, &password, &ctx.address).await?
-    {
+    let (status, error) = match st.keys.check_password(&username, &password, &ctx.address).await? {
         PasswordCheck::Ok { step, .. } => {
             session.data.key_step = Some(step);
             ctx.save(&st, &mut session).await?;

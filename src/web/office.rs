@@ -104,10 +104,7 @@ fn not_found(tr: &Tr) -> Response {
 }
 
 /// Clears the login and logs in again, coming back to `/office` (a stronger login).
-pub async fn login(
-    State(st): State<AppState>,
-    mut ctx: Ctx,
-    ) -> Result<Response, WebError> {
+pub async fn login(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
     let mut s = ctx.session_or_new(&st).await?;
     s.data.login = None;
     s.data.pending = None;
@@ -117,10 +114,7 @@ pub async fn login(
     Ok(resp)
 }
 
-pub async fn list(
-    State(st): State<AppState>,
-    mut ctx: Ctx,
-    ) -> Result<Response, WebError> {
+pub async fn list(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
     let op = operator_or_return!(&st, &mut ctx, HOME);
     let now = ctx.now;
     let tr = &ctx.tr;
@@ -160,10 +154,7 @@ fn form_page(
     }
 }
 
-pub async fn register_form(
-    State(st): State<AppState>,
-    mut ctx: Ctx,
-    ) -> Result<Response, WebError> {
+pub async fn register_form(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
     let _op = operator_or_return!(&st, &mut ctx, "/office/register");
     let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
     let form = RegistrationForm { language: Some(ctx.tr.lang.to_string()), ..Default::default() };
@@ -203,15 +194,14 @@ fn result_page(st: &AppState, tr: &Tr, issued: &Issued) -> Response {
 pub async fn register(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Form(post): Form<RegisterPost>,
+    Form(post): Form<RegisterPost>,
 ) -> Result<Response, WebError> {
     let op = operator_or_return!(&st, &mut ctx, "/office/register");
     ctx.require_csrf(post.csrf.as_deref())?;
     let tr = ctx.tr.clone();
     let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
-    let today = chrono::DateTime::from_timestamp(ctx.now, 0)
-        .map(|d| d.date_naive())
-        .unwrap_or_default();
+    let today =
+        chrono::DateTime::from_timestamp(ctx.now, 0).map(|d| d.date_naive()).unwrap_or_default();
     let new = match post.form.parse(today) {
         Ok(n) => n,
         Err(errors) => {
@@ -244,7 +234,7 @@ pub async fn register(
 pub async fn show(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Path(id): Path<String>,
+    Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let op = operator_or_return!(&st, &mut ctx, HOME);
     let reg = match st.offices.of_office(&op, &id).await {
@@ -284,7 +274,7 @@ pub struct ReissuePost {
 pub async fn reissue(
     State(st): State<AppState>,
     mut ctx: Ctx,
-        Path(id): Path<String>,
+    Path(id): Path<String>,
     Form(post): Form<ReissuePost>,
 ) -> Result<Response, WebError> {
     let op = operator_or_return!(&st, &mut ctx, HOME);

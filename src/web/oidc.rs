@@ -62,15 +62,24 @@ fn bad_client(tr: &Tr, code: &'static str) -> WebError {
     WebError::page(StatusCode::BAD_REQUEST, tr, "bad-client-title", "bad-client", code)
 }
 
-async fn authorize(st: AppState, mut ctx: Ctx, params: AuthorizeParams) -> Result<Response, WebError> {
+async fn authorize(
+    st: AppState,
+    mut ctx: Ctx,
+    params: AuthorizeParams,
+) -> Result<Response, WebError> {
     let req = match st.provider.validate_authorize(&params, None, ctx.now).await {
         Ok(r) => r,
         Err(AuthorizeError::BadClient(what)) => {
-            tracing::info!(parameter = what, "authorization request refused: untrusted client or redirect");
+            tracing::info!(
+                parameter = what,
+                "authorization request refused: untrusted client or redirect"
+            );
             return Err(bad_client(&ctx.tr, "invalid_client"));
         }
         Err(e @ AuthorizeError::Redirect { .. }) => {
-            return Ok(Redirect::to(&st.provider.error_redirect(&e).unwrap_or_default()).into_response())
+            return Ok(
+                Redirect::to(&st.provider.error_redirect(&e).unwrap_or_default()).into_response()
+            )
         }
         Err(e) => return Err(e.into()),
     };

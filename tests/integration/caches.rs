@@ -43,7 +43,8 @@ async fn the_cobrha_cache_does_not_grow_past_its_bound() {
 #[tokio::test]
 async fn cached_professions_expire_after_the_configured_ttl() {
     let (url, mock) = idp_mocks::cobrha::start().await;
-    let registry = HttpRegistry::new(&url, Duration::from_secs(5), Duration::from_millis(300)).unwrap();
+    let registry =
+        HttpRegistry::new(&url, Duration::from_secs(5), Duration::from_millis(300)).unwrap();
     let gp = Insz::parse(idp_mocks::cobrha::GP).unwrap();
     registry.professions(&gp).await.unwrap();
     registry.professions(&gp).await.unwrap();

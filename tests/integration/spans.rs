@@ -108,7 +108,8 @@ async fn a_cobrha_lookup_does_not_capture_other_requests_log_lines() {
 async fn a_bis_register_lookup_does_not_capture_other_requests_log_lines() {
     let (url, mock) = idp_mocks::bis_register::start().await;
     mock.set_delay(UPSTREAM_DELAY);
-    let register = cozo_broker::linking::HttpBisRegister::new(&url, Duration::from_secs(5)).unwrap();
+    let register =
+        cozo_broker::linking::HttpBisRegister::new(&url, Duration::from_secs(5)).unwrap();
     let bis = cozo_broker::identity::Insz::parse(idp_mocks::cobrha::FOREIGN_GP).unwrap();
     let spans = spans_of_request_b_beside(async {
         assert!(register.lookup(&bis).await.unwrap().is_some());
