@@ -357,6 +357,19 @@ impl Provider {
         Ok((format!("{PAR_URN_PREFIX}{id}"), self.cfg.par_ttl_s))
     }
 
+    /// A pushed authorization request (RFC 9126): the client authenticates as at `/token`, and
+    /// the request is validated and stored; returns its `request_uri` and life in seconds.
+    pub async fn par(
+        &self,
+        creds: &super::client_auth::ClientCredentials,
+        mut params: AuthorizeParams,
+        now: i64,
+    ) -> Result<(String, i64), OidcError> {
+        let client = self.authenticate_client(creds, now).await?;
+        params.client_id.get_or_insert(client.id.clone());
+        self.push(&client, &params, now).await
+    }
+
     /// Keeps a validated request while the person logs in; returns its id.
     pub async fn save_pending(
         &self,

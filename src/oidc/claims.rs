@@ -86,17 +86,17 @@ fn time(t: i64) -> chrono::DateTime<Utc> {
 }
 
 impl Provider {
-    /// Signs an ID token for `client_id` with the client's algorithm (RS256 by default).
+    /// Signs an ID token for `client` with its algorithm (RS256 by default).
     pub fn id_token(
         &self,
-        client_id: &str,
-        alg: &str,
+        now: i64,
+        client: &crate::store::ClientRow,
         subject: &str,
         details: &GrantDetails,
         nonce: Option<&str>,
         access_token: &str,
     ) -> Result<String, OidcError> {
-        let now = self.clock.now();
+        let (client_id, alg) = (client.id.as_str(), client.id_token_alg.as_str());
         let alg = SigningAlg::parse(alg).unwrap_or(SigningAlg::Rs256);
         let keys = self.keys.current();
         let key =

@@ -103,7 +103,11 @@ impl RemoteJwksCache {
 }
 
 impl Provider {
-    pub async fn authenticate_client(&self, c: &ClientCredentials) -> Result<ClientRow, OidcError> {
+    pub async fn authenticate_client(
+        &self,
+        c: &ClientCredentials,
+        now: i64,
+    ) -> Result<ClientRow, OidcError> {
         let bad = || OidcError::InvalidClient("client authentication failed".into());
         let presented = [
             c.basic.is_some(),
@@ -133,7 +137,7 @@ impl Provider {
             if c.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
                 return Err(OidcError::InvalidRequest("unsupported client_assertion_type".into()));
             }
-            return self.check_assertion(c.client_id.as_deref(), assertion).await;
+            return self.check_assertion(c.client_id.as_deref(), assertion, now).await;
         }
         // No credentials: only a public client may do that.
         let id = c.client_id.as_deref().ok_or_else(bad)?;
@@ -149,6 +153,7 @@ impl Provider {
         &self,
         client_id: Option<&str>,
         jwt: &str,
+        now: i64,
     ) -> Result<ClientRow, OidcError> {
         let bad = |why: &str| OidcError::InvalidClient(format!("client assertion rejected: {why}"));
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("malformed"))?;
@@ -165,7 +170,7 @@ impl Provider {
         if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
             return Err(bad("client is not registered for private_key_jwt"));
         }
-        let keys = self.client_keys(&client, false).await?;
+        let keys = self.client_keys(&client, false, now).await?;
         let pick = |set: &JwkSet| -> Option<DecodingKey> {
             let jwk = match &header.kid {
                 Some(kid) => set.find(kid),
@@ -177,7 +182,7 @@ impl Provider {
         let key = match pick(&keys) {
             Some(k) => k,
             None if client.jwks_uri.is_some() => {
-                let fresh = self.client_keys(&client, true).await?;
+                let fresh = self.client_keys(&client, true, now).await?;
                 pick(&fresh).ok_or_else(|| bad("no matching key"))?
             }
             None => return Err(bad("no matching key")),
@@ -190,7 +195,6 @@ impl Provider {
         v.leeway = 30;
         let data = jsonwebtoken::decode::<AssertionClaims>(jwt, &key, &v)
             .map_err(|e| bad(&e.to_string()))?;
-        let now = self.clock.now();
         if data.claims.exp > now + 600 {
             return Err(bad("exp too far in the future"));
         }
@@ -202,7 +206,12 @@ impl Provider {
         Ok(client)
     }
 
-    async fn client_keys(&self, client: &ClientRow, refresh: bool) -> Result<JwkSet, OidcError> {
+    async fn client_keys(
+        &self,
+        client: &ClientRow,
+        refresh: bool,
+        now: i64,
+    ) -> Result<JwkSet, OidcError> {
         if let Some(jwks) = &client.jwks {
             return serde_json::from_str(jwks).map_err(|e| {
                 OidcError::Server(format!("stored JWKS of {}: {e}", client.id).into())
@@ -211,7 +220,6 @@ impl Provider {
         let Some(uri) = &client.jwks_uri else {
             return Err(OidcError::InvalidClient("client has no keys".into()));
         };
-        let now = self.clock.now();
         if !refresh {
             if let Some(set) = self.jwks_cache.fresh(uri, now) {
                 return Ok(set);

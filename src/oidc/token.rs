@@ -56,11 +56,12 @@ impl Provider {
         &self,
         authorization: Option<&str>,
         form: &TokenForm,
+        now: i64,
     ) -> Result<TokenResponse, OidcError> {
-        let client = self.authenticate_client(&form.credentials(authorization)).await?;
+        let client = self.authenticate_client(&form.credentials(authorization), now).await?;
         match form.grant_type.as_deref() {
-            Some("authorization_code") => self.exchange_code(&client, form).await,
-            Some("refresh_token") => self.refresh(&client, form).await,
+            Some("authorization_code") => self.exchange_code(&client, form, now).await,
+            Some("refresh_token") => self.refresh(&client, form, now).await,
             Some(_) => Err(OidcError::UnsupportedGrantType),
             None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
         }
@@ -70,8 +71,8 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
+        now: i64,
     ) -> Result<TokenResponse, OidcError> {
-        let now = self.clock.now();
         let code = form
             .code
             .as_deref()
@@ -139,8 +140,8 @@ impl Provider {
             )
             .await;
         let id_token = self.id_token(
-            &client.id,
-            &client.id_token_alg,
+            now,
+            client,
             &row.person_id,
             &details,
             details.nonce.as_deref(),
@@ -160,8 +161,8 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
+        now: i64,
     ) -> Result<TokenResponse, OidcError> {
-        let now = self.clock.now();
         let presented = form
             .refresh_token
             .as_deref()
@@ -203,14 +204,7 @@ impl Provider {
             return Err(OidcError::InvalidGrant("the refresh token was already used".into()));
         }
         // Same auth_time, acr and amr as the login: a refresh never raises the level.
-        let id_token = self.id_token(
-            &client.id,
-            &client.id_token_alg,
-            &grant.person_id,
-            &details,
-            None,
-            &access,
-        )?;
+        let id_token = self.id_token(now, client, &grant.person_id, &details, None, &access)?;
         Ok(TokenResponse {
             access_token: access,
             token_type: "Bearer",
@@ -256,10 +250,14 @@ impl Provider {
     }
 
     /// The claims an access token opens (`/userinfo`).
-    pub async fn userinfo(&self, access_token: &str) -> Result<serde_json::Value, OidcError> {
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+        now: i64,
+    ) -> Result<serde_json::Value, OidcError> {
         let row = self
             .store
-            .access_token(&crypto::token_hash(access_token), self.clock.now())
+            .access_token(&crypto::token_hash(access_token), now)
             .await?
             .ok_or_else(|| OidcError::InvalidToken("the access token is not valid".into()))?;
         let details: GrantDetails = serde_json::from_str(&row.grant.details)
@@ -273,14 +271,14 @@ impl Provider {
         &self,
         authorization: Option<&str>,
         form: &TokenForm,
+        now: i64,
     ) -> Result<(), OidcError> {
-        let client = self.authenticate_client(&form.credentials(authorization)).await?;
+        let client = self.authenticate_client(&form.credentials(authorization), now).await?;
         let token = form
             .token
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
         let hash = crypto::token_hash(token);
-        let now = self.clock.now();
         if form.token_type_hint.as_deref() != Some("access_token") {
             if let Some(row) = self.store.refresh_token(&hash).await? {
                 if row.grant.client_id == client.id {

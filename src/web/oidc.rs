@@ -114,7 +114,7 @@ pub async fn token(
         return oidc_error_response(&OidcError::InvalidRequest("the body must be a form".into()));
     };
     let grant_type = form.grant_type.as_deref().unwrap_or("other");
-    match st.provider.token(authorization(&headers), &form).await {
+    match st.provider.token(authorization(&headers), &form, st.clock.now()).await {
         Ok(t) => {
             st.metrics.token_grant(grant_type, "ok");
             no_store(Json(t).into_response())
@@ -133,7 +133,7 @@ pub async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Respons
             "a bearer access token is required".into(),
         ));
     };
-    match st.provider.userinfo(token).await {
+    match st.provider.userinfo(token, st.clock.now()).await {
         Ok(claims) => no_store(Json(claims).into_response()),
         Err(e) => oidc_error_response(&e),
     }
@@ -147,7 +147,7 @@ pub async fn revoke(
     let Ok(Form(form)) = form else {
         return oidc_error_response(&OidcError::InvalidRequest("the body must be a form".into()));
     };
-    match st.provider.revoke(authorization(&headers), &form).await {
+    match st.provider.revoke(authorization(&headers), &form, st.clock.now()).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => oidc_error_response(&e),
     }
@@ -178,13 +178,7 @@ pub async fn par(
         ..Default::default()
     }
     .credentials(authorization(&headers));
-    let client = match st.provider.authenticate_client(&creds).await {
-        Ok(c) => c,
-        Err(e) => return oidc_error_response(&e),
-    };
-    let mut params = form.params;
-    params.client_id.get_or_insert(client.id.clone());
-    match st.provider.push(&client, &params, st.clock.now()).await {
+    match st.provider.par(&creds, form.params, st.clock.now()).await {
         Ok((request_uri, expires_in)) => no_store(
             (
                 StatusCode::CREATED,
