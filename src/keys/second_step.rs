@@ -15,7 +15,9 @@ pub enum StepError {
     NoSuchKey,
     /// The key exists but the client does not accept it (e.g. SMS for eHealth); nothing was
     /// sent or checked. The reasons are message keys.
-    NotAccepted { reasons: Vec<String> },
+    NotAccepted {
+        reasons: Vec<String>,
+    },
     /// Every position of the token card was used.
     CardUsedUp,
     Wrong,
@@ -23,16 +25,24 @@ pub enum StepError {
     Replayed,
     /// A code posted without (or after) its SMS or card challenge.
     NoChallenge,
-    Locked { until: i64 },
+    Locked {
+        until: i64,
+    },
 }
 
 /// What the person is told to do on the code page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepNotice {
-    SmsSent { masked_phone: String },
-    CardPosition { position: i64 },
+    SmsSent {
+        masked_phone: String,
+    },
+    CardPosition {
+        position: i64,
+    },
     /// The security key's challenge (JSON for `navigator.credentials.get`).
-    SecurityKey { challenge: String },
+    SecurityKey {
+        challenge: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +51,11 @@ pub enum SecondStep {
     /// The five minutes after the password are over: start again with the password.
     Expired,
     /// The code page again, with the key `chosen`, and a notice or an error.
-    Again { chosen: Option<Method>, notice: Option<StepNotice>, error: Option<StepError> },
+    Again {
+        chosen: Option<Method>,
+        notice: Option<StepNotice>,
+        error: Option<StepError>,
+    },
 }
 
 /// The account's keys a client accepts: the active ones among `allowed`, and why others are not
@@ -104,7 +118,7 @@ impl KeyService {
         let code = code.trim();
         let chosen = Some(method);
         if code.is_empty() && matches!(method, Method::Sms | Method::Token) {
-            let notice = match self.start_challenge(&step, method).await? {
+            let notice = match self.start_challenge(&step, method, now).await? {
                 ChallengeStart::SmsSent { id, phone } => {
                     set_challenge(session, id);
                     StepNotice::SmsSent { masked_phone: phone }
@@ -141,9 +155,9 @@ impl KeyService {
         let outcome = if method == Method::Webauthn {
             let state = session.data.key_step.as_mut().and_then(|s| s.webauthn.take());
             sessions.save(session, now).await?;
-            self.check_webauthn(&step, state.as_ref(), code, address).await?
+            self.check_webauthn(&step, state.as_ref(), code, address, now).await?
         } else {
-            self.check_code(&step, method, code, address).await?
+            self.check_code(&step, method, code, address, now).await?
         };
         let error = match outcome {
             CodeCheck::Ok(login) => return Ok(SecondStep::LoggedIn(login)),

@@ -53,7 +53,7 @@ async fn render_show(
             label: tr.t(&format!("key-{}", k.kind)),
             detail: k.phone.as_deref().map(crate::keys::mask_phone).unwrap_or_default(),
             added: tr.date(k.created_at),
-            kind: k.kind,
+            kind: k.kind.to_string(),
             id: k.id,
         })
         .collect();
@@ -96,7 +96,7 @@ pub async fn add_key(
     let Some(login) = session.data.login.clone() else { return Ok(to_login()) };
     match st.keys.start_adding(&login, ctx.now).await? {
         KeyChange::Adding(enrolment) => {
-            session.data.enrol = Some(enrolment);
+            session.data.enrol = Some(*enrolment);
             ctx.save(&st, &mut session).await?;
             Ok(Redirect::to("/activate/keys").into_response())
         }

@@ -4,6 +4,8 @@
 use crate::both_backends;
 use crate::common::*;
 use cozo_broker::admin;
+use cozo_broker::assurance::Method;
+use cozo_broker::store::KeyStatus;
 use reqwest::StatusCode;
 use scraper::Selector;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -611,7 +613,7 @@ async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) 
         .await
         .unwrap()
         .into_iter()
-        .filter(|k| k.status == "active")
+        .filter(|k| k.status == KeyStatus::Active)
         .collect();
     assert_eq!(active.len(), 1, "only the card is active");
     let b = Browser::new();
@@ -858,7 +860,7 @@ async fn after_the_token_card_the_next_key_can_be_added(backend: Backend) {
     // One card was made, and it is active.
     let account = s.handle.store.account_by_username("sofia.rossi").await.unwrap().unwrap();
     let keys = s.handle.store.keys_of_account(&account.id).await.unwrap();
-    let cards: Vec<_> = keys.iter().filter(|k| k.kind == "token").collect();
+    let cards: Vec<_> = keys.iter().filter(|k| k.kind == Method::Token).collect();
     assert_eq!(cards.len(), 1);
-    assert_eq!(cards[0].status, "active");
+    assert_eq!(cards[0].status, KeyStatus::Active);
 }
