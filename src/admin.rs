@@ -214,7 +214,7 @@ pub async fn add_totp_key(
     now: i64,
 ) -> Result<NewTotp, AdminError> {
     let account = account_for(store, cfg, insz, username, password, now).await?;
-    Ok(keys::add_totp(store, master, &account, "active", now).await?)
+    Ok(keys::add_totp(store, master, &account, now).await?)
 }
 
 /// Adds an SMS key (a mobile number in international form).
@@ -405,7 +405,7 @@ pub async fn office_register(
     store: &Store,
     operator_insz: &str,
     form: &crate::office::RegistrationForm,
-    today: chrono::NaiveDate,
+    now: i64,
 ) -> Result<crate::office::Issued, AdminError> {
     let insz =
         Insz::parse(operator_insz).map_err(|e| AdminError::Invalid(format!("--operator: {e}")))?;
@@ -416,7 +416,7 @@ pub async fn office_register(
     let op = store.operator(&person.id).await?.ok_or_else(|| {
         AdminError::Invalid("--operator: this person is not an office operator".into())
     })?;
-    let new = form.parse(today).map_err(|errs| {
+    let new = form.parse(crate::clock::to_utc(now).date_naive()).map_err(|errs| {
         AdminError::Invalid(
             errs.iter()
                 .map(|e| {
@@ -430,7 +430,7 @@ pub async fn office_register(
                 .join("; "),
         )
     })?;
-    offices.register(&op, new).await.map_err(|e| match e {
+    offices.register(&op, new, now).await.map_err(|e| match e {
         crate::office::OfficeError::Store(s) => AdminError::Store(s),
         other => AdminError::Invalid(other.to_string()),
     })

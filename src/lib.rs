@@ -195,7 +195,6 @@ impl Broker {
         let keys = keys::KeyService::new(
             store.clone(),
             master.clone(),
-            clock.clone(),
             cfg.login.clone(),
             audit.clone(),
         )?
@@ -203,7 +202,6 @@ impl Broker {
         .with_metrics(&metrics);
         let offices = office::Offices::new(
             store.clone(),
-            clock.clone(),
             cfg.server.public_url.clone(),
             audit.clone(),
         );
@@ -382,7 +380,7 @@ fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
                         Ok(rows) => tracing::info!(rows, "expired rows purged"),
                         Err(e) => tracing::error!(error = %e, "purge failed"),
                     }
-                    if let Err(e) = state.offices.purge().await {
+                    if let Err(e) = state.offices.purge(now).await {
                         tracing::error!(error = %e, "purging registrations failed");
                     }
                 }

@@ -427,16 +427,13 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                         mobile: Some(mobile),
                         language: Some(language),
                     };
-                    let clock = cozo_broker::clock::Clock::default();
                     let offices = cozo_broker::office::Offices::new(
                         store.clone(),
-                        clock,
                         cfg.server.public_url.clone(),
                         cozo_broker::audit::Audit::new(store.clone()),
                     );
-                    let today = chrono::Utc::now().date_naive();
                     let issued =
-                        admin::office_register(&offices, &store, &operator, &form, today).await?;
+                        admin::office_register(&offices, &store, &operator, &form, now).await?;
                     let reg = &issued.registration;
                     let code = issued.code.as_ref().map(|c| c.grouped());
                     if json {

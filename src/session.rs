@@ -97,7 +97,7 @@ pub struct Enrolment {
     pub webauthn: Option<serde_json::Value>,
     /// Keys added in this enrolment, for the summary.
     #[serde(default)]
-    pub added: Vec<String>,
+    pub added: Vec<Method>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

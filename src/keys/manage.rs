@@ -3,10 +3,9 @@
 //! ([`super::recent_strong_login`]), and never the last key.
 
 use super::{KeyError, KeyService};
-use crate::assurance::Method;
 use crate::audit::{Event, Kind, Outcome};
 use crate::session::{Enrolment, Login};
-use crate::store::{AuditRow, KeyRow, Person};
+use crate::store::{AuditRow, KeyRow, KeyStatus, Person};
 
 /// What `/account` shows.
 #[derive(Debug, Clone)]
@@ -50,7 +49,7 @@ impl KeyService {
             Some(a) => self.store.keys_of_account(&a.id).await?,
             None => Vec::new(),
         };
-        let keys = keys.into_iter().filter(|k| k.status == "active").collect();
+        let keys = keys.into_iter().filter(|k| k.status == KeyStatus::Active).collect();
         Ok(Some(AccountView { person, has_account: account.is_some(), keys, logins }))
     }
 
@@ -91,11 +90,10 @@ impl KeyService {
         if !self.store.revoke_key_unless_last(key_id, &account.id, now).await? {
             return Ok(KeyChange::LastKey);
         }
-        let mut e =
-            Event::new(Kind::KeyChange, Outcome::Removed).person(&login.person_id).address(address);
-        if let Some(m) = Method::parse(&key.kind) {
-            e = e.factor(m);
-        }
+        let e = Event::new(Kind::KeyChange, Outcome::Removed)
+            .person(&login.person_id)
+            .address(address)
+            .factor(key.kind);
         self.audit.record(e, now).await;
         Ok(KeyChange::Removed)
     }

@@ -118,7 +118,7 @@ impl KeyService {
         let code = code.trim();
         let chosen = Some(method);
         if code.is_empty() && matches!(method, Method::Sms | Method::Token) {
-            let notice = match self.start_challenge(&step, method).await? {
+            let notice = match self.start_challenge(&step, method, now).await? {
                 ChallengeStart::SmsSent { id, phone } => {
                     set_challenge(session, id);
                     StepNotice::SmsSent { masked_phone: phone }
@@ -155,9 +155,9 @@ impl KeyService {
         let outcome = if method == Method::Webauthn {
             let state = session.data.key_step.as_mut().and_then(|s| s.webauthn.take());
             sessions.save(session, now).await?;
-            self.check_webauthn(&step, state.as_ref(), code, address).await?
+            self.check_webauthn(&step, state.as_ref(), code, address, now).await?
         } else {
-            self.check_code(&step, method, code, address).await?
+            self.check_code(&step, method, code, address, now).await?
         };
         let error = match outcome {
             CodeCheck::Ok(login) => return Ok(SecondStep::LoggedIn(login)),

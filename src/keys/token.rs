@@ -1,4 +1,6 @@
-//! The paper token card: 24 numbered codes of 6 characters, one asked at each login.
+//! The paper token card: 24 numbered codes of 6 characters, one asked at each login. A card
+//! set up on the activation pages is made in two steps (see [`start_card`]) so its codes are
+//! shown once.
 //!
 //! A code has log2(31^6) ≈ 30 bits, far too few for a plain hash: with a leaked `token_codes`
 //! table every code falls to a brute force in seconds. So the table keeps an HMAC-SHA-256 under
@@ -12,8 +14,12 @@
 //!   from a hash, so those rows cannot be migrated: they keep working, compared in constant
 //!   time as before, until each code is used or the card is replaced by a new one.
 
+use super::KeyError;
+use crate::assurance::Method;
 use crate::crypto::{self, MasterKey};
+use crate::store::{Account, KeyRow, KeyStatus, Store};
 use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
 
 /// Characters of the codes: no look-alikes (0/O, 1/I/L).
 pub const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -23,6 +29,11 @@ pub const POSITIONS: i64 = 24;
 /// The master-key purpose of the codes' HMAC key.
 pub const MAC_PURPOSE: &str = "token-card-codes";
 const V2: &str = "v2:";
+/// The challenge kind of a card position asked at a login (the method's name).
+pub const LOGIN_CHALLENGE: &str = "token";
+
+/// A card's codes by position, as shown once to the person.
+pub type Card = BTreeMap<i64, String>;
 
 /// A new code: each character drawn uniformly from [`ALPHABET`] by the OS generator
 /// (`choose` samples without the bias of `random() % len`).
@@ -52,6 +63,77 @@ pub fn matches(master: &MasterKey, key_id: &str, position: i64, code: &str, stor
         // A card issued before the HMAC form (v1): unsalted SHA-256 of the code.
         crypto::ct_eq(crypto::token_hash(&normalize(code)).as_bytes(), stored.as_bytes())
     }
+}
+
+/// A new token card, active at once: its codes, shown once (the CLI; the activation pages use
+/// [`start_card`] and [`issue_card`]).
+pub async fn add_token(
+    store: &Store,
+    master: &MasterKey,
+    account: &Account,
+    now: i64,
+) -> Result<Card, KeyError> {
+    let key_id = start_card(store, account, now).await?;
+    issue_card(store, master, &account.id, &key_id)
+        .await?
+        .ok_or(KeyError::Invalid("token-card-issued-twice"))
+}
+
+/// The first half of a new card on the activation pages: a pending token key without codes
+/// (not usable yet). Its codes are made and shown by [`issue_card`] on the page the browser is
+/// sent to next, so the page with the codes is not the answer to a form post (a reload there
+/// would post again) and is shown once. A pending card of the account not shown yet is reused,
+/// so posting twice makes one card.
+pub(super) async fn start_card(
+    store: &Store,
+    account: &Account,
+    now: i64,
+) -> Result<String, KeyError> {
+    if let Some(key_id) = pending_card(store, &account.id).await? {
+        return Ok(key_id);
+    }
+    let key_id = crypto::random_id();
+    store
+        .insert_key(&KeyRow {
+            id: key_id.clone(),
+            account_id: account.id.clone(),
+            kind: Method::Token,
+            status: KeyStatus::Pending,
+            secret_enc: None,
+            phone: None,
+            data: None,
+            last_step: 0,
+            created_at: now,
+        })
+        .await?;
+    Ok(key_id)
+}
+
+/// The pending token card of the account, if one waits to be shown.
+pub(super) async fn pending_card(
+    store: &Store,
+    account_id: &str,
+) -> Result<Option<String>, KeyError> {
+    Ok(store
+        .keys_of_account(account_id)
+        .await?
+        .into_iter()
+        .find(|k| k.kind == Method::Token && k.status == KeyStatus::Pending)
+        .map(|k| k.id))
+}
+
+/// Makes the codes of a pending card and activates it, atomically and once: `None` when the
+/// card is not pending any more (already shown, e.g. by a reload or a second tab).
+pub(super) async fn issue_card(
+    store: &Store,
+    master: &MasterKey,
+    account_id: &str,
+    key_id: &str,
+) -> Result<Option<Card>, KeyError> {
+    let card: Card = (1..=POSITIONS).map(|pos| (pos, new_code())).collect();
+    let stored: Vec<(i64, String)> =
+        card.iter().map(|(pos, code)| (*pos, stored_form(master, key_id, *pos, code))).collect();
+    Ok(store.issue_token_card(key_id, account_id, &stored).await?.then_some(card))
 }
 
 #[cfg(test)]

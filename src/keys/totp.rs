@@ -1,9 +1,14 @@
 //! The security code from an authenticator app: RFC 6238 TOTP, SHA-1, 6 digits, 30 s, ±1 step.
+//! The secret is stored encrypted under the master key; a key set up on the activation pages is
+//! pending until its first code, so a QR code shown but never scanned logs nobody in.
 //!
 //! totp-rs computes the codes; the step matching and replay guard are ours, because its `check`
 //! does not say which step matched (constantoine/totp-rs#75) and keeps no record of used codes.
 
-use crate::crypto;
+use super::KeyError;
+use crate::assurance::Method;
+use crate::crypto::{self, MasterKey};
+use crate::store::{Account, KeyRow, KeyStatus, Store};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 pub const STEP_S: u64 = 30;
@@ -65,6 +70,113 @@ pub fn matching_step(secret: &[u8], code: &str, now: i64) -> Option<i64> {
         }
     }
     found
+}
+
+/// The master-key purpose of a key's secret (bound to the key: a secret copied to another row
+/// does not decrypt).
+pub(super) fn purpose(key_id: &str) -> String {
+    format!("totp:{key_id}")
+}
+
+/// A new TOTP key: what the person scans or types into their app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTotp {
+    pub key_id: String,
+    pub secret_base32: String,
+    pub otpauth_uri: String,
+}
+
+async fn insert(
+    store: &Store,
+    master: &MasterKey,
+    account: &Account,
+    status: KeyStatus,
+    now: i64,
+) -> Result<NewTotp, KeyError> {
+    let secret = generate_secret();
+    let key_id = crypto::random_id();
+    store
+        .insert_key(&KeyRow {
+            id: key_id.clone(),
+            account_id: account.id.clone(),
+            kind: Method::Totp,
+            status,
+            secret_enc: Some(master.encrypt(&purpose(&key_id), &secret)?),
+            phone: None,
+            data: None,
+            last_step: 0,
+            created_at: now,
+        })
+        .await?;
+    Ok(NewTotp {
+        key_id,
+        secret_base32: secret_base32(&secret),
+        otpauth_uri: otpauth_uri(&secret, &account.username),
+    })
+}
+
+/// A new TOTP key, active at once (the CLI; the activation pages use [`start`] and
+/// [`confirm`]).
+pub async fn add_totp(
+    store: &Store,
+    master: &MasterKey,
+    account: &Account,
+    now: i64,
+) -> Result<NewTotp, KeyError> {
+    insert(store, master, account, KeyStatus::Active, now).await
+}
+
+/// A new pending TOTP key: shown now, active only after a first valid code ([`confirm`]).
+pub(super) async fn start(
+    store: &Store,
+    master: &MasterKey,
+    account: &Account,
+    now: i64,
+) -> Result<NewTotp, KeyError> {
+    insert(store, master, account, KeyStatus::Pending, now).await
+}
+
+/// The key `key_id` of the account as it was shown, to show it again after a wrong first code;
+/// `None` when the account has no such key (any more).
+pub(super) async fn shown(
+    store: &Store,
+    master: &MasterKey,
+    account: &Account,
+    key_id: &str,
+) -> Result<Option<NewTotp>, KeyError> {
+    let key = store.keys_of_account(&account.id).await?.into_iter().find(|k| k.id == key_id);
+    let Some(enc) = key.and_then(|k| k.secret_enc) else { return Ok(None) };
+    let secret = master.decrypt(&purpose(key_id), &enc)?;
+    Ok(Some(NewTotp {
+        key_id: key_id.to_string(),
+        secret_base32: secret_base32(&secret),
+        otpauth_uri: otpauth_uri(&secret, &account.username),
+    }))
+}
+
+/// Confirms a pending TOTP key with its first code; the key becomes active and that code's time
+/// step counts as used. False: wrong code (the key stays pending and unusable).
+pub(super) async fn confirm(
+    store: &Store,
+    master: &MasterKey,
+    account_id: &str,
+    key_id: &str,
+    code: &str,
+    now: i64,
+) -> Result<bool, KeyError> {
+    let Some(key) = store
+        .keys_of_account(account_id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id && k.kind == Method::Totp && k.status == KeyStatus::Pending)
+    else {
+        return Ok(false);
+    };
+    let Some(enc) = &key.secret_enc else { return Ok(false) };
+    let secret = master.decrypt(&purpose(&key.id), enc)?;
+    let Some(step) = matching_step(&secret, code, now) else { return Ok(false) };
+    Ok(store.activate_key(&key.id, account_id).await?
+        && store.advance_totp_step(&key.id, step).await?)
 }
 
 #[cfg(test)]

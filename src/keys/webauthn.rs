@@ -4,7 +4,8 @@
 //! the browser could keep would allow replays (webauthn-rs docs). Credentials are stored in the
 //! key's `data` column; their signature counter is updated after each login.
 
-use crate::store::{Account, KeyRow, Store, StoreError};
+use crate::assurance::Method;
+use crate::store::{Account, KeyRow, KeyStatus, Store, StoreError};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Uuid,
@@ -46,7 +47,7 @@ impl Passkeys {
 
     fn passkeys_of(keys: &[KeyRow]) -> Vec<(String, Passkey)> {
         keys.iter()
-            .filter(|k| k.kind == "webauthn" && k.status == "active")
+            .filter(|k| k.is_active(Method::Webauthn))
             .filter_map(|k| {
                 let pk: Passkey = serde_json::from_str(k.data.as_deref()?).ok()?;
                 Some((k.id.clone(), pk))
@@ -98,8 +99,8 @@ impl Passkeys {
             .insert_key(&KeyRow {
                 id: key_id.clone(),
                 account_id: account.id.clone(),
-                kind: "webauthn".into(),
-                status: "active".into(),
+                kind: Method::Webauthn,
+                status: KeyStatus::Active,
                 secret_enc: None,
                 phone: None,
                 data: Some(serde_json::to_string(&pk).map_err(|_| WebauthnError::Malformed)?),

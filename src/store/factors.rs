@@ -2,7 +2,8 @@
 
 use super::{col, Result, Store};
 
-#[derive(Debug, Clone)]
+/// A one-time code sent by SMS or a card position asked, open until used or expired.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Challenge {
     pub id: String,
     pub key_id: String,
@@ -13,7 +14,7 @@ pub struct Challenge {
     pub used_at: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DueMessage {
     pub id: String,
     pub channel: String,
@@ -24,7 +25,7 @@ pub struct DueMessage {
     pub next_attempt_at: i64,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct OutboxMessage {
     pub id: String,
     pub channel: String,
@@ -145,24 +146,13 @@ impl Store {
     }
 
     pub async fn challenge(&self, id: &str) -> Result<Option<Challenge>> {
-        let row = sqlx::query(
-            "SELECT id, key_id, kind, position, code_hash, expires_at, used_at FROM challenges WHERE id = $1",
+        Ok(sqlx::query_as(
+            "SELECT id, key_id, kind, position, code_hash, expires_at, used_at FROM challenges \
+             WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(Challenge {
-                id: col(&r, "id")?,
-                key_id: col(&r, "key_id")?,
-                kind: col(&r, "kind")?,
-                position: col(&r, "position")?,
-                code_hash: col(&r, "code_hash")?,
-                expires_at: col(&r, "expires_at")?,
-                used_at: col(&r, "used_at")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Uses a challenge once: false if it was used before (atomic).
@@ -201,27 +191,14 @@ impl Store {
 
     /// Unsent messages whose next attempt is due, oldest first.
     pub async fn due_messages(&self, now: i64, limit: i64) -> Result<Vec<DueMessage>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, channel, recipient, subject, body, attempts, next_attempt_at FROM outbox \
              WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DueMessage {
-                    id: col(r, "id")?,
-                    channel: col(r, "channel")?,
-                    recipient: col(r, "recipient")?,
-                    subject: col(r, "subject")?,
-                    body: col(r, "body")?,
-                    attempts: col(r, "attempts")?,
-                    next_attempt_at: col(r, "next_attempt_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Claims a message for one sender (compare-and-set on its next attempt time).
@@ -261,26 +238,12 @@ impl Store {
 
     /// The newest messages (the demo mailbox page, tests).
     pub async fn outbox(&self, limit: i64) -> Result<Vec<OutboxMessage>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, channel, recipient, subject, body, created_at, attempts, sent_at FROM outbox \
              ORDER BY created_at DESC, id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    id: col(r, "id")?,
-                    channel: col(r, "channel")?,
-                    recipient: col(r, "recipient")?,
-                    subject: col(r, "subject")?,
-                    body: col(r, "body")?,
-                    created_at: col(r, "created_at")?,
-                    attempts: col(r, "attempts")?,
-                    sent_at: col(r, "sent_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

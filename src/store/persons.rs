@@ -1,6 +1,7 @@
 //! Persons, their digital-key accounts and keys, and linked external identities.
 
 use super::{col, Result, Store, StoreError};
+use crate::assurance::Method;
 use crate::identity::Insz;
 use sqlx::any::AnyRow;
 
@@ -28,7 +29,7 @@ impl Person {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Account {
     pub id: String,
     pub person_id: String,
@@ -36,12 +37,44 @@ pub struct Account {
     pub password_hash: String,
 }
 
+/// Where a key stands. Only active keys log in; a pending one waits for its first code (TOTP),
+/// for the code sent to its number (SMS) or to be shown (token card).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Pending,
+    Active,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Active, Self::Revoked].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One second factor of an account. Its kind is the login method it proves (one of
+/// [`Method::KEY_FACTORS`]).
 #[derive(Debug, Clone)]
 pub struct KeyRow {
     pub id: String,
     pub account_id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: Method,
+    pub status: KeyStatus,
     pub secret_enc: Option<Vec<u8>>,
     pub phone: Option<String>,
     pub data: Option<String>,
@@ -50,12 +83,22 @@ pub struct KeyRow {
 }
 
 impl KeyRow {
+    /// Whether this key logs in as `kind` now.
+    pub fn is_active(&self, kind: Method) -> bool {
+        self.kind == kind && self.status == KeyStatus::Active
+    }
+
     fn from_row(r: &AnyRow) -> Result<Self> {
+        let kind: String = col(r, "kind")?;
+        let status: String = col(r, "status")?;
         Ok(Self {
             id: col(r, "id")?,
             account_id: col(r, "account_id")?,
-            kind: col(r, "kind")?,
-            status: col(r, "status")?,
+            kind: Method::parse(&kind)
+                .filter(|m| Method::KEY_FACTORS.contains(m))
+                .ok_or_else(|| StoreError::Corrupt(format!("key kind {kind}")))?,
+            status: KeyStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("key status {status}")))?,
             secret_enc: col(r, "secret_enc")?,
             phone: col(r, "phone")?,
             data: col(r, "data")?,
@@ -66,6 +109,7 @@ impl KeyRow {
 }
 
 const PERSON_COLS: &str = "id, insz, given_name, family_name, birthdate, created_at";
+const ACCOUNT_COLS: &str = "id, person_id, username, password_hash";
 const KEY_COLS: &str =
     "id, account_id, kind, status, secret_enc, phone, data, last_step, created_at";
 
@@ -146,43 +190,19 @@ impl Store {
         Ok(())
     }
 
-    fn account_from_row(r: &AnyRow) -> Result<Account> {
-        Ok(Account {
-            id: col(r, "id")?,
-            person_id: col(r, "person_id")?,
-            username: col(r, "username")?,
-            password_hash: col(r, "password_hash")?,
-        })
-    }
-
     pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, person_id, username, password_hash FROM accounts WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::account_from_row).transpose()
+        let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE username = $1");
+        Ok(sqlx::query_as(&sql).bind(username).fetch_optional(&self.pool).await?)
     }
 
     pub async fn account_by_person(&self, person_id: &str) -> Result<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, person_id, username, password_hash FROM accounts WHERE person_id = $1",
-        )
-        .bind(person_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::account_from_row).transpose()
+        let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE person_id = $1");
+        Ok(sqlx::query_as(&sql).bind(person_id).fetch_optional(&self.pool).await?)
     }
 
     pub async fn account(&self, id: &str) -> Result<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, person_id, username, password_hash FROM accounts WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::account_from_row).transpose()
+        let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
+        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
     }
 
     pub async fn insert_key(&self, k: &KeyRow) -> Result<()> {
@@ -192,8 +212,8 @@ impl Store {
         )
         .bind(&k.id)
         .bind(&k.account_id)
-        .bind(&k.kind)
-        .bind(&k.status)
+        .bind(k.kind.as_str())
+        .bind(k.status.as_str())
         .bind(&k.secret_enc)
         .bind(&k.phone)
         .bind(&k.data)

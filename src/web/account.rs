@@ -53,7 +53,7 @@ async fn render_show(
             label: tr.t(&format!("key-{}", k.kind)),
             detail: k.phone.as_deref().map(crate::keys::mask_phone).unwrap_or_default(),
             added: tr.date(k.created_at),
-            kind: k.kind,
+            kind: k.kind.to_string(),
             id: k.id,
         })
         .collect();

@@ -1,24 +1,34 @@
 //! `/activate/…`: a person activates their digital key with the paper code and the mailed link
 //! (SPEC §7), then chooses a username and password and sets up one or more keys. The same key
-//! pages serve `/account` when a logged-in person adds a key.
+//! pages serve `/account` when a logged-in person adds a key. The rules are
+//! `office::activation`'s (the link and the code) and `keys::enrol`'s (the rest); the handlers
+//! render their decisions.
 
-use super::pages::{self, render, Chrome, FormError, KeyOption, Link};
-use super::{AppState, Ctx, WebError};
-use crate::assurance::Method;
-use crate::audit::{Event, Kind, Outcome};
+use super::extract::{AdmittedForm, ChoosingAccount, Enrolling};
+use super::pages::{self, render, Chrome, FieldErr, FormError, KeyOption, Link};
+use super::{AppState, CsrfForm, Ctx, WebError};
 use crate::i18n::Tr;
-use crate::keys::{self, KeyError};
-use crate::office::Opening;
-use crate::session::{Enrolment, Session};
-use crate::store::Account;
+use crate::keys::enrol::{AccountChosen, AccountRefusal, CardShown, EnrolmentFinished};
+use crate::keys::enrol::{KeyChosen, SecurityKeyAdded, SmsStep, TotpConfirmed};
+use crate::keys::NewTotp;
+use crate::office::{LinkState, Opening};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use base64::Engine;
 
-/// An enrolment must be finished within an hour of its start.
-const ENROL_TTL_S: i64 = 3600;
+const ACCOUNT_PAGE: &str = "/activate/account";
+const KEYS_PAGE: &str = "/activate/keys";
+/// Where a new token card is shown.
+const TOKEN_CARD_PAGE: &str = "/activate/keys/token";
+
+pub(super) fn to_account_page() -> Response {
+    Redirect::to(ACCOUNT_PAGE).into_response()
+}
+
+pub(super) fn to_keys_page() -> Response {
+    Redirect::to(KEYS_PAGE).into_response()
+}
 
 fn link_problem(tr: &Tr, status: StatusCode, text_key: &str, code: &'static str) -> Response {
     pages::message(
@@ -31,21 +41,27 @@ fn link_problem(tr: &Tr, status: StatusCode, text_key: &str, code: &'static str)
     )
 }
 
-/// The enrolment under way in this session, if it is still fresh.
-fn enrolment(ctx: &Ctx, session: Option<&Session>) -> Option<Enrolment> {
-    session.and_then(|s| s.data.enrol.clone()).filter(|e| ctx.now - e.at <= ENROL_TTL_S)
-}
-
-fn no_enrolment(tr: &Tr) -> Response {
+/// The page for a browser with no enrolment (or one over an hour old).
+pub(super) fn no_enrolment(tr: &Tr) -> Response {
     link_problem(tr, StatusCode::FORBIDDEN, "activate-no-enrolment", "no-enrolment")
 }
 
-async fn audit(st: &AppState, now: i64, outcome: Outcome, person: &str, method: Option<Method>) {
-    let mut e = Event::new(Kind::KeyChange, outcome).person(person);
-    if let Some(m) = method {
-        e = e.factor(m);
-    }
-    st.keys.record(e, now).await;
+fn code_page(
+    tr: &Tr,
+    csrf: &str,
+    token: String,
+    expires_at: Option<i64>,
+    error: Option<FormError>,
+    status: StatusCode,
+) -> Response {
+    let page = pages::ActivateCode {
+        c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
+        csrf: csrf.to_string(),
+        token,
+        expires: expires_at.map(|at| tr.date(at)).unwrap_or_default(),
+        error,
+    };
+    render(status, &page)
 }
 
 pub async fn code_form(
@@ -54,144 +70,96 @@ pub async fn code_form(
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
     let tr = ctx.tr.clone();
-    let reg = st.offices.by_link(&token).await?;
-    let now = ctx.now;
-    let Some(reg) = reg else {
-        return Ok(link_problem(&tr, StatusCode::NOT_FOUND, "activate-link-unusable", "unusable"));
-    };
-    use crate::store::RegistrationStatus as S;
-    match reg.status {
-        S::Issued if reg.expires_at > now => {}
-        S::Issued => {
+    let expires_at = match st.offices.link(&token, ctx.now).await? {
+        LinkState::Open { expires_at } => expires_at,
+        LinkState::Expired => {
             return Ok(link_problem(&tr, StatusCode::GONE, "activate-link-expired", "expired"))
         }
-        S::Locked => {
+        LinkState::Locked => {
             return Ok(link_problem(&tr, StatusCode::FORBIDDEN, "activate-link-locked", "locked"))
         }
-        _ => return Ok(link_problem(&tr, StatusCode::GONE, "activate-link-unusable", "unusable")),
-    }
-    let session = ctx.session_or_new(&st).await?;
-    let page = pages::ActivateCode {
-        c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
-        csrf: session.csrf.clone(),
-        token,
-        expires: tr.date(reg.expires_at),
-        error: None,
+        LinkState::Unusable => {
+            return Ok(link_problem(&tr, StatusCode::GONE, "activate-link-unusable", "unusable"))
+        }
+        LinkState::Unknown => {
+            let status = StatusCode::NOT_FOUND;
+            return Ok(link_problem(&tr, status, "activate-link-unusable", "unusable"));
+        }
     };
-    let resp = render(StatusCode::OK, &page);
-    Ok(resp)
+    let session = ctx.session_or_new(&st).await?;
+    Ok(code_page(&tr, &session.csrf, token, Some(expires_at), None, StatusCode::OK))
 }
 
 #[derive(serde::Deserialize)]
 pub struct CodePost {
-    csrf: Option<String>,
     code: Option<String>,
 }
 
+/// The paper code for the link: right, and the enrolment starts in a fresh session.
 pub async fn code(
     State(st): State<AppState>,
-    mut ctx: Ctx,
     Path(token): Path<String>,
-    Form(post): Form<CodePost>,
+    CsrfForm { ctx, mut session, form }: CsrfForm<CodePost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let tr = ctx.tr.clone();
-    let code = post.code.unwrap_or_default();
-    if code.trim().is_empty() {
-        // A link alone opens nothing: the paper code is required.
-        let reg = st.offices.by_link(&token).await?;
-        let expires = reg.map(|r| tr.date(r.expires_at)).unwrap_or_default();
-        let page = pages::ActivateCode {
-            c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
-            csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-            token,
-            expires,
-            error: Some(FormError::new(&tr, "activate-code-required")),
-        };
-        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
-    }
-    match st.offices.open(&token, &code).await? {
-        Opening::Opened(reg) => {
-            let Some(mut session) = ctx.session.take() else {
-                return Err(WebError::internal("no session"));
-            };
-            let Some(person_id) = reg.person_id.clone() else {
-                return Err(WebError::internal("an issued registration without a person"));
-            };
-            session.data.enrol = Some(Enrolment {
-                registration_id: Some(reg.id.clone()),
-                person_id,
-                account_id: None,
-                at: ctx.now,
-                ..Default::default()
-            });
-            session.data.lang.get_or_insert(reg.lang);
+    let tr = &ctx.tr;
+    let code = form.code.unwrap_or_default();
+    match st.offices.open(&token, &code, ctx.now).await? {
+        Opening::Opened { enrolment, lang } => {
+            session.data.enrol = Some(*enrolment);
+            session.data.lang.get_or_insert(lang);
             ctx.renew(&st, &mut session).await?;
             ctx.save(&st, &mut session).await?;
-            let resp = Redirect::to("/activate/account").into_response();
-            Ok(resp)
+            Ok(to_account_page())
         }
-        Opening::Wrong { left } => {
-            let reg = st.offices.by_link(&token).await?;
-            let page = pages::ActivateCode {
-                c: Chrome::new(tr.clone(), &format!("/activate/{token}")),
-                csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-                token,
-                expires: reg.map(|r| tr.date(r.expires_at)).unwrap_or_default(),
-                error: Some(FormError {
-                    code: "wrong-code",
-                    text: tr.t1("activate-code-wrong", "left", &left.to_string()),
-                }),
-            };
-            Ok(render(StatusCode::UNAUTHORIZED, &page))
+        Opening::CodeRequired { expires_at } => {
+            let e = FormError::new(tr, "activate-code-required");
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(code_page(tr, &session.csrf, token, expires_at, Some(e), status))
+        }
+        Opening::Wrong { left, expires_at } => {
+            let text = tr.t1("activate-code-wrong", "left", &left.to_string());
+            let e = FormError { code: "wrong-code", text };
+            let status = StatusCode::UNAUTHORIZED;
+            Ok(code_page(tr, &session.csrf, token, Some(expires_at), Some(e), status))
         }
         Opening::Locked => {
-            Ok(link_problem(&tr, StatusCode::FORBIDDEN, "activate-link-locked", "locked"))
+            Ok(link_problem(tr, StatusCode::FORBIDDEN, "activate-link-locked", "locked"))
         }
         Opening::Expired => {
-            Ok(link_problem(&tr, StatusCode::GONE, "activate-link-expired", "expired"))
+            Ok(link_problem(tr, StatusCode::GONE, "activate-link-expired", "expired"))
         }
         Opening::Unusable => {
-            Ok(link_problem(&tr, StatusCode::GONE, "activate-link-unusable", "unusable"))
+            Ok(link_problem(tr, StatusCode::GONE, "activate-link-unusable", "unusable"))
         }
     }
 }
 
-async fn account_page(
-    st: &AppState,
-    ctx: &Ctx,
-    enrol: &Enrolment,
-    error: Option<(&'static str, String)>,
+fn account_page(
+    tr: &Tr,
+    csrf: &str,
     username: String,
+    error: Option<FieldErr>,
     status: StatusCode,
-) -> Result<Response, WebError> {
-    let existing = st.store.account_by_person(&enrol.person_id).await?;
+) -> Response {
     let page = pages::ActivateAccount {
-        c: Chrome::new(ctx.tr.clone(), "/activate/account"),
-        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-        username: if username.is_empty() {
-            existing.map(|a| a.username).unwrap_or_default()
-        } else {
-            username
-        },
-        error: error.map(|(field, text)| pages::FieldErr { field, text }),
+        c: Chrome::new(tr.clone(), ACCOUNT_PAGE),
+        csrf: csrf.to_string(),
+        username,
+        error,
     };
-    Ok(render(status, &page))
+    render(status, &page)
 }
 
-pub async fn account_form(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let Some(enrol) = enrolment(&ctx, ctx.session.as_ref()) else {
-        return Ok(no_enrolment(&ctx.tr));
-    };
-    if enrol.account_id.is_some() {
-        return Ok(Redirect::to("/activate/keys").into_response());
-    }
-    account_page(&st, &ctx, &enrol, None, String::new(), StatusCode::OK).await
+pub async fn account_form(
+    State(st): State<AppState>,
+    e: ChoosingAccount,
+) -> Result<Response, WebError> {
+    let username = st.keys.current_username(&e.enrolment).await?;
+    Ok(account_page(&e.ctx.tr, &e.session.csrf, username, None, StatusCode::OK))
 }
 
 #[derive(serde::Deserialize)]
 pub struct AccountPost {
-    csrf: Option<String>,
     username: Option<String>,
     password: Option<String>,
     password_confirm: Option<String>,
@@ -199,142 +167,63 @@ pub struct AccountPost {
 
 pub async fn account(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<AccountPost>,
+    AdmittedForm { who: mut e, form }: AdmittedForm<ChoosingAccount, AccountPost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let tr = ctx.tr.clone();
-    let Some(mut enrol) = enrolment(&ctx, ctx.session.as_ref()) else {
-        return Ok(no_enrolment(&tr));
-    };
-    if enrol.account_id.is_some() {
-        return Ok(Redirect::to("/activate/keys").into_response());
-    }
-    let username = post.username.unwrap_or_default();
-    let password = post.password.unwrap_or_default();
-    if password != post.password_confirm.unwrap_or_default() {
-        let e = Some(("password_confirm", tr.t("password-mismatch")));
-        return account_page(&st, &ctx, &enrol, e, username, StatusCode::UNPROCESSABLE_ENTITY)
-            .await;
-    }
-    let now = ctx.now;
-    let existing = st.store.account_by_person(&enrol.person_id).await?;
-    let result = match &existing {
-        // A new activation (e.g. after a lost device) sets a new username and password.
-        Some(acct) => keys::reset_account(&st.store, &st.cfg.login, acct, &username, &password)
-            .await
-            .map(|_| acct.id.clone()),
-        None => keys::create_account(
-            &st.store,
-            &st.cfg.login,
-            &enrol.person_id,
-            &username,
-            &password,
-            now,
-        )
-        .await
-        .map(|a| a.id),
-    };
-    let account_id = match result {
-        Ok(id) => id,
-        Err(KeyError::Invalid(key)) => {
-            let field = if key.starts_with("username") { "username" } else { "password" };
-            let e = Some((field, tr.t(key)));
-            return account_page(&st, &ctx, &enrol, e, username, StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+    let username = form.username.unwrap_or_default();
+    let password = form.password.unwrap_or_default();
+    let confirm = form.password_confirm.unwrap_or_default();
+    let chosen =
+        st.keys.choose_account(&mut e.enrolment, &username, &password, &confirm, e.ctx.now).await?;
+    e.keep(&st).await?;
+    let AccountChosen::Refused { refusal, username } = chosen else { return Ok(to_keys_page()) };
+    let tr = &e.ctx.tr;
+    let (status, field, text) = match refusal {
+        AccountRefusal::PasswordMismatch => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "password_confirm", tr.t("password-mismatch"))
         }
-        Err(KeyError::Store(crate::store::StoreError::Conflict(_))) => {
-            let e = Some(("username", tr.t("username-taken")));
-            return account_page(&st, &ctx, &enrol, e, username, StatusCode::CONFLICT).await;
+        AccountRefusal::Rule { field, rule } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, field, tr.t(rule))
         }
-        Err(e) => return Err(e.into()),
+        AccountRefusal::UsernameTaken => (StatusCode::CONFLICT, "username", tr.t("username-taken")),
     };
-    audit(&st, ctx.now, Outcome::AccountSet, &enrol.person_id, None).await;
-    enrol.account_id = Some(account_id);
-    let Some(mut session) = ctx.session.take() else {
-        return Err(WebError::internal("no session"));
-    };
-    session.data.enrol = Some(enrol);
-    ctx.save(&st, &mut session).await?;
-    Ok(Redirect::to("/activate/keys").into_response())
+    Ok(account_page(tr, &e.session.csrf, username, Some(FieldErr { field, text }), status))
 }
 
-/// The account being enrolled, or the page that says there is none.
-async fn enrol_account(
-    st: &AppState,
-    ctx: &Ctx,
-) -> Result<Result<(Enrolment, Account), Response>, WebError> {
-    let Some(enrol) = enrolment(ctx, ctx.session.as_ref()) else {
-        return Ok(Err(no_enrolment(&ctx.tr)));
-    };
-    let Some(account_id) = &enrol.account_id else {
-        return Ok(Err(Redirect::to("/activate/account").into_response()));
-    };
-    match st.store.account(account_id).await? {
-        Some(a) if a.person_id == enrol.person_id => Ok(Ok((enrol, a))),
-        _ => Ok(Err(no_enrolment(&ctx.tr))),
-    }
-}
-
-macro_rules! enrol_or_return {
-    ($st:expr, $ctx:expr) => {
-        match enrol_account($st, $ctx).await? {
-            Ok(v) => v,
-            Err(resp) => return Ok(resp),
-        }
-    };
-}
-
-/// Key kinds a person can set up here, strongest first.
-fn kinds(st: &AppState) -> Vec<Method> {
-    Method::KEY_FACTORS
-        .into_iter()
-        .filter(|m| *m != Method::Webauthn || st.keys.passkeys.is_some())
-        .collect()
-}
-
+/// The keys already set up and the kinds that can be added.
 async fn keys_page(
     st: &AppState,
-    ctx: &Ctx,
-    enrol: &Enrolment,
-    account: &Account,
+    e: &Enrolling,
     error: Option<FormError>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let tr = &ctx.tr;
-    let active = st.keys.active_methods(&account.id).await?;
-    let options = kinds(st)
+    let view = st.keys.enrolment_keys(&e.account).await?;
+    let tr = &e.ctx.tr;
+    let options = view
+        .offered
         .into_iter()
         .enumerate()
         .map(|(i, m)| KeyOption {
             value: m.as_str(),
-            label: tr.t(&format!("enrol-{}", m.as_str())),
-            help: tr.t(&format!("enrol-{}-help", m.as_str())),
+            label: tr.t(&format!("enrol-{m}")),
+            help: tr.t(&format!("enrol-{m}-help")),
             checked: i == 0,
         })
         .collect();
     let page = pages::ActivateKeys {
-        c: Chrome::new(tr.clone(), "/activate/keys"),
-        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-        username: account.username.clone(),
+        c: Chrome::new(tr.clone(), KEYS_PAGE),
+        csrf: e.session.csrf.clone(),
+        username: e.account.username.clone(),
         options,
-        active: active.iter().map(|m| tr.t(&format!("key-{}", m.as_str()))).collect(),
-        can_finish: !active.is_empty(),
-        from_account: enrol.registration_id.is_none(),
+        active: view.active.iter().map(|m| tr.t(&format!("key-{m}"))).collect(),
+        can_finish: !view.active.is_empty(),
+        from_account: e.enrolment.registration_id.is_none(),
         error,
     };
     Ok(render(status, &page))
 }
 
-pub async fn keys(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let (enrol, account) = enrol_or_return!(&st, &ctx);
-    keys_page(&st, &ctx, &enrol, &account, None, StatusCode::OK).await
-}
-
-#[derive(serde::Deserialize)]
-pub struct KeyPost {
-    csrf: Option<String>,
-    key: Option<String>,
+pub async fn keys(State(st): State<AppState>, e: Enrolling) -> Result<Response, WebError> {
+    keys_page(&st, &e, None, StatusCode::OK).await
 }
 
 fn qr_data_uri(text: &str) -> String {
@@ -354,113 +243,72 @@ fn qr_data_uri(text: &str) -> String {
     }
 }
 
-async fn save_enrol(st: &AppState, ctx: &mut Ctx, enrol: Enrolment) -> Result<(), WebError> {
-    let Some(mut session) = ctx.session.take() else {
-        return Err(WebError::internal("no session"));
-    };
-    session.data.enrol = Some(enrol);
-    ctx.save(&st, &mut session).await?;
-    ctx.session = Some(session);
-    Ok(())
-}
-
-async fn totp_page(
-    st: &AppState,
-    ctx: &Ctx,
-    account: &Account,
-    key_id: &str,
+fn totp_page(
+    e: &Enrolling,
+    key: &NewTotp,
     error: Option<FormError>,
     status: StatusCode,
-) -> Result<Response, WebError> {
-    let key = st.store.keys_of_account(&account.id).await?.into_iter().find(|k| k.id == key_id);
-    let Some(enc) = key.and_then(|k| k.secret_enc) else {
-        return Ok(Redirect::to("/activate/keys").into_response());
-    };
-    let secret = st.master.decrypt(&format!("totp:{key_id}"), &enc).map_err(KeyError::from)?;
-    let uri = keys::totp::otpauth_uri(&secret, &account.username);
+) -> Response {
     let page = pages::ActivateTotp {
-        c: Chrome::new(ctx.tr.clone(), "/activate/keys"),
-        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-        qr: qr_data_uri(&uri),
-        secret: keys::totp::secret_base32(&secret),
-        otpauth_uri: uri,
+        c: Chrome::new(e.ctx.tr.clone(), KEYS_PAGE),
+        csrf: e.session.csrf.clone(),
+        qr: qr_data_uri(&key.otpauth_uri),
+        secret: key.secret_base32.clone(),
+        otpauth_uri: key.otpauth_uri.clone(),
         error,
     };
-    Ok(render(status, &page))
+    render(status, &page)
 }
 
-async fn sms_page(
-    ctx: &Ctx,
+fn sms_page(
+    e: &Enrolling,
     phone: String,
     sent_to: Option<String>,
     error: Option<FormError>,
     status: StatusCode,
-) -> Result<Response, WebError> {
+) -> Response {
     let page = pages::ActivateSms {
-        c: Chrome::new(ctx.tr.clone(), "/activate/keys"),
-        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+        c: Chrome::new(e.ctx.tr.clone(), KEYS_PAGE),
+        csrf: e.session.csrf.clone(),
         phone,
         sent_to,
         error,
     };
-    Ok(render(status, &page))
+    render(status, &page)
+}
+
+#[derive(serde::Deserialize)]
+pub struct KeyPost {
+    key: Option<String>,
 }
 
 pub async fn choose_key(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<KeyPost>,
+    AdmittedForm { who: mut e, form }: AdmittedForm<Enrolling, KeyPost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
-    let tr = ctx.tr.clone();
-    let now = ctx.now;
-    let kind = post.key.as_deref().and_then(Method::parse).filter(|m| kinds(&st).contains(m));
-    match kind {
-        Some(Method::Totp) => {
-            // Shown now, active only after a first valid code (never stored as active unconfirmed).
-            let new = keys::add_totp(&st.store, &st.master, &account, "pending", now).await?;
-            enrol.totp_key = Some(new.key_id.clone());
-            save_enrol(&st, &mut ctx, enrol).await?;
-            totp_page(&st, &ctx, &account, &new.key_id, None, StatusCode::OK).await
-        }
-        Some(Method::Sms) => {
-            let phone = match &enrol.registration_id {
-                Some(id) => st.store.registration(id).await?.map(|r| r.mobile),
-                None => None,
-            };
-            sms_page(&ctx, phone.unwrap_or_default(), None, None, StatusCode::OK).await
-        }
-        Some(Method::Token) => {
-            // The codes are made and shown on the page this redirect leads to (see `token_card`).
-            keys::start_token_card(&st.store, &account, now).await?;
-            Ok(Redirect::to(TOKEN_CARD_PATH).into_response())
-        }
-        Some(Method::Webauthn) => {
-            let Some(pk) = &st.keys.passkeys else {
-                return keys_page(&st, &ctx, &enrol, &account, None, StatusCode::BAD_REQUEST).await;
-            };
-            let (challenge, state) =
-                pk.start_registration(&st.store, &account).await.map_err(WebError::internal)?;
-            enrol.webauthn = Some(state);
-            save_enrol(&st, &mut ctx, enrol).await?;
+    let chosen =
+        st.keys.choose_key(&mut e.enrolment, &e.account, form.key.as_deref(), e.ctx.now).await?;
+    e.keep(&st).await?;
+    match chosen {
+        KeyChosen::Totp(key) => Ok(totp_page(&e, &key, None, StatusCode::OK)),
+        KeyChosen::Sms { phone } => Ok(sms_page(&e, phone, None, None, StatusCode::OK)),
+        // The codes are made and shown on the page this redirect leads to (see `token_card`).
+        KeyChosen::TokenCard => Ok(Redirect::to(TOKEN_CARD_PAGE).into_response()),
+        KeyChosen::SecurityKey { challenge } => {
             let page = pages::ActivateWebauthn {
-                c: Chrome::new(tr.clone(), "/activate/keys"),
-                csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-                challenge: serde_json::to_string(&challenge).unwrap_or_default(),
+                c: Chrome::new(e.ctx.tr.clone(), KEYS_PAGE),
+                csrf: e.session.csrf.clone(),
+                challenge,
                 error: None,
             };
             Ok(render(StatusCode::OK, &page))
         }
-        _ => {
-            let e = FormError::new(&tr, "enrol-choose-key");
-            keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await
+        KeyChosen::NotOffered => {
+            let error = FormError::new(&e.ctx.tr, "enrol-choose-key");
+            keys_page(&st, &e, Some(error), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }
-
-/// Where a new token card is shown.
-const TOKEN_CARD_PATH: &str = "/activate/keys/token";
 
 /// Shows a new token card once: makes the codes of the card that choosing `token` left pending,
 /// activates it and shows them. Choosing posts to `/activate/keys` and is answered with a
@@ -468,20 +316,15 @@ const TOKEN_CARD_PATH: &str = "/activate/keys/token";
 /// coming back to `/activate/keys` shows the choice of the next key (SPEC §7), never a card, and
 /// no reload posts the choice again. Here, a reload or a second visit finds no pending card and
 /// goes on to the choice: the codes are shown once.
-pub async fn token_card(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
-    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
-    let Some(key_id) = keys::pending_token_card(&st.store, &account.id).await? else {
-        return Ok(Redirect::to("/activate/keys").into_response());
-    };
-    let Some(card) = keys::issue_token_card(&st.store, &st.master, &account.id, &key_id).await?
-    else {
-        return Ok(Redirect::to("/activate/keys").into_response());
-    };
-    audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Token)).await;
-    enrol.added.push("token".into());
-    save_enrol(&st, &mut ctx, enrol).await?;
+pub async fn token_card(
+    State(st): State<AppState>,
+    mut e: Enrolling,
+) -> Result<Response, WebError> {
+    let shown = st.keys.show_token_card(&mut e.enrolment, &e.account, e.ctx.now).await?;
+    e.keep(&st).await?;
+    let CardShown::Shown(card) = shown else { return Ok(to_keys_page()) };
     let page = pages::ActivateToken {
-        c: Chrome::new(ctx.tr.clone(), "/activate/keys"),
+        c: Chrome::new(e.ctx.tr.clone(), KEYS_PAGE),
         card: card.into_iter().collect(),
     };
     Ok(render(StatusCode::OK, &page))
@@ -489,153 +332,101 @@ pub async fn token_card(State(st): State<AppState>, mut ctx: Ctx) -> Result<Resp
 
 #[derive(serde::Deserialize)]
 pub struct ConfirmPost {
-    csrf: Option<String>,
     code: Option<String>,
     phone: Option<String>,
 }
 
 pub async fn confirm_totp(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<ConfirmPost>,
+    AdmittedForm { who: mut e, form }: AdmittedForm<Enrolling, ConfirmPost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
-    let tr = ctx.tr.clone();
-    let Some(key_id) = enrol.totp_key.clone() else {
-        return Ok(Redirect::to("/activate/keys").into_response());
-    };
-    let code = post.code.unwrap_or_default();
-    let ok =
-        keys::confirm_totp(&st.store, &st.master, &account.id, &key_id, &code, ctx.now).await?;
-    if !ok {
-        let e = FormError::new(&tr, "enrol-totp-wrong");
-        return totp_page(&st, &ctx, &account, &key_id, Some(e), StatusCode::UNAUTHORIZED).await;
+    let code = form.code.unwrap_or_default();
+    let confirmed = st.keys.confirm_totp(&mut e.enrolment, &e.account, &code, e.ctx.now).await?;
+    e.keep(&st).await?;
+    match confirmed {
+        TotpConfirmed::Added | TotpConfirmed::NonePending => Ok(to_keys_page()),
+        TotpConfirmed::Wrong(key) => {
+            let error = FormError::new(&e.ctx.tr, "enrol-totp-wrong");
+            Ok(totp_page(&e, &key, Some(error), StatusCode::UNAUTHORIZED))
+        }
     }
-    audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Totp)).await;
-    enrol.totp_key = None;
-    enrol.added.push("totp".into());
-    save_enrol(&st, &mut ctx, enrol).await?;
-    Ok(Redirect::to("/activate/keys").into_response())
 }
 
 /// SMS: first the number (a code is sent), then the code.
 pub async fn sms(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<ConfirmPost>,
+    AdmittedForm { who: mut e, form }: AdmittedForm<Enrolling, ConfirmPost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
-    let tr = ctx.tr.clone();
-    let now = ctx.now;
-    let code = post.code.unwrap_or_default();
-    if let (Some(ch), false) = (enrol.sms_challenge.clone(), code.trim().is_empty()) {
-        if keys::confirm_sms(&st.store, &account.id, &ch, code.trim(), now).await? {
-            audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Sms)).await;
-            enrol.sms_challenge = None;
-            enrol.sms_phone = None;
-            enrol.added.push("sms".into());
-            save_enrol(&st, &mut ctx, enrol).await?;
-            return Ok(Redirect::to("/activate/keys").into_response());
+    let code = form.code.unwrap_or_default();
+    let phone = form.phone.unwrap_or_default();
+    let (lang, now) = (e.ctx.tr.lang, e.ctx.now);
+    let step = st.keys.sms_step(&mut e.enrolment, &e.account, &code, &phone, lang, now).await?;
+    e.keep(&st).await?;
+    let tr = &e.ctx.tr;
+    match step {
+        SmsStep::Added => Ok(to_keys_page()),
+        SmsStep::Sent { phone, masked } => {
+            Ok(sms_page(&e, phone, Some(masked), None, StatusCode::OK))
         }
-        // One code, one try: a wrong code means a new one must be sent.
-        let _ = st.store.use_challenge(&ch, now).await?;
-        let phone = enrol.sms_phone.clone().unwrap_or_default();
-        enrol.sms_challenge = None;
-        save_enrol(&st, &mut ctx, enrol).await?;
-        let e = FormError::new(&tr, "enrol-sms-wrong");
-        return sms_page(&ctx, phone, None, Some(e), StatusCode::UNAUTHORIZED).await;
-    }
-    let phone = post.phone.unwrap_or_default();
-    match keys::start_sms_enrolment(&st.store, &account, &phone, tr.lang, now).await {
-        Ok((_key_id, challenge)) => {
-            enrol.sms_challenge = Some(challenge);
-            enrol.sms_phone = Some(phone.clone());
-            save_enrol(&st, &mut ctx, enrol).await?;
-            sms_page(&ctx, phone.clone(), Some(keys::mask_phone(&phone)), None, StatusCode::OK)
-                .await
+        SmsStep::Wrong { phone } => {
+            let error = FormError::new(tr, "enrol-sms-wrong");
+            Ok(sms_page(&e, phone, None, Some(error), StatusCode::UNAUTHORIZED))
         }
-        Err(KeyError::Invalid(_)) => {
-            let e = FormError::new(&tr, "office-mobile-invalid");
-            sms_page(&ctx, phone, None, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await
+        SmsStep::InvalidNumber { phone } => {
+            let error = FormError::new(tr, "office-mobile-invalid");
+            Ok(sms_page(&e, phone, None, Some(error), StatusCode::UNPROCESSABLE_ENTITY))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
 #[derive(serde::Deserialize)]
 pub struct WebauthnPost {
-    csrf: Option<String>,
     credential: Option<String>,
 }
 
 pub async fn webauthn(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<WebauthnPost>,
+    AdmittedForm { who: mut e, form }: AdmittedForm<Enrolling, WebauthnPost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let (mut enrol, account) = enrol_or_return!(&st, &ctx);
-    let tr = ctx.tr.clone();
-    // The challenge is used once, whatever the answer.
-    let state = enrol.webauthn.take();
-    save_enrol(&st, &mut ctx, enrol.clone()).await?;
-    let (Some(pk), Some(state)) = (&st.keys.passkeys, state) else {
-        let e = FormError::new(&tr, "enrol-webauthn-failed");
-        return keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::BAD_REQUEST).await;
-    };
-    let answer = post.credential.unwrap_or_default();
-    match pk.finish_registration(&st.store, &account, &state, &answer, ctx.now).await {
-        Ok(_) => {
-            audit(&st, ctx.now, Outcome::Added, &enrol.person_id, Some(Method::Webauthn)).await;
-            enrol.added.push("webauthn".into());
-            save_enrol(&st, &mut ctx, enrol).await?;
-            Ok(Redirect::to("/activate/keys").into_response())
-        }
-        Err(keys::webauthn::WebauthnError::Store(e)) => Err(e.into()),
-        Err(e) => {
-            tracing::info!(error = %e, "security key registration refused");
-            let e = FormError::new(&tr, "enrol-webauthn-failed");
-            keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::BAD_REQUEST).await
+    let challenge = e.take_security_key_challenge(&st).await?;
+    let answer = form.credential.unwrap_or_default();
+    let added = st
+        .keys
+        .finish_security_key(&mut e.enrolment, &e.account, challenge, &answer, e.ctx.now)
+        .await?;
+    e.keep(&st).await?;
+    match added {
+        SecurityKeyAdded::Added => Ok(to_keys_page()),
+        SecurityKeyAdded::Refused => {
+            let error = FormError::new(&e.ctx.tr, "enrol-webauthn-failed");
+            keys_page(&st, &e, Some(error), StatusCode::BAD_REQUEST).await
         }
     }
 }
 
 #[derive(serde::Deserialize)]
-pub struct FinishPost {
-    csrf: Option<String>,
-}
+pub struct FinishPost {}
 
 pub async fn finish(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<FinishPost>,
+    AdmittedForm { who: mut e, .. }: AdmittedForm<Enrolling, FinishPost>,
 ) -> Result<Response, WebError> {
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let (enrol, account) = enrol_or_return!(&st, &ctx);
-    let tr = ctx.tr.clone();
-    if st.keys.active_methods(&account.id).await?.is_empty() {
-        let e = FormError::new(&tr, "enrol-need-one-key");
-        return keys_page(&st, &ctx, &enrol, &account, Some(e), StatusCode::UNPROCESSABLE_ENTITY)
-            .await;
+    let finished =
+        st.keys.finish_enrolment(&st.offices, &e.enrolment, &e.account, e.ctx.now).await?;
+    if finished == EnrolmentFinished::NeedOneKey {
+        let error = FormError::new(&e.ctx.tr, "enrol-need-one-key");
+        return keys_page(&st, &e, Some(error), StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    if let Some(reg) = &enrol.registration_id {
-        st.offices.finish(reg, &enrol.person_id).await?;
-    }
-    let Some(mut session) = ctx.session.take() else {
-        return Err(WebError::internal("no session"));
-    };
-    session.data.enrol = None;
-    ctx.save(&st, &mut session).await?;
-    if enrol.registration_id.is_none() {
+    e.end(&st).await?;
+    if finished == EnrolmentFinished::KeysAdded {
         return Ok(Redirect::to("/account").into_response());
     }
+    let tr = &e.ctx.tr;
     Ok(pages::message(
         StatusCode::OK,
-        &tr,
+        tr,
         "activate-done-title",
-        tr.t1("activate-done", "username", &account.username),
+        tr.t1("activate-done", "username", &e.account.username),
         Some("activated"),
         Some(Link { href: "/account".into(), label: tr.t("activate-login-now") }),
     ))

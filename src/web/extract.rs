@@ -3,19 +3,25 @@
 //!   address;
 //! - [`CsrfForm`]: a state-changing form, checked against the session's CSRF token before the
 //!   handler runs;
+//! - who a page is for ([`Admit`]): the office's [`Operator`], the person setting up keys
+//!   ([`Enrolling`], [`ChoosingAccount`]); [`AdmittedForm`] is their forms, CSRF-checked first;
 //! - the session cookie, written in one place ([`cookie_layer`]) whatever the handler did to the
 //!   session (created, renewed, ended).
 
 use super::{AppState, WebError};
 use crate::i18n::{self, Lang, Tr};
-use crate::session::{Session, SessionData};
+use crate::keys::enrol::EnrolmentStage;
+use crate::office::OperatorCheck;
+use crate::session::{Enrolment, Session, SessionData};
+use crate::store::Account;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -180,15 +186,6 @@ impl Ctx {
         Ok(())
     }
 
-    /// A form posted without a live session or with a wrong CSRF token changes nothing. (Forms
-    /// not yet on [`CsrfForm`].)
-    pub fn require_csrf(&self, token: Option<&str>) -> Result<(), WebError> {
-        match &self.session {
-            Some(s) if s.csrf_ok(token) => Ok(()),
-            _ => Err(session_expired(&self.tr)),
-        }
-    }
-
     /// Remembers a language picked on a page (cookie, and the session if there is one).
     pub async fn pick_language(&mut self, st: &AppState, lang: Lang) -> Result<(), WebError> {
         if let Some(mut s) = self.session.take() {
@@ -244,4 +241,214 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
 
 fn bad_form(tr: &Tr) -> WebError {
     WebError::page(StatusCode::BAD_REQUEST, tr, "error-title", "form-invalid", "invalid_form")
+}
+
+/// Who a page or a form is for, decided from the request's context and session before the
+/// handler runs; the rejection is the page (or the redirect) that says why not. `path` is the
+/// request's.
+pub trait Admit: Sized {
+    fn admit(
+        st: &AppState,
+        ctx: Ctx,
+        session: Option<Session>,
+        path: &str,
+    ) -> impl Future<Output = Result<Self, Response>> + Send;
+}
+
+/// Pages (`FromRequestParts`) for each [`Admit`]: the request's [`Ctx`], then the admission.
+macro_rules! admitted_page {
+    ($($who:ty),+) => {$(
+        impl FromRequestParts<AppState> for $who {
+            type Rejection = Response;
+
+            async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+                let mut ctx =
+                    Ctx::from_request_parts(parts, st).await.map_err(IntoResponse::into_response)?;
+                let session = ctx.session.take();
+                <$who>::admit(st, ctx, session, parts.uri.path()).await
+            }
+        }
+    )+};
+}
+
+admitted_page!(Operator, Enrolling, ChoosingAccount);
+
+/// A state-changing form from someone `W` admits: first [`CsrfForm`]'s check (a forged post
+/// changes nothing, not even the session), then `W`'s.
+pub struct AdmittedForm<W, T> {
+    pub who: W,
+    pub form: T,
+}
+
+impl<W: Admit + Send, T: DeserializeOwned + Send> FromRequest<AppState> for AdmittedForm<W, T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
+        let path = req.uri().path().to_string();
+        let CsrfForm { ctx, session, form } =
+            CsrfForm::from_request(req, st).await.map_err(IntoResponse::into_response)?;
+        let who = W::admit(st, ctx, Some(session), &path).await?;
+        Ok(AdmittedForm { who, form })
+    }
+}
+
+/// The operator of a registration office behind this browser (SPEC §7): logged in, at
+/// substantial or higher, and an operator. Otherwise: to the login (coming back here after it),
+/// or the page that says the login is too weak or not an operator's (kanidm's
+/// `https/extractors` are the model).
+pub struct Operator {
+    pub ctx: Ctx,
+    pub session: Session,
+    pub operator: crate::store::Operator,
+}
+
+impl Admit for Operator {
+    async fn admit(
+        st: &AppState,
+        mut ctx: Ctx,
+        session: Option<Session>,
+        path: &str,
+    ) -> Result<Self, Response> {
+        let login = session.as_ref().and_then(|s| s.data.login.as_ref());
+        let check =
+            st.offices.operator(login).await.map_err(|e| WebError::from(e).into_response())?;
+        match (check, session) {
+            (OperatorCheck::Operator(operator), Some(session)) => {
+                Ok(Operator { ctx, session, operator })
+            }
+            (OperatorCheck::LevelTooLow, _) => Err(super::office::level_too_low(&ctx.tr)),
+            (OperatorCheck::NotOperator, _) => Err(super::office::not_operator(&ctx.tr)),
+            (_, session) => {
+                ctx.session = session;
+                Err(log_in_first(st, &mut ctx, super::office::return_to(path))
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response))
+            }
+        }
+    }
+}
+
+/// To the login, coming back to `return_to` after it (a login waiting for an app is dropped).
+async fn log_in_first(st: &AppState, ctx: &mut Ctx, return_to: &str) -> Result<Response, WebError> {
+    let mut s = ctx.session_or_new(st).await?;
+    s.data.return_to = Some(return_to.to_string());
+    s.data.pending = None;
+    ctx.save(st, &mut s).await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+/// A person setting up keys (SPEC §7): a live enrolment in the session, and the account
+/// (username and password chosen) the keys are for. Without an enrolment: the page that says
+/// so; before the account: to the account page.
+pub struct Enrolling {
+    pub ctx: Ctx,
+    pub session: Session,
+    /// The session's enrolment, as the use cases change it ([`Enrolling::keep`] saves it).
+    pub enrolment: Enrolment,
+    pub account: Account,
+}
+
+impl Admit for Enrolling {
+    async fn admit(
+        st: &AppState,
+        ctx: Ctx,
+        session: Option<Session>,
+        _path: &str,
+    ) -> Result<Self, Response> {
+        match enrolment_stage(st, &ctx, session).await? {
+            (EnrolmentStage::Keys(account), Some((session, enrolment))) => {
+                Ok(Enrolling { ctx, session, enrolment, account })
+            }
+            (EnrolmentStage::ChoosingAccount, _) => Err(super::activate::to_account_page()),
+            _ => Err(super::activate::no_enrolment(&ctx.tr)),
+        }
+    }
+}
+
+/// A person at the first step of an activation: a live enrolment whose username and password
+/// are not chosen yet. Without an enrolment: the page that says so; after the account: to the
+/// keys.
+pub struct ChoosingAccount {
+    pub ctx: Ctx,
+    pub session: Session,
+    pub enrolment: Enrolment,
+}
+
+impl Admit for ChoosingAccount {
+    async fn admit(
+        st: &AppState,
+        ctx: Ctx,
+        session: Option<Session>,
+        _path: &str,
+    ) -> Result<Self, Response> {
+        match enrolment_stage(st, &ctx, session).await? {
+            (EnrolmentStage::ChoosingAccount, Some((session, enrolment))) => {
+                Ok(ChoosingAccount { ctx, session, enrolment })
+            }
+            (EnrolmentStage::Keys(_) | EnrolmentStage::AccountGone, _) => {
+                Err(super::activate::to_keys_page())
+            }
+            _ => Err(super::activate::no_enrolment(&ctx.tr)),
+        }
+    }
+}
+
+/// The stage of the session's enrolment, with the session and the enrolment when there is one.
+async fn enrolment_stage(
+    st: &AppState,
+    ctx: &Ctx,
+    session: Option<Session>,
+) -> Result<(EnrolmentStage, Option<(Session, Enrolment)>), Response> {
+    let enrolment = session.as_ref().and_then(|s| s.data.enrol.clone());
+    let stage = st
+        .keys
+        .enrolment_stage(enrolment.as_ref(), ctx.now)
+        .await
+        .map_err(|e| WebError::from(e).into_response())?;
+    Ok((stage, session.zip(enrolment)))
+}
+
+/// Saves `enrolment` in the session when a use case changed it.
+async fn keep_enrolment(
+    st: &AppState,
+    ctx: &Ctx,
+    session: &mut Session,
+    enrolment: &Enrolment,
+) -> Result<(), WebError> {
+    if session.data.enrol.as_ref() != Some(enrolment) {
+        session.data.enrol = Some(enrolment.clone());
+        ctx.save(st, session).await?;
+    }
+    Ok(())
+}
+
+impl Enrolling {
+    /// Keeps the enrolment's changes in the session (saved only when something changed).
+    pub async fn keep(&mut self, st: &AppState) -> Result<(), WebError> {
+        keep_enrolment(st, &self.ctx, &mut self.session, &self.enrolment).await
+    }
+
+    /// Takes the open security-key challenge out of the enrolment and saves that before the
+    /// answer is checked: a challenge is used once, whatever the answer.
+    pub async fn take_security_key_challenge(
+        &mut self,
+        st: &AppState,
+    ) -> Result<Option<serde_json::Value>, WebError> {
+        let challenge = self.enrolment.webauthn.take();
+        self.keep(st).await?;
+        Ok(challenge)
+    }
+
+    /// Ends the enrolment (finished): the session forgets it.
+    pub async fn end(&mut self, st: &AppState) -> Result<(), WebError> {
+        self.session.data.enrol = None;
+        self.ctx.save(st, &mut self.session).await
+    }
+}
+
+impl ChoosingAccount {
+    /// Keeps the enrolment's changes in the session (saved only when something changed).
+    pub async fn keep(&mut self, st: &AppState) -> Result<(), WebError> {
+        keep_enrolment(st, &self.ctx, &mut self.session, &self.enrolment).await
+    }
 }

@@ -79,7 +79,8 @@ pub async fn key_password(
     let username = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
     let tr = &ctx.tr;
-    let (status, error) = match st.keys.check_password(&username, &password, &ctx.address).await? {
+    let checked = st.keys.check_password(&username, &password, &ctx.address, ctx.now).await?;
+    let (status, error) = match checked {
         PasswordCheck::Ok { step, .. } => {
             session.data.key_step = Some(step);
             ctx.save(&st, &mut session).await?;

@@ -1,68 +1,64 @@
 //! `/office`: the registration desk (SPEC §7). Operators log in through the broker's own login
-//! pages with at least substantial; they see and act on their own office's registrations only.
+//! pages with at least substantial ([`Operator`]); they see and act on their own office's
+//! registrations only. The rules are `office::desk`'s; the handlers render its decisions.
 
+use super::extract::{AdmittedForm, Operator};
 use super::pages::{self, render, Chrome, FieldErr, Link};
 use super::{AppState, Ctx, WebError};
-use crate::assurance::AssuranceLevel;
 use crate::i18n::Tr;
 use crate::identity::Insz;
-use crate::office::{DocumentType, Issued, OfficeError, RegistrationForm};
-use crate::store::{Operator, Registration, RegistrationStatus};
+use crate::office::{DocumentType, Issued, Registered, RegistrationForm, Reissued};
+use crate::store::{Registration, RegistrationStatus};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 
 const HOME: &str = "/office";
+const REGISTER: &str = "/office/register";
 
-/// The operator behind this browser, or the response that says why there is none.
-async fn operator(
-    st: &AppState,
-    ctx: &mut Ctx,
-    here: &str,
-) -> Result<Result<Operator, Response>, WebError> {
-    let tr = ctx.tr.clone();
-    let login = ctx.session.as_ref().and_then(|s| s.data.login.clone());
-    let Some(login) = login else {
-        // Not logged in: log in first, then come back here.
-        let mut s = ctx.session_or_new(st).await?;
-        s.data.return_to = Some(here.to_string());
-        s.data.pending = None;
-        ctx.save(&st, &mut s).await?;
-        let resp = Redirect::to("/login").into_response();
-        ctx.session = Some(s);
-        return Ok(Err(resp));
-    };
-    if login.acr < AssuranceLevel::Substantial {
-        return Ok(Err(pages::message(
-            StatusCode::FORBIDDEN,
-            &tr,
-            "office-title",
-            tr.t("office-level-too-low"),
-            Some("level-too-low"),
-            Some(Link { href: "/office/login".into(), label: tr.t("office-login-again") }),
-        )));
-    }
-    match st.store.operator(&login.person_id).await? {
-        Some(op) => Ok(Ok(op)),
-        None => Ok(Err(pages::message(
-            StatusCode::FORBIDDEN,
-            &tr,
-            "office-title",
-            tr.t("office-not-operator"),
-            Some("not-operator"),
-            Some(Link { href: "/account".into(), label: tr.t("account-title") }),
-        ))),
+/// Where an operator comes back to after logging in: the register form to itself, every other
+/// office page to the list (no registration id from a URL is remembered across a login).
+pub(super) fn return_to(path: &str) -> &'static str {
+    if path == REGISTER {
+        REGISTER
+    } else {
+        HOME
     }
 }
 
-macro_rules! operator_or_return {
-    ($st:expr, $ctx:expr, $here:expr) => {
-        match operator($st, $ctx, $here).await? {
-            Ok(op) => op,
-            Err(resp) => return Ok(resp),
-        }
-    };
+fn office_message(
+    tr: &Tr,
+    status: StatusCode,
+    text_key: &str,
+    code: &'static str,
+    link: Link,
+) -> Response {
+    pages::message(status, tr, "office-title", tr.t(text_key), Some(code), Some(link))
+}
+
+/// An operator whose login is below substantial: log in again with a stronger key.
+pub(super) fn level_too_low(tr: &Tr) -> Response {
+    let again = Link { href: "/office/login".into(), label: tr.t("office-login-again") };
+    office_message(tr, StatusCode::FORBIDDEN, "office-level-too-low", "level-too-low", again)
+}
+
+/// A logged-in person who is not an operator.
+pub(super) fn not_operator(tr: &Tr) -> Response {
+    let account = Link { href: "/account".into(), label: tr.t("account-title") };
+    office_message(tr, StatusCode::FORBIDDEN, "office-not-operator", "not-operator", account)
+}
+
+fn back_home(tr: &Tr) -> Link {
+    Link { href: HOME.into(), label: tr.t("office-back") }
+}
+
+fn back_to(tr: &Tr, id: &str) -> Link {
+    Link { href: format!("/office/registrations/{id}"), label: tr.t("office-back") }
+}
+
+/// Another office's registration, or none: the same answer.
+fn not_found(tr: &Tr) -> Response {
+    office_message(tr, StatusCode::NOT_FOUND, "office-not-found", "not-found", back_home(tr))
 }
 
 fn status_text(tr: &Tr, r: &Registration, now: i64) -> String {
@@ -91,18 +87,6 @@ fn row(tr: &Tr, r: &Registration, now: i64) -> pages::RegistrationRow {
     }
 }
 
-/// Another office's registration, or none: the same answer.
-fn not_found(tr: &Tr) -> Response {
-    pages::message(
-        StatusCode::NOT_FOUND,
-        tr,
-        "office-title",
-        tr.t("office-not-found"),
-        Some("not-found"),
-        Some(Link { href: HOME.into(), label: tr.t("office-back") }),
-    )
-}
-
 /// Clears the login and logs in again, coming back to `/office` (a stronger login).
 pub async fn login(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
     let mut s = ctx.session_or_new(&st).await?;
@@ -110,37 +94,31 @@ pub async fn login(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response,
     s.data.pending = None;
     s.data.return_to = Some(HOME.into());
     ctx.save(&st, &mut s).await?;
-    let resp = Redirect::to("/login").into_response();
-    Ok(resp)
+    Ok(Redirect::to("/login").into_response())
 }
 
-pub async fn list(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
-    let op = operator_or_return!(&st, &mut ctx, HOME);
-    let now = ctx.now;
-    let tr = &ctx.tr;
-    let rows = st
-        .store
-        .registrations_of_office(&op.office, 200)
-        .await?
-        .iter()
-        .filter(|r| r.is_live(now))
-        .map(|r| row(tr, r, now))
-        .collect();
-    let page =
-        pages::OfficeList { c: Chrome::new(tr.clone(), HOME), office: op.office.clone(), rows };
-    Ok(render(StatusCode::OK, &page))
+pub async fn list(State(st): State<AppState>, op: Operator) -> Result<Response, WebError> {
+    let now = op.ctx.now;
+    let tr = &op.ctx.tr;
+    let registrations = st.offices.live_registrations(&op.operator, now).await?;
+    let rows = registrations.iter().map(|r| row(tr, r, now)).collect();
+    let office = op.operator.office.clone();
+    Ok(render(
+        StatusCode::OK,
+        &pages::OfficeList { c: Chrome::new(tr.clone(), HOME), office, rows },
+    ))
 }
 
 fn form_page(
-    tr: &Tr,
-    csrf: String,
+    op: &Operator,
     form: RegistrationForm,
     errors: Vec<FieldErr>,
     duplicate: Option<String>,
 ) -> pages::OfficeRegister {
+    let tr = &op.ctx.tr;
     pages::OfficeRegister {
-        c: Chrome::new(tr.clone(), "/office/register"),
-        csrf,
+        c: Chrome::new(tr.clone(), REGISTER),
+        csrf: op.session.csrf.clone(),
         document_types: DocumentType::ALL
             .iter()
             .map(|d| {
@@ -154,20 +132,13 @@ fn form_page(
     }
 }
 
-pub async fn register_form(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
-    let _op = operator_or_return!(&st, &mut ctx, "/office/register");
-    let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
-    let form = RegistrationForm { language: Some(ctx.tr.lang.to_string()), ..Default::default() };
-    Ok(render(StatusCode::OK, &form_page(&ctx.tr, csrf, form, Vec::new(), None)))
+pub async fn register_form(op: Operator) -> Result<Response, WebError> {
+    let form =
+        RegistrationForm { language: Some(op.ctx.tr.lang.to_string()), ..Default::default() };
+    Ok(render(StatusCode::OK, &form_page(&op, form, Vec::new(), None)))
 }
 
-#[derive(serde::Deserialize)]
-pub struct RegisterPost {
-    csrf: Option<String>,
-    #[serde(flatten)]
-    form: RegistrationForm,
-}
-
+/// The code to hand over on paper, and what to tell the person (in their language).
 fn result_page(st: &AppState, tr: &Tr, issued: &Issued) -> Response {
     let reg = &issued.registration;
     let person_tr = Tr::new(reg.lang);
@@ -193,66 +164,45 @@ fn result_page(st: &AppState, tr: &Tr, issued: &Issued) -> Response {
 
 pub async fn register(
     State(st): State<AppState>,
-    mut ctx: Ctx,
-    Form(post): Form<RegisterPost>,
+    AdmittedForm { who: op, form }: AdmittedForm<Operator, RegistrationForm>,
 ) -> Result<Response, WebError> {
-    let op = operator_or_return!(&st, &mut ctx, "/office/register");
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let tr = ctx.tr.clone();
-    let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
-    let today =
-        chrono::DateTime::from_timestamp(ctx.now, 0).map(|d| d.date_naive()).unwrap_or_default();
-    let new = match post.form.parse(today) {
-        Ok(n) => n,
-        Err(errors) => {
+    let tr = &op.ctx.tr;
+    match st.offices.register_from_form(&op.operator, &form, op.ctx.now).await? {
+        Registered::Issued(issued) => Ok(result_page(&st, tr, &issued)),
+        Registered::Invalid(errors) => {
             let errors = errors
                 .into_iter()
                 .map(|e| FieldErr { field: e.field, text: tr.t(e.key) })
                 .collect();
-            let page = form_page(&tr, csrf, post.form, errors, None);
-            return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &form_page(&op, form, errors, None)))
         }
-    };
-    match st.offices.register(&op, new).await {
-        Ok(issued) => Ok(result_page(&st, &tr, &issued)),
-        Err(OfficeError::Duplicate { existing }) => {
+        Registered::Duplicate { own } => {
             // Another office's registration is not shown; only that one exists.
-            let own = st.offices.of_office(&op, &existing).await.is_ok();
-            let page = form_page(
-                &tr,
-                csrf,
-                post.form,
-                Vec::new(),
-                Some(if own { format!("/office/registrations/{existing}") } else { String::new() }),
-            );
-            Ok(render(StatusCode::CONFLICT, &page))
+            let link = own.map(|id| format!("/office/registrations/{id}")).unwrap_or_default();
+            Ok(render(StatusCode::CONFLICT, &form_page(&op, form, Vec::new(), Some(link))))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
 pub async fn show(
     State(st): State<AppState>,
-    mut ctx: Ctx,
+    op: Operator,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let op = operator_or_return!(&st, &mut ctx, HOME);
-    let reg = match st.offices.of_office(&op, &id).await {
-        Ok(r) => r,
-        Err(OfficeError::NotFound) => return Ok(not_found(&ctx.tr)),
-        Err(e) => return Err(e.into()),
+    let tr = &op.ctx.tr;
+    let Some(reg) = st.offices.registration(&op.operator, &id).await? else {
+        return Ok(not_found(tr));
     };
-    let now = ctx.now;
-    let tr = &ctx.tr;
+    let document_type = reg.document_type.replace('_', "-");
     let page = pages::OfficeRegistration {
         c: Chrome::new(tr.clone(), HOME),
-        csrf: ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
-        r: row(tr, &reg, now),
+        csrf: op.session.csrf.clone(),
+        r: row(tr, &reg, op.ctx.now),
         birthdate: reg.birthdate.clone(),
         nationality: reg.nationality.clone(),
         document: format!(
             "{} {}",
-            tr.t(&format!("office-document-{}", reg.document_type.replace('_', "-"))),
+            tr.t(&format!("office-document-{document_type}")),
             reg.document_hint
         ),
         email: reg.email.clone(),
@@ -266,59 +216,40 @@ pub async fn show(
 
 #[derive(serde::Deserialize)]
 pub struct ReissuePost {
-    csrf: Option<String>,
     insz: Option<String>,
     revoke_keys: Option<String>,
 }
 
 pub async fn reissue(
     State(st): State<AppState>,
-    mut ctx: Ctx,
     Path(id): Path<String>,
-    Form(post): Form<ReissuePost>,
+    AdmittedForm { who: op, form }: AdmittedForm<Operator, ReissuePost>,
 ) -> Result<Response, WebError> {
-    let op = operator_or_return!(&st, &mut ctx, HOME);
-    ctx.require_csrf(post.csrf.as_deref())?;
-    let tr = ctx.tr.clone();
-    let insz = match post.insz.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(raw) => match Insz::parse(raw) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                return Ok(pages::message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &tr,
-                    "office-title",
-                    tr.t(e.message_key()),
-                    Some("insz-invalid"),
-                    Some(Link {
-                        href: format!("/office/registrations/{id}"),
-                        label: tr.t("office-back"),
-                    }),
-                ))
-            }
-        },
-        None => None,
-    };
-    let revoke = post.revoke_keys.as_deref().is_some_and(|v| !v.is_empty());
-    match st.offices.reissue(&op, &id, insz, revoke).await {
-        Ok(issued) => Ok(result_page(&st, &tr, &issued)),
-        Err(OfficeError::NotReissuable(why)) => Ok(pages::message(
-            StatusCode::CONFLICT,
-            &tr,
-            "office-title",
-            tr.t(if why == "bis-missing" { "office-bis-missing" } else { "office-not-reissuable" }),
-            Some("not-reissuable"),
-            Some(Link { href: format!("/office/registrations/{id}"), label: tr.t("office-back") }),
+    let tr = &op.ctx.tr;
+    let revoke = form.revoke_keys.as_deref().is_some_and(|v| !v.is_empty());
+    let reissued =
+        st.offices.reissue(&op.operator, &id, form.insz.as_deref(), revoke, op.ctx.now).await?;
+    let conflict = StatusCode::CONFLICT;
+    match reissued {
+        Reissued::Issued(issued) => Ok(result_page(&st, tr, &issued)),
+        Reissued::InvalidInsz(rule) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(office_message(tr, status, rule, "insz-invalid", back_to(tr, &id)))
+        }
+        Reissued::NotFound => Ok(not_found(tr)),
+        Reissued::BisMissing => Ok(office_message(
+            tr,
+            conflict,
+            "office-bis-missing",
+            "not-reissuable",
+            back_to(tr, &id),
         )),
-        Err(OfficeError::NotFound) => Ok(not_found(&tr)),
-        Err(OfficeError::Duplicate { .. }) => Ok(pages::message(
-            StatusCode::CONFLICT,
-            &tr,
-            "office-title",
-            tr.t("office-duplicate"),
-            Some("duplicate"),
-            Some(Link { href: HOME.into(), label: tr.t("office-back") }),
-        )),
-        Err(e) => Err(e.into()),
+        Reissued::Voided => {
+            let text = "office-not-reissuable";
+            Ok(office_message(tr, conflict, text, "not-reissuable", back_to(tr, &id)))
+        }
+        Reissued::Duplicate => {
+            Ok(office_message(tr, conflict, "office-duplicate", "duplicate", back_home(tr)))
+        }
     }
 }

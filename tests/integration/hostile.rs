@@ -3,7 +3,9 @@
 use crate::both_backends;
 use crate::common::*;
 use cozo_broker::admin;
+use cozo_broker::assurance::Method;
 use cozo_broker::keys::password::{self, Cost};
+use cozo_broker::store::KeyStatus;
 
 both_backends!(
     reused_code_is_refused_and_revokes_its_tokens,
@@ -443,8 +445,8 @@ async fn person_with_card(
         .unwrap();
     let account = h.store.account_by_username("anna").await.unwrap().unwrap();
     let keys = h.store.keys_of_account(&account.id).await.unwrap();
-    let id = |kind: &str| keys.iter().find(|k| k.kind == kind).unwrap().id.clone();
-    (p, card, id("totp"), id("token"))
+    let id = |kind: Method| keys.iter().find(|k| k.kind == kind).unwrap().id.clone();
+    (p, card, id(Method::Totp), id(Method::Token))
 }
 
 /// Password step of `p` in `b` (no app waiting); returns the code page.
@@ -486,8 +488,11 @@ async fn card_login(
 async fn active_kinds(s: &TestServer) -> Vec<String> {
     let account = s.handle.store.account_by_username("anna").await.unwrap().unwrap();
     let keys = s.handle.store.keys_of_account(&account.id).await.unwrap();
-    let mut kinds: Vec<String> =
-        keys.into_iter().filter(|k| k.status == "active").map(|k| k.kind).collect();
+    let mut kinds: Vec<String> = keys
+        .into_iter()
+        .filter(|k| k.status == KeyStatus::Active)
+        .map(|k| k.kind.to_string())
+        .collect();
     kinds.sort();
     kinds
 }
@@ -588,8 +593,8 @@ async fn token_card_codes_are_stored_as_hmacs_and_old_cards_keep_working(backend
         .insert_key(&cozo_broker::store::KeyRow {
             id: old_id.into(),
             account_id: account.id.clone(),
-            kind: "token".into(),
-            status: "active".into(),
+            kind: Method::Token,
+            status: KeyStatus::Active,
             secret_enc: None,
             phone: None,
             data: None,

@@ -4,6 +4,8 @@
 use crate::both_backends;
 use crate::common::*;
 use cozo_broker::admin;
+use cozo_broker::assurance::Method;
+use cozo_broker::store::{KeyStatus, RegistrationStatus};
 use reqwest::StatusCode;
 use scraper::Selector;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -18,6 +20,9 @@ both_backends!(
     unconfirmed_keys_never_log_in_and_the_last_key_stays,
     a_lost_device_is_revoked_by_the_office_and_reactivated,
     after_the_token_card_the_next_key_can_be_added,
+    forged_office_forms_change_nothing,
+    forged_activation_forms_change_nothing,
+    an_enrolment_ends_after_an_hour,
 );
 
 const OPERATOR: &str = "90010112395";
@@ -611,7 +616,7 @@ async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) 
         .await
         .unwrap()
         .into_iter()
-        .filter(|k| k.status == "active")
+        .filter(|k| k.status == KeyStatus::Active)
         .collect();
     assert_eq!(active.len(), 1, "only the card is active");
     let b = Browser::new();
@@ -858,7 +863,192 @@ async fn after_the_token_card_the_next_key_can_be_added(backend: Backend) {
     // One card was made, and it is active.
     let account = s.handle.store.account_by_username("sofia.rossi").await.unwrap().unwrap();
     let keys = s.handle.store.keys_of_account(&account.id).await.unwrap();
-    let cards: Vec<_> = keys.iter().filter(|k| k.kind == "token").collect();
+    let cards: Vec<_> = keys.iter().filter(|k| k.kind == Method::Token).collect();
     assert_eq!(cards.len(), 1);
-    assert_eq!(cards[0].status, "active");
+    assert_eq!(cards[0].status, KeyStatus::Active);
+}
+
+/// The office form's fields for Sofia (as `register` fills them), plus `extra`.
+fn registration_fields(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("insz", NEWCOMER_BIS),
+        ("family_name", "Rossi"),
+        ("given_names", "Sofia"),
+        ("birthdate", "1985-07-30"),
+        ("nationality", "it"),
+        ("document_type", "passport"),
+        ("document_number", "YA1234567"),
+        ("email", "sofia@example.it"),
+        ("mobile", "+39 333 123 4567"),
+        ("language", "en"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The key login of `p` in `b` after the chooser; returns where the browser goes next.
+async fn log_in_with_app_code(s: &TestServer, b: &Browser, p: &TestPerson) -> Option<String> {
+    let form = b.get(&s.url("/login/key")).await;
+    let code_page = b
+        .follow(
+            &s.base,
+            b.submit(
+                &s.base,
+                &form,
+                "/login/key",
+                &[("username", &p.username), ("password", &p.password)],
+            )
+            .await,
+        )
+        .await;
+    let done = b
+        .submit(&s.base, &code_page, "/login/key/code", &[("method", "totp"), ("code", &s.code(p))])
+        .await;
+    done.location()
+}
+
+async fn forged_office_forms_change_nothing(backend: Backend) {
+    let s = start(backend).await;
+    let store = &s.handle.store;
+    let desk = Browser::new();
+    let clerk = operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+
+    // Another site's form (a forged or missing token) files nothing and mails nothing.
+    for token in [Some("forged"), None] {
+        let extra: Vec<(&str, &str)> = token.map(|t| ("csrf", t)).into_iter().collect();
+        let forged = desk.post(&s.url("/office/register"), &registration_fields(&extra)).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+        assert_eq!(forged.data_error().as_deref(), Some("csrf"));
+    }
+    assert!(store.registrations_of_office("Office A", 10).await.unwrap().is_empty());
+    assert!(store.outbox(10).await.unwrap().iter().all(|m| m.channel != "mail"));
+
+    // A forged re-issue (with "revoke the keys") leaves the registration, its code and its
+    // link as they were.
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let code = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let reg_id = attr(&result, "[data-registration]", "data-registration").unwrap();
+    let before = store.registration(&reg_id).await.unwrap().unwrap();
+    let forged = desk
+        .post(
+            &s.url(&format!("/office/registrations/{reg_id}/reissue")),
+            &[("csrf".into(), "forged".into()), ("revoke_keys".into(), "on".into())],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(forged.data_error().as_deref(), Some("csrf"));
+    let after = store.registration(&reg_id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.expires_at), (before.status, before.expires_at));
+    assert_eq!(after.link_hash, before.link_hash);
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let opened = open(&s, &Browser::new(), &link, &code).await;
+    assert_eq!(opened.location().as_deref(), Some("/activate/account"), "{}", opened.body);
+
+    // Someone not logged in, with a login for an app under way: a forged office form neither
+    // drops that login nor sends it to the office afterwards.
+    let portal = s.add_client("portal-app", "portal").await;
+    let anna = s.add_person("75021500171", "anna").await;
+    let victim = Browser::new();
+    let authorize = authorize_url(&s, &portal, &pkce(), &[]);
+    let chooser = victim.follow(&s.base, victim.get(&authorize).await).await;
+    assert!(chooser.url.ends_with("/login"), "{}", chooser.url);
+    let forged = victim.post(&s.url("/office/register"), &registration_fields(&[])).await;
+    assert_eq!(forged.data_error().as_deref(), Some("csrf"));
+    let next = log_in_with_app_code(&s, &victim, &anna).await.unwrap_or_default();
+    assert!(next.starts_with(&portal.redirect_uri) && next.contains("code="), "{next}");
+
+    // A real visit to the register form without a login comes back to it after the login.
+    s.next_step();
+    let desk2 = Browser::new();
+    let first = desk2.follow(&s.base, desk2.get(&s.url("/office/register")).await).await;
+    assert!(first.url.ends_with("/login"), "{}", first.url);
+    let back = log_in_with_app_code(&s, &desk2, &clerk).await;
+    assert_eq!(back.as_deref(), Some("/office/register"));
+}
+
+async fn forged_activation_forms_change_nothing(backend: Backend) {
+    let s = start(backend).await;
+    let store = &s.handle.store;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let code = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let reg_id = attr(&result, "[data-registration]", "data-registration").unwrap();
+    let link = mailed_link(&s, "sofia@example.it").await;
+
+    // No session at all: the form is refused as forged (the CSRF check comes first).
+    let stranger = Browser::new();
+    let r = stranger.post(&s.url("/activate/keys"), &[("key".into(), "token".into())]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.data_error().as_deref(), Some("csrf"));
+    // A forged code form neither opens the link nor counts a wrong code.
+    let forged = stranger
+        .post(&s.url(&link), &[("csrf".into(), "forged".into()), ("code".into(), code.clone())])
+        .await;
+    assert_eq!(forged.data_error().as_deref(), Some("csrf"));
+    let reg = store.registration(&reg_id).await.unwrap().unwrap();
+    assert_eq!((reg.status, reg.failures), (RegistrationStatus::Issued, 0));
+
+    let person = Browser::new();
+    let opened = open(&s, &person, &link, &code).await;
+    assert_eq!(opened.location().as_deref(), Some("/activate/account"));
+    let password = "Lungo e sicuro, 2026";
+    let forged = person
+        .post(
+            &s.url("/activate/account"),
+            &[
+                ("csrf".into(), "forged".into()),
+                ("username".into(), "sofia.rossi".into()),
+                ("password".into(), password.into()),
+                ("password_confirm".into(), password.into()),
+            ],
+        )
+        .await;
+    assert_eq!(forged.data_error().as_deref(), Some("csrf"));
+    assert!(store.account_by_username("sofia.rossi").await.unwrap().is_none());
+
+    choose_account(&s, &person, "sofia.rossi", password).await;
+    let account = store.account_by_username("sofia.rossi").await.unwrap().unwrap();
+    for (path, fields) in [
+        ("/activate/keys", vec![("key", "token")]),
+        ("/activate/keys/sms", vec![("phone", "+32470000009")]),
+        ("/activate/finish", vec![]),
+    ] {
+        let mut form: Vec<(String, String)> = vec![("csrf".into(), "forged".into())];
+        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let r = person.post(&s.url(path), &form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(r.data_error().as_deref(), Some("csrf"), "{path}");
+    }
+    assert!(store.keys_of_account(&account.id).await.unwrap().is_empty(), "a key was made");
+    assert!(store.outbox(10).await.unwrap().iter().all(|m| m.channel != "sms"), "an SMS was sent");
+    let reg = store.registration(&reg_id).await.unwrap().unwrap();
+    assert_eq!(reg.status, RegistrationStatus::Opened, "finished by a forged form");
+}
+
+async fn an_enrolment_ends_after_an_hour(backend: Backend) {
+    let s = start(backend).await;
+    let desk = Browser::new();
+    operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
+    let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
+    let code = attr(&result, "[data-activation-code]", "data-activation-code").unwrap();
+    let link = mailed_link(&s, "sofia@example.it").await;
+    let person = Browser::new();
+    open(&s, &person, &link, &code).await;
+    choose_account(&s, &person, "sofia.rossi", "Lungo e sicuro, 2026").await;
+
+    // Just before the hour the keys page still opens; past it, neither the page nor its form.
+    s.handle.clock.advance(3600 - 30);
+    let keys_page = person.get(&s.url("/activate/keys")).await;
+    assert_eq!(keys_page.status, StatusCode::OK, "{}", keys_page.body);
+    s.handle.clock.advance(31);
+    let late = person.get(&s.url("/activate/keys")).await;
+    assert_eq!(late.status, StatusCode::FORBIDDEN);
+    assert_eq!(late.data_error().as_deref(), Some("no-enrolment"));
+    let post = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "token")]).await;
+    assert_eq!(post.data_error().as_deref(), Some("no-enrolment"));
+    let account = s.handle.store.account_by_username("sofia.rossi").await.unwrap().unwrap();
+    assert!(s.handle.store.keys_of_account(&account.id).await.unwrap().is_empty());
 }

@@ -131,7 +131,7 @@ async fn sms_and_token_logins_give_low_and_are_single_use(backend: Backend) {
     );
     // That position is never asked again.
     let keys = admin::list_keys(&s.handle.store, "85073003328").await.unwrap().1;
-    let token_key = keys.iter().find(|k| k.kind == "token").unwrap();
+    let token_key = keys.iter().find(|k| k.kind == cozo_broker::assurance::Method::Token).unwrap();
     let unused = s.handle.store.unused_positions(&token_key.id).await.unwrap();
     assert_eq!(unused.len(), 23);
     assert!(!unused.contains(&(pos as i64)));
