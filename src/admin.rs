@@ -274,7 +274,13 @@ pub async fn account_for(
                 .await
                 .map_err(|e| match e {
                     keys::KeyError::Invalid(rule) => {
-                        AdminError::invalid("--username", format!("rejected: {rule}"))
+                        // The password comes from COZO_PASSWORD or standard input.
+                        let key = if rule.starts_with("password") {
+                            "COZO_PASSWORD"
+                        } else {
+                            "--username"
+                        };
+                        AdminError::invalid(key, format!("rejected: {rule}"))
                     }
                     keys::KeyError::Store(s @ StoreError::Conflict(_)) => {
                         AdminError::Exists { key: "--username", source: s }
