@@ -9,6 +9,9 @@
 //! for the broker alone; the process's CPU use is printed beside it. Without `--run` (or
 //! `COZO_BENCH_EIDAS=1`) it does nothing, so that `cargo test --all-targets` may build it.
 
+// A benchmark: it stops on the first broken answer and times with the wall clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
 use cozo_broker::clock::Clock;
 use cozo_broker::config::Config;
 use idp_mocks::eidas::{self as node, EidasNodeConfig, MockEidasNode, Outcome};

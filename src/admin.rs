@@ -1,5 +1,7 @@
-//! Operator actions behind the CLI (`client`, `person`, `key`, `keys`): also used by the demo and
-//! the tests, so every path is the one operators use.
+//! Operator actions behind the CLI (`client`, `person`, `key`, `keys`, `office`, `policy`,
+//! `audit`): also used by the demo and the tests, so every path is the one operators use. The
+//! CLI (`src/cli/`) parses and renders; these functions act, through the domain modules' use
+//! cases where there is one (`keys`, `office`, `policy`, `oidc::signing`).
 
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::config::Config;
@@ -7,18 +9,63 @@ use crate::crypto::{self, MasterKey};
 use crate::identity::Insz;
 use crate::keys::{self, NewTotp};
 use crate::oidc::signing::SigningAlg;
-use crate::store::{ClientAuthMethod, ClientRow, KeyRow, Person, Store, StoreError};
+use crate::store::{
+    AuditRow, ClientAuthMethod, ClientRow, KeyRow, Person, SigningKeyRow, Store, StoreError,
+};
 
+/// Why an operator action failed. The first three are the operator's to fix (the CLI exits 2
+/// and names [`AdminError::key`]); the others are failures of the system (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0} not found")]
-    NotFound(String),
+    /// A value breaks a rule.
+    #[error("{message}")]
+    Invalid { key: String, message: String },
+    /// What the operator named does not exist.
+    #[error("{what} not found")]
+    NotFound { key: &'static str, what: String },
+    /// It exists already (a client id, a person, a username).
+    #[error("{source}")]
+    Exists {
+        key: &'static str,
+        #[source]
+        source: StoreError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] keys::KeyError),
+}
+
+impl AdminError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        AdminError::Invalid { key: key.into(), message: message.into() }
+    }
+
+    fn not_found(key: &'static str, what: impl Into<String>) -> Self {
+        AdminError::NotFound { key, what: what.into() }
+    }
+
+    /// The option or setting at fault when the operator can fix it; `None` for a failure of the
+    /// system (database, crypto).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            AdminError::Invalid { key, .. } => Some(key),
+            AdminError::NotFound { key, .. } | AdminError::Exists { key, .. } => Some(key),
+            AdminError::Store(_) | AdminError::Key(_) => None,
+        }
+    }
+
+    /// A unique-constraint violation becomes [`AdminError::Exists`] naming `key`.
+    fn exists_or(key: &'static str) -> impl Fn(StoreError) -> Self {
+        move |e| match e {
+            StoreError::Conflict(_) => AdminError::Exists { key, source: e },
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+fn parse_insz(insz: &str, key: &'static str) -> Result<Insz, AdminError> {
+    Insz::parse(insz).map_err(|e| AdminError::invalid(key, format!("{key}: {e}")))
 }
 
 #[derive(Debug, Clone)]
@@ -50,16 +97,17 @@ impl ClientSpec {
     }
 }
 
-fn check_uri(u: &str, what: &str) -> Result<(), AdminError> {
-    let url =
-        url::Url::parse(u).map_err(|_| AdminError::Invalid(format!("{what} {u} is not a URL")))?;
+fn check_uri(u: &str, key: &'static str) -> Result<(), AdminError> {
+    let url = url::Url::parse(u)
+        .map_err(|_| AdminError::invalid(key, format!("{key} {u} is not a URL")))?;
     if url.fragment().is_some() {
-        return Err(AdminError::Invalid(format!("{what} {u} must not have a fragment")));
+        return Err(AdminError::invalid(key, format!("{key} {u} must not have a fragment")));
     }
     if url.scheme() == "http" && !crate::config::is_loopback_host(&url) {
-        return Err(AdminError::Invalid(format!(
-            "{what} {u} must be https (http only on localhost)"
-        )));
+        return Err(AdminError::invalid(
+            key,
+            format!("{key} {u} must be https (http only on localhost)"),
+        ));
     }
     Ok(())
 }
@@ -75,10 +123,10 @@ pub async fn add_client(
         || spec.id.len() > 128
         || !spec.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(AdminError::Invalid("--id: letters, digits, - _ . only".into()));
+        return Err(AdminError::invalid("--id", "--id: letters, digits, - _ . only"));
     }
     if spec.redirect_uris.is_empty() {
-        return Err(AdminError::Invalid("--redirect-uri is required".into()));
+        return Err(AdminError::invalid("--redirect-uri", "--redirect-uri is required"));
     }
     for u in &spec.redirect_uris {
         check_uri(u, "--redirect-uri")?;
@@ -87,32 +135,40 @@ pub async fn add_client(
         check_uri(u, "--post-logout-redirect-uri")?;
     }
     if !policies.has(&spec.policy) {
-        return Err(AdminError::Invalid(format!(
-            "--policy {}: one of {} (files in {})",
-            spec.policy,
-            policies.names().collect::<Vec<_>>().join(", "),
-            policies.dir().display()
-        )));
+        return Err(AdminError::invalid(
+            "--policy",
+            format!(
+                "--policy {}: one of {} (files in {})",
+                spec.policy,
+                policies.names().collect::<Vec<_>>().join(", "),
+                policies.dir().display()
+            ),
+        ));
     }
     if SigningAlg::parse(&spec.id_token_alg).is_none() {
-        return Err(AdminError::Invalid("--id-token-alg: RS256, ES256 or EdDSA".into()));
+        return Err(AdminError::invalid("--id-token-alg", "--id-token-alg: RS256, ES256 or EdDSA"));
     }
     let auth_method = if spec.public { "none".to_string() } else { spec.auth_method.clone() };
     match auth_method.as_str() {
         "client_secret_basic" | "client_secret_post" | "none" => {}
         "private_key_jwt" => {
             if spec.jwks.is_none() == spec.jwks_uri.is_none() {
-                return Err(AdminError::Invalid(
-                    "private_key_jwt needs --jwks FILE or --jwks-uri URL".into(),
+                return Err(AdminError::invalid(
+                    "--jwks",
+                    "private_key_jwt needs --jwks FILE or --jwks-uri URL",
                 ));
             }
             if let Some(j) = &spec.jwks {
-                serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(j)
-                    .map_err(|e| AdminError::Invalid(format!("--jwks is not a JWK set: {e}")))?;
+                serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(j).map_err(|e| {
+                    AdminError::invalid("--jwks", format!("--jwks is not a JWK set: {e}"))
+                })?;
             }
         }
         other => {
-            return Err(AdminError::Invalid(format!("--auth-method {other} is not supported")))
+            return Err(AdminError::invalid(
+                "--auth-method",
+                format!("--auth-method {other} is not supported"),
+            ))
         }
     }
     let secret = matches!(auth_method.as_str(), "client_secret_basic" | "client_secret_post")
@@ -124,7 +180,10 @@ pub async fn add_client(
             redirect_uris: spec.redirect_uris.clone(),
             post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
             auth_method: ClientAuthMethod::parse(&auth_method).ok_or_else(|| {
-                AdminError::Invalid(format!("--auth-method {auth_method} is not supported"))
+                AdminError::invalid(
+                    "--auth-method",
+                    format!("--auth-method {auth_method} is not supported"),
+                )
             })?,
             jwks: spec.jwks.clone(),
             jwks_uri: spec.jwks_uri.clone(),
@@ -132,8 +191,28 @@ pub async fn add_client(
             policy: spec.policy.clone(),
             created_at: now,
         })
-        .await?;
+        .await
+        .map_err(AdminError::exists_or("--id"))?;
     Ok(secret)
+}
+
+/// The registered clients (`client list`).
+pub async fn clients(store: &Store) -> Result<Vec<ClientRow>, AdminError> {
+    Ok(store.clients().await?)
+}
+
+/// Removes a client (`client remove`); an unknown id is the operator's mistake.
+pub async fn remove_client(store: &Store, id: &str, now: i64) -> Result<(), AdminError> {
+    if store.remove_client(id, now).await? {
+        Ok(())
+    } else {
+        Err(AdminError::not_found("--id", format!("client {id}")))
+    }
+}
+
+/// The OpenID provider's signing keys, retired ones included (`keys list`).
+pub async fn signing_keys(store: &Store) -> Result<Vec<SigningKeyRow>, AdminError> {
+    Ok(store.signing_keys(0).await?)
 }
 
 pub async fn add_person(
@@ -144,13 +223,16 @@ pub async fn add_person(
     birthdate: Option<&str>,
     now: i64,
 ) -> Result<Person, AdminError> {
-    let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("--insz: {e}")))?;
+    let insz = parse_insz(insz, "--insz")?;
     if given_name.trim().is_empty() || family_name.trim().is_empty() {
-        return Err(AdminError::Invalid("--given-name and --family-name are required".into()));
+        return Err(AdminError::invalid(
+            "--given-name",
+            "--given-name and --family-name are required",
+        ));
     }
     if let Some(b) = birthdate {
         chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d")
-            .map_err(|_| AdminError::Invalid("--birthdate must be YYYY-MM-DD".into()))?;
+            .map_err(|_| AdminError::invalid("--birthdate", "--birthdate must be YYYY-MM-DD"))?;
     }
     let person = Person {
         id: crypto::random_token(16),
@@ -160,16 +242,17 @@ pub async fn add_person(
         birthdate: birthdate.map(str::to_string),
         created_at: now,
     };
-    store.insert_person(&person).await?;
+    store.insert_person(&person).await.map_err(AdminError::exists_or("--insz"))?;
     Ok(person)
 }
 
-async fn person(store: &Store, insz: &str) -> Result<Person, AdminError> {
-    let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("--insz: {e}")))?;
+/// The person with this INSZ (`person show`, and every `key` command).
+pub async fn person(store: &Store, insz: &str) -> Result<Person, AdminError> {
+    let insz = parse_insz(insz, "--insz")?;
     store
         .person_by_insz(&insz)
         .await?
-        .ok_or_else(|| AdminError::NotFound("person with this INSZ".into()))
+        .ok_or_else(|| AdminError::not_found("--insz", "person with this INSZ"))
 }
 
 /// The person's digital-key account, created (username + password) if they have none yet.
@@ -184,18 +267,30 @@ pub async fn account_for(
     let person = person(store, insz).await?;
     match store.account_by_person(&person.id).await? {
         Some(a) if a.username == keys::normalize_username(username) => Ok(a),
-        Some(_) => Err(AdminError::Invalid("this person's account has another username".into())),
+        Some(_) => {
+            Err(AdminError::invalid("--username", "this person's account has another username"))
+        }
         None => {
             let password = password.ok_or_else(|| {
-                AdminError::Invalid(
-                    "a new account needs a password (COZO_PASSWORD or standard input)".into(),
+                AdminError::invalid(
+                    "COZO_PASSWORD",
+                    "a new account needs a password (COZO_PASSWORD or standard input)",
                 )
             })?;
             keys::create_account(store, &cfg.login, &person.id, username, password, now)
                 .await
                 .map_err(|e| match e {
                     keys::KeyError::Invalid(rule) => {
-                        AdminError::Invalid(format!("rejected: {rule}"))
+                        // The password comes from COZO_PASSWORD or standard input.
+                        let key = if rule.starts_with("password") {
+                            "COZO_PASSWORD"
+                        } else {
+                            "--username"
+                        };
+                        AdminError::invalid(key, format!("rejected: {rule}"))
+                    }
+                    keys::KeyError::Store(s @ StoreError::Conflict(_)) => {
+                        AdminError::Exists { key: "--username", source: s }
                     }
                     other => other.into(),
                 })
@@ -229,7 +324,9 @@ pub async fn add_sms_key(
 ) -> Result<String, AdminError> {
     let account = account_for(store, cfg, insz, username, password, now).await?;
     keys::add_sms(store, &account, phone, now).await.map_err(|e| match e {
-        keys::KeyError::Invalid(_) => AdminError::Invalid("--phone: + and 8 to 15 digits".into()),
+        keys::KeyError::Invalid(_) => {
+            AdminError::invalid("--phone", "--phone: + and 8 to 15 digits")
+        }
         other => other.into(),
     })
 }
@@ -248,6 +345,7 @@ pub async fn add_token_key(
     Ok(keys::add_token(store, master, &account, now).await?)
 }
 
+/// The username and keys of the person's account (none without an account).
 pub async fn list_keys(store: &Store, insz: &str) -> Result<(String, Vec<KeyRow>), AdminError> {
     let person = person(store, insz).await?;
     let Some(account) = store.account_by_person(&person.id).await? else {
@@ -256,6 +354,7 @@ pub async fn list_keys(store: &Store, insz: &str) -> Result<(String, Vec<KeyRow>
     Ok((account.username.clone(), store.keys_of_account(&account.id).await?))
 }
 
+/// Revokes every key of the person's account; answers how many.
 pub async fn revoke_all_keys(store: &Store, insz: &str, now: i64) -> Result<u64, AdminError> {
     let person = person(store, insz).await?;
     let Some(account) = store.account_by_person(&person.id).await? else {
@@ -264,8 +363,23 @@ pub async fn revoke_all_keys(store: &Store, insz: &str, now: i64) -> Result<u64,
     Ok(store.revoke_keys_of_account(&account.id, now).await?)
 }
 
+/// What `policy check` answers: the decision a client's policy gives, the policy that decided,
+/// the reasons (message keys, and in English) and the methods that would do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyCheck {
+    pub decision: &'static str,
+    pub policy: String,
+    pub reason: String,
+    pub reasons: Vec<String>,
+    /// Every method that would satisfy the policy, whether or not this configuration offers it.
+    pub methods: Vec<String>,
+    /// The part of `methods` this configuration switches on (what the chooser would show).
+    pub offered: Vec<String>,
+}
+
 /// `cozo-broker policy check`: the decision a client's policy gives a person logging in with a
-/// method (SPEC §4), with the policy that decided, the reasons and the methods that would do.
+/// method (SPEC §4), as the policy engine makes it at a login, with the person's CoBRHA
+/// professions when the policy looks at them.
 pub async fn policy_check(
     store: &Store,
     cfg: &Config,
@@ -274,41 +388,29 @@ pub async fn policy_check(
     method: &str,
     level: Option<&str>,
     now: i64,
-) -> Result<serde_json::Value, AdminError> {
+) -> Result<PolicyCheck, AdminError> {
     use crate::assurance::{AssuranceLevel, Method};
     use crate::policy::{Decision, LoginFacts, PolicyEngine, Subject};
     let engine = PolicyEngine::load(&cfg.policy.dir)
-        .map_err(|e| AdminError::Invalid(format!("policy.dir: {e}")))?;
+        .map_err(|e| AdminError::invalid("policy.dir", format!("policy.dir: {e}")))?;
     let client = store
         .client(client_id)
         .await?
-        .ok_or_else(|| AdminError::NotFound(format!("client {client_id}")))?;
-    let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("--insz: {e}")))?;
+        .ok_or_else(|| AdminError::not_found("--client", format!("client {client_id}")))?;
+    let insz = parse_insz(insz, "--insz")?;
     let method = Method::parse(method).ok_or_else(|| {
-        AdminError::Invalid("--method: eid, totp, webauthn, sms, token, eidas, itsme, fas".into())
+        AdminError::invalid(
+            "--method",
+            "--method: eid, totp, webauthn, sms, token, eidas, itsme, fas",
+        )
     })?;
     let level = match level {
         Some(l) => AssuranceLevel::parse(l)
-            .ok_or_else(|| AdminError::Invalid("--level: low, substantial or high".into()))?,
+            .ok_or_else(|| AdminError::invalid("--level", "--level: low, substantial or high"))?,
         None => method.own_level().unwrap_or(AssuranceLevel::Low),
     };
     let professions = match (&cfg.cobrha.url, engine.needs_registry(&client.policy)) {
-        (Some(url), true) => {
-            let reg = crate::cobrha::HttpRegistry::new(
-                url.as_str(),
-                std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
-                std::time::Duration::from_secs(1),
-            )
-            .map_err(|e| AdminError::Invalid(e.to_string()))?;
-            let today = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().date_naive();
-            use crate::cobrha::Registry;
-            reg.professions(&insz).await.ok().map(|v| {
-                v.into_iter()
-                    .filter(|p| p.active_on(today))
-                    .map(|p| p.profession)
-                    .collect::<Vec<_>>()
-            })
-        }
+        (Some(url), true) => active_professions(cfg, url, &insz, now).await,
         _ => None,
     };
     let subject = Subject { insz: Some(insz.as_str().to_string()), professions };
@@ -324,7 +426,7 @@ pub async fn policy_check(
     let every = crate::policy::every_method(cfg);
     let decision = engine
         .decide(&client.policy, &client.id, &subject, Some(&facts), &every, now)
-        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        .map_err(|e| AdminError::invalid("--client", e.to_string()))?;
     let satisfying = |candidates: &[crate::policy::Candidate]| -> Result<Vec<String>, AdminError> {
         let mut names: Vec<String> = Vec::new();
         for c in candidates {
@@ -336,7 +438,7 @@ pub async fn policy_check(
             };
             let (ok, _) = engine
                 .evaluate(&client.policy, &client.id, &subject, &login)
-                .map_err(|e| AdminError::Invalid(e.to_string()))?;
+                .map_err(|e| AdminError::invalid("--client", e.to_string()))?;
             if ok && !names.iter().any(|n| n == c.method.as_str()) {
                 names.push(c.method.as_str().to_string());
             }
@@ -360,14 +462,34 @@ pub async fn policy_check(
     if !methods.is_empty() && offered.is_empty() {
         reason.push_str(" None of the methods that would satisfy it is switched on here.");
     }
-    Ok(serde_json::json!({
-        "decision": decision.name(),
-        "policy": client.policy,
-        "reason": reason,
-        "reasons": reasons,
-        "methods": methods,
-        "offered": offered,
-    }))
+    Ok(PolicyCheck {
+        decision: decision.name(),
+        policy: client.policy,
+        reason,
+        reasons,
+        methods,
+        offered,
+    })
+}
+
+/// The person's professions active on the day of `now`; `None` when CoBRHA cannot be asked
+/// (as at a login: the policy then decides without them).
+async fn active_professions(
+    cfg: &Config,
+    url: &url::Url,
+    insz: &Insz,
+    now: i64,
+) -> Option<Vec<String>> {
+    use crate::cobrha::Registry;
+    let registry = crate::cobrha::HttpRegistry::new(
+        url.as_str(),
+        std::time::Duration::from_millis(cfg.cobrha.timeout_ms),
+        std::time::Duration::from_secs(1),
+    )
+    .ok()?;
+    let today = crate::clock::to_utc(now).date_naive();
+    let list = registry.professions(insz).await.ok()?;
+    Some(list.into_iter().filter(|p| p.active_on(today)).map(|p| p.profession).collect())
 }
 
 /// Makes a known person an operator of a registration office (`office operator add`).
@@ -377,18 +499,19 @@ pub async fn add_operator(
     office: &str,
     now: i64,
 ) -> Result<crate::store::Operator, AdminError> {
-    let insz = Insz::parse(insz).map_err(|e| AdminError::Invalid(format!("insz: {e}")))?;
+    let insz = parse_insz(insz, "insz")?;
     let office = office.trim();
     if office.is_empty() || office.chars().count() > 100 {
-        return Err(AdminError::Invalid(
-            "--office: give the office's name (1 to 100 characters)".into(),
+        return Err(AdminError::invalid(
+            "--office",
+            "--office: give the office's name (1 to 100 characters)",
         ));
     }
     let person = store.person_by_insz(&insz).await?.ok_or_else(|| {
-        AdminError::NotFound(format!(
-            "person {} (add them first with `person add`)",
-            insz.formatted()
-        ))
+        AdminError::not_found(
+            "insz",
+            format!("person {} (add them first with `person add`)", insz.formatted()),
+        )
     })?;
     store.upsert_operator(&person.id, office, now).await?;
     let e = Event::new(Kind::OfficeOperator, Outcome::Added)
@@ -399,7 +522,7 @@ pub async fn add_operator(
 }
 
 /// Registers a person at an operator's office from the command line (`office register`): the
-/// same rules as the `/office/register` form.
+/// same rules and the same use case as the `/office/register` form.
 pub async fn office_register(
     offices: &crate::office::Offices,
     store: &Store,
@@ -407,31 +530,39 @@ pub async fn office_register(
     form: &crate::office::RegistrationForm,
     now: i64,
 ) -> Result<crate::office::Issued, AdminError> {
-    let insz =
-        Insz::parse(operator_insz).map_err(|e| AdminError::Invalid(format!("--operator: {e}")))?;
+    let today = crate::clock::to_utc(now).date_naive();
+    let insz = parse_insz(operator_insz, "--operator")?;
     let person = store
         .person_by_insz(&insz)
         .await?
-        .ok_or_else(|| AdminError::NotFound("operator".into()))?;
+        .ok_or_else(|| AdminError::not_found("--operator", "operator"))?;
     let op = store.operator(&person.id).await?.ok_or_else(|| {
-        AdminError::Invalid("--operator: this person is not an office operator".into())
+        AdminError::invalid("--operator", "--operator: this person is not an office operator")
     })?;
-    let new = form.parse(crate::clock::to_utc(now).date_naive()).map_err(|errs| {
-        AdminError::Invalid(
-            errs.iter()
-                .map(|e| {
-                    format!(
-                        "--{}: {}",
-                        e.field.replace('_', "-"),
-                        crate::i18n::Tr::new(crate::i18n::Lang::En).t(e.key)
-                    )
-                })
+    let new = form.parse(today).map_err(|errs| {
+        let tr = crate::i18n::Tr::new(crate::i18n::Lang::En);
+        let option = |field: &str| format!("--{}", field.replace('_', "-"));
+        AdminError::Invalid {
+            // The first field at fault; the message lists them all.
+            key: errs.first().map(|e| option(e.field)).unwrap_or_default(),
+            message: errs
+                .iter()
+                .map(|e| format!("{}: {}", option(e.field), tr.t(e.key)))
                 .collect::<Vec<_>>()
                 .join("; "),
-        )
+        }
     })?;
     offices.register(&op, new, now).await.map_err(|e| match e {
         crate::office::OfficeError::Store(s) => AdminError::Store(s),
-        other => AdminError::Invalid(other.to_string()),
+        other => AdminError::invalid("--insz", other.to_string()),
     })
+}
+
+/// Audit events, newest first (`audit export`).
+pub async fn audit_events(
+    store: &Store,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, AdminError> {
+    Ok(store.audit_events(None, since, limit).await?)
 }

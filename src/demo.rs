@@ -70,7 +70,7 @@ pub async fn run(
 
     let store = crate::open_store(&cfg).await?;
     let master = crate::master_key(&cfg)?;
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::clock::system_now();
     let policies = crate::policy::PolicyEngine::load(&cfg.policy.dir)?;
 
     // Demo clients are re-registered at every start: their secrets are only ever shown once.

@@ -16,11 +16,11 @@
 //!
 //! # Control (tests of timeouts and failures)
 //!
-//! The same as [`crate::cobrha`]: `POST /control` `{"delay_ms": N, "fail": bool}`, `GET /control`,
-//! `GET /control/stats` → `{"lookups": N}`; in process: [`MockBisRegister::set_delay`],
-//! [`MockBisRegister::set_failing`], [`MockBisRegister::lookups`], [`MockBisRegister::reset`].
-//! Every request to `/persons/…` counts as a lookup; it first waits the delay, then answers 503 if
-//! failing.
+//! The control API of every registry mock ([`crate::registry_mock`]): `POST /control`
+//! `{"delay_ms": N, "fail": bool}`, `GET /control`, `GET /control/stats` → `{"lookups": N}`; in
+//! process: [`RegistryMock::set_delay`], [`RegistryMock::set_failing`],
+//! [`RegistryMock::lookups`], [`RegistryMock::reset`]. Every request to `/persons/…` counts as
+//! a lookup; it first waits the delay, then answers 503 if failing.
 //!
 //! # Test persons
 //!
@@ -40,19 +40,9 @@
 //! | [`LUXEMBOURGER`] | `58422809493` | `Schmit` | `Marie` | 1958-02-28 | Luxembourger (eIDAS `LU_HIGH`) |
 //! | [`LUXEMBOURGER_GENDER_UNKNOWN`] | `01291708744` (month + 20) | `Schmit` | `Luc` | 2001-09-17 | Luxembourger born from 2000 on, gender unknown; no eIDAS citizen |
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::registry_mock::{self, Control};
+use crate::registry_mock::{self, Registry, RegistryMock};
 
 /// Dutch patient "Sanne de Vries", born 1985-04-12 (month + 40); eIDAS `NL_SUBSTANTIAL`.
 pub const DUTCH_PATIENT: &str = "85441204638";
@@ -102,134 +92,51 @@ pub fn test_persons() -> Vec<BisPerson> {
     ]
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    control: Arc<Control>,
-    persons: RwLock<HashMap<String, BisPerson>>,
-}
+/// The Bis register as a [`Registry`]: people by Bis number. A national register number is not
+/// in it (404), whatever the mock holds.
+#[derive(Debug)]
+pub struct BisRegister;
 
-/// The Bis register mock: a cheap handle (`Clone`) on shared state, so tests keep it to steer the
-/// server they started.
-#[derive(Clone, Debug)]
-pub struct MockBisRegister {
-    inner: Arc<Inner>,
-}
+impl Registry for BisRegister {
+    type Record = BisPerson;
+    const NAME: &'static str = "mock Bis register";
+    const LOG_NAME: &'static str = "bis_register";
+    const ROUTE: &'static str = "/persons/{bis}";
+    const INVALID: &'static str = "invalid_bis";
+    const TEST_RECORDS: &'static str = "test persons";
 
-impl Default for MockBisRegister {
-    fn default() -> Self {
-        Self::new()
+    fn insz(record: &BisPerson) -> &str {
+        &record.bis
+    }
+
+    fn test_records() -> Vec<BisPerson> {
+        test_persons()
+    }
+
+    fn answers(insz: &str, _record: &BisPerson) -> bool {
+        registry_mock::insz_is_bis(insz)
+    }
+
+    fn summary(p: &BisPerson) -> String {
+        format!("{}  {}, {}  born {}", p.bis, p.family_name, p.given_names.join(" "), p.birthdate)
     }
 }
 
-impl MockBisRegister {
-    /// A register holding the [test persons](test_persons).
-    pub fn new() -> Self {
-        let mock = MockBisRegister { inner: Arc::new(Inner::default()) };
-        for p in test_persons() {
-            mock.insert(p);
-        }
-        mock
-    }
-
-    /// Adds or replaces a person (keyed by Bis number).
-    pub fn insert(&self, person: BisPerson) {
-        self.inner
-            .persons
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(person.bis.clone(), person);
-    }
-
-    /// Removes a person; lookups of that number then answer 404.
-    pub fn remove(&self, bis: &str) -> Option<BisPerson> {
-        self.inner.persons.write().unwrap_or_else(|e| e.into_inner()).remove(bis)
-    }
-
-    /// What the register holds for `bis` (no lookup counted).
-    pub fn get(&self, bis: &str) -> Option<BisPerson> {
-        self.inner.persons.read().unwrap_or_else(|e| e.into_inner()).get(bis).cloned()
-    }
-
-    /// Every lookup waits this long before answering (0 = none).
-    pub fn set_delay(&self, delay: Duration) {
-        self.inner.control.set_delay(delay);
-    }
-
-    /// While `true`, every lookup answers 503.
-    pub fn set_failing(&self, failing: bool) {
-        self.inner.control.set_failing(failing);
-    }
-
-    /// How many lookups (`GET /persons/…`) the mock has received.
-    pub fn lookups(&self) -> u64 {
-        self.inner.control.lookups()
-    }
-
-    /// No delay, not failing, lookup counter back to 0 (the data stay).
-    pub fn reset(&self) {
-        self.inner.control.reset();
-    }
-
-    /// The mock's routes: `/persons/{bis}` and the control API.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/persons/{bis}", get(lookup))
-            .with_state(self.inner.clone())
-            .merge(registry_mock::control_router(self.inner.control.clone()))
-    }
-
-    /// Serves on `listener` until the task is dropped or the server fails.
-    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        self.serve_with_shutdown(listener, std::future::pending()).await
-    }
-
-    /// Serves on `listener` until `shutdown` completes (then finishes the requests under way).
-    pub async fn serve_with_shutdown(
-        self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        registry_mock::serve_until(self.router(), listener, shutdown, "mock Bis register").await
-    }
-}
+/// The Bis register mock, holding the [test persons](test_persons) when new.
+pub type MockBisRegister = RegistryMock<BisRegister>;
 
 /// For tests: starts a [`MockBisRegister`] with the test persons on 127.0.0.1 (free port) on a
 /// background task; answers its base URL (`http://127.0.0.1:PORT`, the `[bis_register] url`) and
 /// the handle.
 pub async fn start() -> (String, MockBisRegister) {
-    let mock = MockBisRegister::new();
-    let url = registry_mock::spawn_on_free_port(mock.router(), "mock Bis register").await;
-    (url, mock)
-}
-
-async fn lookup(State(inner): State<Arc<Inner>>, Path(bis): Path<String>) -> Response {
-    if let Err(refused) = inner.control.gate("bis_register").await {
-        return refused;
-    }
-    if !registry_mock::insz_is_valid(&bis) {
-        return registry_mock::error(StatusCode::BAD_REQUEST, "invalid_bis");
-    }
-    let found = if registry_mock::insz_is_bis(&bis) {
-        inner.persons.read().unwrap_or_else(|e| e.into_inner()).get(&bis).cloned()
-    } else {
-        None
-    };
-    match found {
-        Some(person) => {
-            tracing::debug!("Bis register lookup: found");
-            Json(person).into_response()
-        }
-        None => {
-            tracing::debug!("Bis register lookup: not found");
-            registry_mock::error(StatusCode::NOT_FOUND, "not_found")
-        }
-    }
+    registry_mock::start().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     #[test]
     fn every_bis_number_is_valid_and_matches_the_birth_date() {

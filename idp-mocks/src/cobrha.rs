@@ -21,10 +21,11 @@
 //!
 //! # Control (tests of timeouts and fail-closed behaviour)
 //!
-//! `POST /control` `{"delay_ms": N, "fail": bool}`, `GET /control`, `GET /control/stats` →
-//! `{"lookups": N}`; in process: [`MockCobrha::set_delay`], [`MockCobrha::set_failing`],
-//! [`MockCobrha::lookups`], [`MockCobrha::reset`]. Every request to `/professionals/…` counts as a
-//! lookup; it first waits the delay, then answers 503 if failing.
+//! The control API of every registry mock ([`crate::registry_mock`]): `POST /control`
+//! `{"delay_ms": N, "fail": bool}`, `GET /control`, `GET /control/stats` → `{"lookups": N}`; in
+//! process: [`RegistryMock::set_delay`], [`RegistryMock::set_failing`],
+//! [`RegistryMock::lookups`], [`RegistryMock::reset`]. Every request to `/professionals/…`
+//! counts as a lookup; it first waits the delay, then answers 503 if failing.
 //!
 //! # Test care providers
 //!
@@ -39,19 +40,9 @@
 //! | [`RETIRED_PHYSICIAN`] | `48011707146` | Dr. Marc Dubois, born 1948-01-17, retired | `PHYSICIAN` `10084238004` inactive 1974-10-01 – 2016-12-31 |
 //! | [`NOT_A_PROFESSIONAL`] | `01041821502` | Lucas Wouters, born 2001-04-18, a patient | none: 404 |
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::registry_mock::{self, Control};
+use crate::registry_mock::{self, Registry, RegistryMock};
 
 /// Profession code of a physician (doctor of medicine).
 pub const PHYSICIAN: &str = "PHYSICIAN";
@@ -178,130 +169,61 @@ pub fn nihii_is_valid(s: &str) -> bool {
     check == 97 - first6 % 97
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    control: Arc<Control>,
-    professionals: RwLock<HashMap<String, Professional>>,
-}
+/// CoBRHA as a [`Registry`]: care providers by INSZ, answered only with a profession.
+#[derive(Debug)]
+pub struct Cobrha;
 
-/// The CoBRHA mock: a cheap handle (`Clone`) on shared state, so tests keep it to steer the
-/// server they started.
-#[derive(Clone, Debug)]
-pub struct MockCobrha {
-    inner: Arc<Inner>,
-}
+impl Registry for Cobrha {
+    type Record = Professional;
+    const NAME: &'static str = "mock CoBRHA";
+    const LOG_NAME: &'static str = "cobrha";
+    const ROUTE: &'static str = "/professionals/{insz}";
+    const INVALID: &'static str = "invalid_insz";
+    const TEST_RECORDS: &'static str = "test care providers";
 
-impl Default for MockCobrha {
-    fn default() -> Self {
-        Self::new()
+    fn insz(record: &Professional) -> &str {
+        &record.insz
+    }
+
+    fn test_records() -> Vec<Professional> {
+        test_professionals()
+    }
+
+    /// A care provider with no professions is answered with 404, as CoBRHA does.
+    fn answers(_insz: &str, record: &Professional) -> bool {
+        !record.professions.is_empty()
+    }
+
+    fn summary(p: &Professional) -> String {
+        let professions: Vec<String> = p
+            .professions
+            .iter()
+            .map(|prof| {
+                let status = match prof.status {
+                    Status::Active => "active",
+                    Status::Inactive => "inactive",
+                };
+                format!("{} {} {status}", prof.profession, prof.nihii)
+            })
+            .collect();
+        format!("{}  {}", p.insz, professions.join(", "))
     }
 }
 
-impl MockCobrha {
-    /// A registry holding the [test care providers](test_professionals).
-    pub fn new() -> Self {
-        let mock = MockCobrha { inner: Arc::new(Inner::default()) };
-        for p in test_professionals() {
-            mock.insert(p);
-        }
-        mock
-    }
-
-    /// Adds or replaces a care provider (keyed by INSZ). One with no professions is answered
-    /// with 404, as CoBRHA does.
-    pub fn insert(&self, professional: Professional) {
-        self.inner
-            .professionals
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(professional.insz.clone(), professional);
-    }
-
-    /// Removes a care provider; lookups of that INSZ then answer 404.
-    pub fn remove(&self, insz: &str) -> Option<Professional> {
-        self.inner.professionals.write().unwrap_or_else(|e| e.into_inner()).remove(insz)
-    }
-
-    /// What the registry holds for `insz` (no lookup counted).
-    pub fn get(&self, insz: &str) -> Option<Professional> {
-        self.inner.professionals.read().unwrap_or_else(|e| e.into_inner()).get(insz).cloned()
-    }
-
-    /// Every lookup waits this long before answering (0 = none).
-    pub fn set_delay(&self, delay: Duration) {
-        self.inner.control.set_delay(delay);
-    }
-
-    /// While `true`, every lookup answers 503.
-    pub fn set_failing(&self, failing: bool) {
-        self.inner.control.set_failing(failing);
-    }
-
-    /// How many lookups (`GET /professionals/…`) the mock has received.
-    pub fn lookups(&self) -> u64 {
-        self.inner.control.lookups()
-    }
-
-    /// No delay, not failing, lookup counter back to 0 (the data stay).
-    pub fn reset(&self) {
-        self.inner.control.reset();
-    }
-
-    /// The mock's routes: `/professionals/{insz}` and the control API.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/professionals/{insz}", get(lookup))
-            .with_state(self.inner.clone())
-            .merge(registry_mock::control_router(self.inner.control.clone()))
-    }
-
-    /// Serves on `listener` until the task is dropped or the server fails.
-    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        self.serve_with_shutdown(listener, std::future::pending()).await
-    }
-
-    /// Serves on `listener` until `shutdown` completes (then finishes the requests under way).
-    pub async fn serve_with_shutdown(
-        self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        registry_mock::serve_until(self.router(), listener, shutdown, "mock CoBRHA").await
-    }
-}
+/// The CoBRHA mock, holding the [test care providers](test_professionals) when new.
+pub type MockCobrha = RegistryMock<Cobrha>;
 
 /// For tests: starts a [`MockCobrha`] with the test data on 127.0.0.1 (free port) on a background
 /// task; answers its base URL (`http://127.0.0.1:PORT`, the `[cobrha] url`) and the handle.
 pub async fn start() -> (String, MockCobrha) {
-    let mock = MockCobrha::new();
-    let url = registry_mock::spawn_on_free_port(mock.router(), "mock CoBRHA").await;
-    (url, mock)
-}
-
-async fn lookup(State(inner): State<Arc<Inner>>, Path(insz): Path<String>) -> Response {
-    if let Err(refused) = inner.control.gate("cobrha").await {
-        return refused;
-    }
-    if !registry_mock::insz_is_valid(&insz) {
-        return registry_mock::error(StatusCode::BAD_REQUEST, "invalid_insz");
-    }
-    let found = inner.professionals.read().unwrap_or_else(|e| e.into_inner()).get(&insz).cloned();
-    match found {
-        Some(p) if !p.professions.is_empty() => {
-            tracing::debug!(professions = p.professions.len(), "CoBRHA lookup: found");
-            Json(p).into_response()
-        }
-        _ => {
-            tracing::debug!("CoBRHA lookup: not found");
-            registry_mock::error(StatusCode::NOT_FOUND, "not_found")
-        }
-    }
+    registry_mock::start().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     /// Every test person's INSZ with their birth date and whether it is a Bis number.
     const PEOPLE: &[(&str, &str, bool)] = &[

@@ -4,4 +4,4 @@ pub mod demo_app;
 pub mod eid_ca;
 pub mod eidas;
 pub mod fas;
-mod registry_mock;
+pub mod registry_mock;

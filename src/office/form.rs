@@ -3,6 +3,12 @@
 
 use crate::identity::{Insz, InszError};
 
+/// Birth dates before this are typing errors.
+const EARLIEST_BIRTHDATE: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MIN,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentType {
     Passport,
@@ -111,7 +117,7 @@ impl RegistrationForm {
         }
         let birthdate = chrono::NaiveDate::parse_from_str(&trimmed(&self.birthdate), "%Y-%m-%d")
             .ok()
-            .filter(|d| *d <= today && *d > chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap());
+            .filter(|d| *d <= today && *d > EARLIEST_BIRTHDATE);
         if birthdate.is_none() {
             err("birthdate", "office-birthdate-invalid");
         }

@@ -95,27 +95,6 @@ pub async fn enter_app_code(c: &Client, code: &str) {
     press_enter(c, &f).await;
 }
 
-pub async fn last_sms(s: &TestServer, to: &str) -> String {
-    let msgs = s.handle.store.outbox(100).await.unwrap();
-    let m = msgs
-        .iter()
-        .filter(|m| m.channel == "sms" && m.recipient == to)
-        .max_by_key(|m| m.created_at)
-        .expect("an SMS");
-    m.body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_string()
-}
-
-pub async fn mailed_link(s: &TestServer, email: &str) -> String {
-    let mails = s.handle.store.outbox(100).await.unwrap();
-    let mail = mails
-        .iter()
-        .filter(|m| m.channel == "mail" && m.recipient == email)
-        .max_by_key(|m| m.created_at)
-        .expect("an activation mail");
-    let start = mail.body.find("/activate/").expect("a link in the mail");
-    mail.body[start..].split_whitespace().next().unwrap().to_string()
-}
-
 /// (a) Demo app → chooser → digital key (password + app code) → back in the app, claims shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demo_app_to_a_key_login_and_back() {
@@ -261,7 +240,7 @@ async fn b_office_registration_to_activation_with_the_qr_code_to_a_login() {
         assert_eq!(phone.prop("value").await.unwrap().as_deref(), Some("+393331234567"));
         press_enter(&c, &phone).await;
         page_ok(&c, Some("en"), "activation: SMS key, code sent").await;
-        let f = type_in(&c, "#code", &last_sms(&s, "+393331234567").await).await;
+        let f = type_in(&c, "#code", &last_sms_code(&s, "+393331234567").await).await;
         press_enter(&c, &f).await;
         assert_eq!(path(&c).await, "/activate/keys");
         add_key(&c, "token").await;
@@ -355,9 +334,7 @@ async fn c_webauthn_security_key_registered_at_activation_then_used_to_log_in() 
 async fn e_sms_login_then_ehealth_steps_up_to_the_app_code() {
     let s = broker_with(|_| {}).await;
     let p = s.add_person("85073003328", "anna").await;
-    admin::add_sms_key(&s.handle.store, &s.handle.cfg, "85073003328", "anna", None, PHONE, s.now())
-        .await
-        .unwrap();
+    s.add_sms_key(&p, PHONE).await;
     let demo =
         demo_app(&s, &[("portal", "portal", "Portal"), ("ehealth", "ehealth", "eHealth")]).await;
     with_chrome(1000, "en", |c| async move {
@@ -368,7 +345,7 @@ async fn e_sms_login_then_ehealth_steps_up_to_the_app_code() {
         let f = find(&c, "#code").await;
         press_enter(&c, &f).await;
         page_ok(&c, Some("en"), "code entry: SMS sent").await;
-        let f = type_in(&c, "#code", &last_sms(&s, PHONE).await).await;
+        let f = type_in(&c, "#code", &last_sms_code(&s, PHONE).await).await;
         press_enter(&c, &f).await;
         wait_path(&c, "/portal/callback").await;
         assert_eq!(claim(&c, "amr").await, r#"["pwd","sms"]"#);
@@ -398,23 +375,8 @@ async fn e_sms_login_then_ehealth_steps_up_to_the_app_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d_eidas_digid_first_login_links_the_bis_number() {
     use idp_mocks::bis_register;
-    use idp_mocks::eidas::{self as node, EidasNodeConfig};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://localhost:{}", listener.local_addr().unwrap().port());
-    let (_, eidas) = node::start(EidasNodeConfig {
-        sp_metadata_url: Some(format!("{public}/saml/eidas/metadata")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let (bis_url, _bis) = bis_register::start().await;
-    let metadata = eidas.metadata_url();
-    let s = TestServer::start_on(Backend::Sqlite, listener, |cfg| {
-        cfg.server.public_url = url::Url::parse(&public).unwrap();
-        cfg.eidas.node_metadata = Some(metadata);
-        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
-    })
-    .await;
+    use idp_mocks::eidas as node;
+    let WithEidas { s, .. } = start_with_eidas(Backend::Sqlite).await;
     let citizen = node::citizen("nl-substantial").unwrap();
     let demo = demo_app(&s, &[("portal", "portal", "Portal")]).await;
     with_chrome(1000, "en", |c| async move {
@@ -451,24 +413,7 @@ async fn d_eidas_digid_first_login_links_the_bis_number() {
 /// Only WebAuthn needs JavaScript, and its pages say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f_without_javascript_forms_and_the_saml_post_button_work() {
-    use idp_mocks::bis_register;
-    use idp_mocks::eidas::{self as node, EidasNodeConfig};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://localhost:{}", listener.local_addr().unwrap().port());
-    let (_, eidas) = node::start(EidasNodeConfig {
-        sp_metadata_url: Some(format!("{public}/saml/eidas/metadata")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let (bis_url, _bis) = bis_register::start().await;
-    let metadata = eidas.metadata_url();
-    let s = TestServer::start_on(Backend::Sqlite, listener, |cfg| {
-        cfg.server.public_url = url::Url::parse(&public).unwrap();
-        cfg.eidas.node_metadata = Some(metadata);
-        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
-    })
-    .await;
+    let WithEidas { s, .. } = start_with_eidas(Backend::Sqlite).await;
     let p = s.add_person("85073003328", "anna").await;
     let demo = demo_app(&s, &[("portal", "portal", "Portal")]).await;
     with_chrome(1000, "en", |c| async move {

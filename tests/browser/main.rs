@@ -13,6 +13,9 @@
 //! Backend: SQLite only; PostgreSQL is covered by the same flows over HTTP in tests/integration.
 //! Chromium or chromedriver missing fails these tests (scripts/deps.sh installs both).
 
+// Test code: a failing unwrap is a failing test, and tests read the wall clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
 #[path = "../integration/common.rs"]
 #[allow(dead_code, unused_imports)]
 mod common;

@@ -8,8 +8,6 @@ use crate::common::*;
 use crate::journeys::*;
 use cozo_broker::admin;
 use fantoccini::Client;
-use idp_mocks::bis_register;
-use idp_mocks::eidas::{self as node, EidasNodeConfig};
 use serde_json::json;
 
 const WIDTH: u32 = 800;
@@ -55,27 +53,9 @@ async fn code_page(c: &Client, user: &str, password: &str) {
 }
 
 async fn render(lang: &'static str) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let public = format!("http://localhost:{port}");
-    let (_, eidas) = node::start(EidasNodeConfig {
-        sp_metadata_url: Some(format!("{public}/saml/eidas/metadata")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let (bis_url, _bis) = bis_register::start().await;
-    let metadata = eidas.metadata_url();
-    let s = TestServer::start_on(Backend::Sqlite, listener, |cfg| {
-        cfg.server.public_url = url::Url::parse(&public).unwrap();
-        cfg.eidas.node_metadata = Some(metadata);
-        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
-    })
-    .await;
+    let WithEidas { s, .. } = start_with_eidas(Backend::Sqlite).await;
     let p = s.add_person("85073003328", "anna").await;
-    admin::add_sms_key(&s.handle.store, &s.handle.cfg, &p.insz, "anna", None, PHONE, s.now())
-        .await
-        .unwrap();
+    s.add_sms_key(&p, PHONE).await;
     let demo =
         demo_app(&s, &[("portal", "portal", "Portal"), ("ehealth", "ehealth", "eHealth")]).await;
     with_chrome(WIDTH, "en", |c| async move {
@@ -94,7 +74,7 @@ async fn render(lang: &'static str) {
         choose(&c, "#method-sms").await;
         let f = find(&c, "#code").await;
         press_enter(&c, &f).await;
-        let f = type_in(&c, "#code", &last_sms(&s, PHONE).await).await;
+        let f = type_in(&c, "#code", &last_sms_code(&s, PHONE).await).await;
         press_enter(&c, &f).await;
         wait_path(&c, "/portal/callback").await;
         s.handle.clock.advance(40);

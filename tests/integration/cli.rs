@@ -17,6 +17,55 @@ async fn bad_config_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The one JSON object an error prints on standard error with `--json` (nothing else there, and
+/// nothing on standard output).
+fn json_error(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"))
+}
+
+#[tokio::test]
+async fn errors_with_json_are_one_json_object_with_the_same_exit_code() {
+    // A configuration error names the setting (exit 2).
+    let out =
+        bin().args(["migrate", "--json"]).env("COZO_SERVER__LISTEN", "nowhere").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = json_error(&out);
+    assert_eq!(e["key"], "server.listen", "{e}");
+    assert!(e["error"].as_str().unwrap().contains("server.listen"), "{e}");
+    // A usage error clap finds: an unknown subcommand, a missing option (exit 2).
+    let out = bin().args(["client", "frobnicate", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = json_error(&out);
+    assert_eq!(e["key"], "frobnicate", "{e}");
+    let out = bin().args(["--json", "person", "show"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_error(&out)["key"], "--insz");
+    // A value the command refuses, before any database is opened.
+    let out = bin().args(["totp-code", "not base32!", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_error(&out)["key"], "secret");
+    // A runtime failure (the database cannot be created): exit 1, no key.
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let out = bin()
+        .args(["person", "show", "--insz", "85073003328", "--json"])
+        .env("COZO_DATABASE__URL", format!("sqlite://{}/db.sqlite", not_a_dir.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = json_error(&out);
+    assert!(e["key"].is_null(), "{e}");
+    assert!(!e["error"].as_str().unwrap().is_empty());
+    // Without --json, the same failures stay plain text.
+    let out = bin().args(["client", "frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stderr).is_err());
+}
+
 async fn scripted_first_login(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(backend, dir.path()).await;
@@ -56,18 +105,27 @@ async fn scripted_first_login(backend: Backend) {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["client_id"], "APP");
     assert_eq!(v["client_secret"].as_str().unwrap().len(), 43);
-    // Again: a conflict is a usage error.
-    let (code, _, _) = run(
+    // Again: a conflict is a usage error, naming the option (one JSON object with --json).
+    let (code, out, err) = run(
         &["client", "add", "--id", "APP", "--redirect-uri", "http://localhost:9/cb", "--json"],
         None,
     );
     assert_eq!(code, Some(2));
+    assert!(out.is_empty(), "{out}");
+    let e: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(e["key"], "--id", "{e}");
+    assert!(e["error"].as_str().unwrap().contains("already exists"), "{e}");
     let (code, _, err) = run(
         &["person", "add", "--insz", "85073003329", "--given-name", "A", "--family-name", "B"],
         None,
     );
     assert_eq!(code, Some(2), "invalid INSZ");
     assert!(err.contains("check digits"), "{err}");
+    let (code, _, err) = run(&["person", "show", "--insz", "85073003329", "--json"], None);
+    assert_eq!(code, Some(2));
+    let e: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(e["key"], "--insz", "{e}");
+    assert!(e["error"].as_str().unwrap().contains("check digits"), "{e}");
     let (code, _, err) = run(
         &[
             "person",

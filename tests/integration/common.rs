@@ -158,6 +158,22 @@ impl TestServer {
         }
     }
 
+    /// An SMS key on the person's account.
+    pub async fn add_sms_key(&self, p: &TestPerson, phone: &str) {
+        let (h, now) = (&self.handle, self.now());
+        admin::add_sms_key(&h.store, &h.cfg, &p.insz, &p.username, None, phone, now)
+            .await
+            .expect("sms key");
+    }
+
+    /// A token card on the person's account: its codes by position.
+    pub async fn add_token_key(&self, p: &TestPerson) -> std::collections::BTreeMap<i64, String> {
+        let (h, now) = (&self.handle, self.now());
+        admin::add_token_key(&h.store, &h.master, &h.cfg, &p.insz, &p.username, None, now)
+            .await
+            .expect("token key")
+    }
+
     /// The TOTP code for the server's current time.
     pub fn code(&self, p: &TestPerson) -> String {
         cozo_broker::keys::totp::code_at(&p.secret, self.now())
@@ -325,7 +341,18 @@ pub fn authorize_url(
     pkce: &Pkce,
     extra: &[(&str, &str)],
 ) -> String {
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    authorize_url_at(&server.base, client, pkce, extra)
+}
+
+/// An authorization request of `client` to the broker at `base` (a server, or a proxy in front
+/// of several); `extra` parameters replace the defaults.
+pub fn authorize_url_at(
+    base: &str,
+    client: &TestClient,
+    pkce: &Pkce,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -353,6 +380,85 @@ pub fn query(location: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(location).unwrap().query_pairs().into_owned().collect()
 }
 
+/// Who logs in with a digital key: a [`TestPerson`], or `(username, password)` as typed.
+pub trait Credentials {
+    fn username(&self) -> &str;
+    fn password(&self) -> &str;
+}
+
+impl Credentials for TestPerson {
+    fn username(&self) -> &str {
+        &self.username
+    }
+    fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl Credentials for (&str, &str) {
+    fn username(&self) -> &str {
+        self.0
+    }
+    fn password(&self) -> &str {
+        self.1
+    }
+}
+
+/// Submits username and password on `/login/key` of the broker at `base` (a server, or a proxy
+/// in front of several); returns the answer, not followed (a redirect to the code page when the
+/// password is right).
+pub async fn submit_password(base: &str, b: &Browser, who: &impl Credentials) -> Page {
+    let form = b.follow(base, b.get(&format!("{base}/login/key")).await).await;
+    let fields = [("username", who.username()), ("password", who.password())];
+    b.submit(base, &form, "/login/key", &fields).await
+}
+
+/// The password step of a key login in `b`: the page it leads to (the code page when right).
+pub async fn password_step(s: &TestServer, b: &Browser, who: &impl Credentials) -> Page {
+    b.follow(&s.base, submit_password(&s.base, b, who).await).await
+}
+
+/// Up to the code page of a key login for the authorization request at `authorize`.
+pub async fn to_code_page(
+    s: &TestServer,
+    b: &Browser,
+    authorize: &str,
+    who: &impl Credentials,
+) -> Page {
+    let chooser = b.follow(&s.base, b.get(authorize).await).await;
+    assert!(chooser.url.ends_with("/login"), "{} {}", chooser.url, chooser.body);
+    password_step(s, b, who).await
+}
+
+/// Submits an app code (TOTP) on the code page; returns the answer, not followed.
+pub async fn submit_totp(base: &str, b: &Browser, code_page: &Page, code: &str) -> Page {
+    b.submit(base, code_page, "/login/key/code", &[("method", "totp"), ("code", code)]).await
+}
+
+/// A key login (password, then the app code) at `base` from an authorization request; returns
+/// the redirect to the client (with the code). `between` runs once the password is accepted,
+/// before the code page is fetched; the app code is asked of `code` after it (it may move time).
+pub async fn key_login_via(
+    base: &str,
+    b: &Browser,
+    authorize: &str,
+    who: &impl Credentials,
+    between: impl AsyncFnOnce(),
+    code: impl FnOnce() -> String,
+) -> String {
+    let chooser = b.follow(base, b.get(authorize).await).await;
+    assert_eq!(chooser.status, StatusCode::OK, "chooser: {}", chooser.body);
+    assert!(chooser.url.ends_with("/login"), "{} {}", chooser.url, chooser.body);
+    let after_pw = submit_password(base, b, who).await;
+    assert_eq!(after_pw.status, StatusCode::SEE_OTHER, "password step: {}", after_pw.body);
+    between().await;
+    let code_page = b.follow(base, after_pw).await;
+    assert_eq!(code_page.status, StatusCode::OK, "code page: {}", code_page.body);
+    let done = b.follow(base, submit_totp(base, b, &code_page, &code()).await).await;
+    done.location()
+        .unwrap_or_else(|| panic!("no redirect to the client: {} {}", done.status, done.body))
+}
+
 /// Logs in through the key pages from an authorization request; returns the redirect to the
 /// client (with the code).
 pub async fn key_login(
@@ -361,31 +467,56 @@ pub async fn key_login(
     authorize: &str,
     p: &TestPerson,
 ) -> String {
-    let page = b.follow(&server.base, b.get(authorize).await).await;
-    assert_eq!(page.status, StatusCode::OK, "chooser: {}", page.body);
-    assert!(page.url.ends_with("/login"), "{}", page.url);
-    let form = b.follow(&server.base, b.get(&server.url("/login/key")).await).await;
-    let after_pw = b
-        .submit(
-            &server.base,
-            &form,
-            "/login/key",
-            &[("username", &p.username), ("password", &p.password)],
-        )
-        .await;
-    let code_page = b.follow(&server.base, after_pw).await;
-    assert_eq!(code_page.status, StatusCode::OK, "code page: {}", code_page.body);
-    let done = b
-        .submit(
-            &server.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &server.code(p))],
-        )
-        .await;
-    let done = b.follow(&server.base, done).await;
-    done.location()
-        .unwrap_or_else(|| panic!("no redirect to the client: {} {}", done.status, done.body))
+    key_login_via(&server.base, b, authorize, p, async || {}, || server.code(p)).await
+}
+
+/// The code in the newest SMS to `to` (the outbox lists the newest first).
+pub async fn last_sms_code(s: &TestServer, to: &str) -> String {
+    let msgs = s.handle.store.outbox(100).await.unwrap();
+    let m = msgs.iter().find(|m| m.channel == "sms" && m.recipient == to).expect("an SMS");
+    let codes: Vec<&str> =
+        m.body.split(|c: char| !c.is_ascii_digit()).filter(|w| w.len() == 6).collect();
+    assert_eq!(codes.len(), 1, "exactly one 6-digit number in {}", m.body);
+    codes[0].to_string()
+}
+
+/// The activation link in the newest mail to `email`, as a path on the broker.
+pub async fn mailed_link(s: &TestServer, email: &str) -> String {
+    let mails = s.handle.store.outbox(100).await.unwrap();
+    let mail = mails
+        .iter()
+        .find(|m| m.channel == "mail" && m.recipient == email)
+        .expect("an activation mail");
+    let start = mail.body.find("/activate/").expect("a link in the mail");
+    mail.body[start..].split_whitespace().next().unwrap().to_string()
+}
+
+/// A broker on `http://localhost:PORT` (a domain name: WebAuthn needs one) with a mock eIDAS
+/// node and a mock Bis register (which serves on its own task).
+pub struct WithEidas {
+    pub s: TestServer,
+    pub node: idp_mocks::eidas::MockEidasNode,
+}
+
+pub async fn start_with_eidas(backend: Backend) -> WithEidas {
+    use idp_mocks::eidas::{self as node, EidasNodeConfig};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let (_, node) = node::start(EidasNodeConfig {
+        sp_metadata_url: Some(format!("{public}/saml/eidas/metadata")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (bis_url, _) = idp_mocks::bis_register::start().await;
+    let metadata = node.metadata_url();
+    let s = TestServer::start_on(backend, listener, |cfg| {
+        cfg.server.public_url = url::Url::parse(&public).unwrap();
+        cfg.eidas.node_metadata = Some(metadata);
+        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    })
+    .await;
+    WithEidas { s, node }
 }
 
 /// Exchanges a code at the token endpoint with client_secret_basic.

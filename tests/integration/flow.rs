@@ -442,19 +442,8 @@ async fn account_page_shows_login_history(backend: Backend) {
     let p = s.add_person("85073003328", "anna").await;
     let b = Browser::new();
     // Direct login (no app waiting) ends on the account page.
-    let form = b.follow(&s.base, b.get(&s.url("/login/key")).await).await;
-    let r = b
-        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
-        .await;
-    let code_page = b.follow(&s.base, r).await;
-    let done = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&p))],
-        )
-        .await;
+    let code_page = password_step(&s, &b, &p).await;
+    let done = submit_totp(&s.base, &b, &code_page, &s.code(&p)).await;
     assert_eq!(done.location().unwrap(), "/account");
     let account = b.get(&s.url("/account")).await;
     assert_eq!(account.status, 200);

@@ -449,20 +449,6 @@ async fn person_with_card(
     (p, card, id(Method::Totp), id(Method::Token))
 }
 
-/// Password step of `p` in `b` (no app waiting); returns the code page.
-async fn password_step(s: &TestServer, b: &Browser, p: &TestPerson) -> Page {
-    let form = start_key_login(s, b).await;
-    let r = b
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", &p.username), ("password", &p.password)],
-        )
-        .await;
-    b.follow(&s.base, r).await
-}
-
 /// Logs in with the card at the position the broker asks; returns the answer.
 async fn card_login(
     s: &TestServer,
@@ -523,14 +509,7 @@ async fn a_stolen_session_cannot_remove_a_key(backend: Backend) {
     s.next_step();
     let b = Browser::new();
     let code_page = password_step(&s, &b, &p).await;
-    let done = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&p))],
-        )
-        .await;
+    let done = submit_totp(&s.base, &b, &code_page, &s.code(&p)).await;
     assert_eq!(done.location().as_deref(), Some("/account"), "{}", done.body);
     s.handle.clock.advance(11 * 60);
     let account = b.get(&s.url("/account")).await;
@@ -549,14 +528,7 @@ async fn a_stolen_session_cannot_remove_a_key(backend: Backend) {
     assert!(again.url.ends_with("/login"), "{}", again.url);
     s.next_step();
     let code_page = password_step(&s, &b, &p).await;
-    let done = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&p))],
-        )
-        .await;
+    let done = submit_totp(&s.base, &b, &code_page, &s.code(&p)).await;
     assert_eq!(done.location().as_deref(), Some("/account"), "{}", done.body);
     let account = b.get(&s.url("/account")).await;
     let removed =

@@ -5,8 +5,7 @@
 
 use crate::common::*;
 use cozo_broker::admin;
-use idp_mocks::bis_register;
-use idp_mocks::eidas::{self as node, EidasNodeConfig, Outcome};
+use idp_mocks::eidas::{self as node, Outcome};
 use scraper::{Html, Selector};
 
 /// `key = value` pairs of a Fluent file (continuation lines joined).
@@ -133,38 +132,13 @@ async fn german_pages_have_no_english_and_the_language_sticks() {
 }
 
 async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // A domain name, not an address: WebAuthn (the security-key page) needs one.
-    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
-    let (_, eidas) = node::start(EidasNodeConfig {
-        sp_metadata_url: Some(format!("{base}/saml/eidas/metadata")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let (bis_url, _bis) = bis_register::start().await;
-    let metadata = eidas.metadata_url();
-    let s = TestServer::start_on(Backend::Sqlite, listener, |cfg| {
-        cfg.server.public_url = url::Url::parse(&base).unwrap();
-        cfg.eidas.node_metadata = Some(metadata);
-        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
-    })
-    .await;
+    let WithEidas { s, node: eidas, .. } = start_with_eidas(Backend::Sqlite).await;
     let mut ck = Checked { lang, english: english_only(lang), pages: 0 };
     let portal = s.add_client("portal", "portal").await;
     let ehealth = s.add_client("ehealth-app", "ehealth").await;
     let p = s.add_person("85073003328", "anna").await;
-    admin::add_sms_key(
-        &s.handle.store,
-        &s.handle.cfg,
-        &p.insz,
-        "anna",
-        None,
-        "+32470123456",
-        s.now(),
-    )
-    .await
-    .unwrap();
+    s.add_sms_key(&p, "+32470123456").await;
 
     // The person picks the language once (the browser itself asks for English).
     let b = Browser::new();
@@ -183,26 +157,14 @@ async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
         .await;
     assert_eq!(wrong.data_error().as_deref(), Some("wrong-credentials"));
     ck.page("key login, wrong password", &Page { status: reqwest::StatusCode::OK, ..wrong });
-    let code_page = b
-        .follow(
-            &s.base,
-            b.submit(
-                &s.base,
-                &form,
-                "/login/key",
-                &[("username", "anna"), ("password", &p.password)],
-            )
-            .await,
-        )
-        .await;
+    let code_page = password_step(&s, &b, &p).await;
     ck.page("code entry", &code_page);
     let sent =
         b.submit(&s.base, &code_page, "/login/key/code", &[("method", "sms"), ("code", "")]).await;
     ck.page("code entry, SMS sent", &sent);
-    let msgs = s.handle.store.outbox(1).await.unwrap();
-    let sms = msgs[0].body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap();
+    let sms = last_sms_code(&s, "+32470123456").await;
     let done =
-        b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", sms)]).await;
+        b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", &sms)]).await;
     assert!(done.location().unwrap().starts_with(&portal.redirect_uri));
     s.handle.clock.advance(40);
     // Step-up for eHealth: the reason in the person's language.
@@ -249,22 +211,9 @@ async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
     admin::add_operator(&s.handle.store, "90010112395", "Loket A", s.now()).await.unwrap();
     desk.get(&s.url(&format!("/lang/{lang}"))).await;
     desk.follow(&s.base, desk.get(&s.url("/office")).await).await;
-    let form = desk.get(&s.url("/login/key")).await;
-    let cp = desk
-        .follow(
-            &s.base,
-            desk.submit(
-                &s.base,
-                &form,
-                "/login/key",
-                &[("username", "clerk"), ("password", &op.password)],
-            )
-            .await,
-        )
-        .await;
+    let cp = password_step(&s, &desk, &op).await;
     s.next_step();
-    desk.submit(&s.base, &cp, "/login/key/code", &[("method", "totp"), ("code", &s.code(&op))])
-        .await;
+    submit_totp(&s.base, &desk, &cp, &s.code(&op)).await;
     ck.page("office list", &desk.get(&s.url("/office")).await);
     let reg = desk.get(&s.url("/office/register")).await;
     ck.page("office registration", &reg);
@@ -296,10 +245,7 @@ async fn pages_have_no_english_and_the_language_sticks(lang: &'static str) {
     fields.clear();
 
     // Activation, in the language the office chose for the person (no cookie yet).
-    let mails = s.handle.store.outbox(100).await.unwrap();
-    let mail = mails.iter().find(|m| m.recipient == "els@example.be").unwrap();
-    let start = mail.body.find("/activate/").unwrap();
-    let link = mail.body[start..].split_whitespace().next().unwrap().to_string();
+    let link = mailed_link(&s, "els@example.be").await;
     let person = Browser::new();
     person.get(&s.url(&format!("/lang/{lang}"))).await;
     let first = person.get(&s.url(&link)).await;

@@ -1,6 +1,9 @@
 //! Integration tests: the real broker on a random port, driven over HTTP like a browser and like
 //! an app, on SQLite and on PostgreSQL.
 
+// Test code: a failing unwrap is a failing test, and tests read the wall clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
 mod caches;
 mod cli;
 mod common;

@@ -47,9 +47,7 @@ async fn logins_grants_upstreams_and_backlog_are_counted(backend: Backend) {
     // The same code again: invalid_grant.
     assert_eq!(exchange(&s, &c, &code, &pk.verifier).await.status(), 400);
     // A wrong password.
-    let form = b.follow(&s.base, b.get(&s.url("/login/key")).await).await;
-    let wrong =
-        b.submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", "nope")]).await;
+    let wrong = submit_password(&s.base, &b, &("anna", "nope")).await;
     assert_eq!(wrong.status, 401);
     // A message waiting in the outbox (no gateway configured: it stays).
     s.handle

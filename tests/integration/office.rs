@@ -57,27 +57,8 @@ async fn operator_logged_in(
     admin::add_operator(&s.handle.store, insz, office, s.now()).await.unwrap();
     let first = b.follow(&s.base, b.get(&s.url("/office")).await).await;
     assert!(first.url.ends_with("/login"), "not sent to log in: {}", first.url);
-    let form = b.get(&s.url("/login/key")).await;
-    let code_page = b
-        .follow(
-            &s.base,
-            b.submit(
-                &s.base,
-                &form,
-                "/login/key",
-                &[("username", user), ("password", &op.password)],
-            )
-            .await,
-        )
-        .await;
-    let back = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&op))],
-        )
-        .await;
+    let code_page = password_step(s, b, &op).await;
+    let back = submit_totp(&s.base, b, &code_page, &s.code(&op)).await;
     assert_eq!(back.location().as_deref(), Some("/office"), "{}", back.body);
     s.next_step();
     op
@@ -106,24 +87,6 @@ async fn register(s: &TestServer, b: &Browser, insz: &str, email: &str) -> Page 
     .await
 }
 
-/// The activation link mailed to `email` (the newest), as a path on the broker.
-async fn mailed_link(s: &TestServer, email: &str) -> String {
-    let mails = s.handle.store.outbox(100).await.unwrap();
-    let mail = mails
-        .iter()
-        .filter(|m| m.channel == "mail" && m.recipient == email)
-        .max_by_key(|m| m.created_at)
-        .expect("an activation mail");
-    let start = mail.body.find("/activate/").expect("a link in the mail");
-    mail.body[start..].split_whitespace().next().unwrap().to_string()
-}
-
-async fn last_sms(s: &TestServer, to: &str) -> String {
-    let msgs = s.handle.store.outbox(100).await.unwrap();
-    let m = msgs.iter().find(|m| m.channel == "sms" && m.recipient == to).expect("an sms");
-    m.body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_string()
-}
-
 /// Opens the link and types the code; returns the username/password page.
 async fn open(s: &TestServer, b: &Browser, link: &str, code: &str) -> Page {
     let form = b.get(&s.url(link)).await;
@@ -148,18 +111,6 @@ async fn choose_account(s: &TestServer, b: &Browser, user: &str, password: &str)
 
 fn origin(s: &TestServer) -> url::Url {
     s.handle.cfg.server.public_url.clone()
-}
-
-/// Up to the code page of a key login for `client`.
-async fn to_code_page(s: &TestServer, b: &Browser, authorize: &str, user: &str, pw: &str) -> Page {
-    let chooser = b.follow(&s.base, b.get(authorize).await).await;
-    assert!(chooser.url.ends_with("/login"), "{}", chooser.url);
-    let form = b.get(&s.url("/login/key")).await;
-    b.follow(
-        &s.base,
-        b.submit(&s.base, &form, "/login/key", &[("username", user), ("password", pw)]).await,
-    )
-    .await
 }
 
 async fn claims_after(s: &TestServer, c: &TestClient, pk: &Pkce, done: Page) -> serde_json::Value {
@@ -245,7 +196,7 @@ async fn full_journey_from_the_desk_to_a_login_with_every_key(backend: Backend) 
     let sms = person.submit(&s.base, &keys_page, "/activate/keys", &[("key", "sms")]).await;
     let sent = person.submit(&s.base, &sms, "/activate/keys/sms", &[]).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let sms_code = last_sms(&s, "+393331234567").await;
+    let sms_code = last_sms_code(&s, "+393331234567").await;
     let ok = person.submit(&s.base, &sent, "/activate/keys/sms", &[("code", &sms_code)]).await;
     assert_eq!(ok.location().as_deref(), Some("/activate/keys"), "{}", ok.body);
 
@@ -301,19 +252,13 @@ async fn full_journey_from_the_desk_to_a_login_with_every_key(backend: Backend) 
         let b = Browser::new();
         let pk = pkce();
         let code_page =
-            to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), "sofia.rossi", password)
+            to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), &("sofia.rossi", password))
                 .await;
         assert!(code_page.body.contains(&format!("value=\"{method}\"")), "{method} not offered");
         let done = match method {
             "totp" => {
                 let c = cozo_broker::keys::totp::code_at(&secret, s.now());
-                b.submit(
-                    &s.base,
-                    &code_page,
-                    "/login/key/code",
-                    &[("method", "totp"), ("code", &c)],
-                )
-                .await
+                submit_totp(&s.base, &b, &code_page, &c).await
             }
             "sms" => {
                 let asked = b
@@ -324,7 +269,7 @@ async fn full_journey_from_the_desk_to_a_login_with_every_key(backend: Backend) 
                         &[("method", "sms"), ("code", "")],
                     )
                     .await;
-                let c = last_sms(&s, "+393331234567").await;
+                let c = last_sms_code(&s, "+393331234567").await;
                 b.submit(&s.base, &asked, "/login/key/code", &[("method", "sms"), ("code", &c)])
                     .await
             }
@@ -484,26 +429,14 @@ async fn operators_see_only_their_office_and_need_substantial(backend: Backend) 
     let low = Browser::new();
     let op = s.add_person("80041520187", "clerk-c").await;
     admin::add_operator(&s.handle.store, "80041520187", "Office A", s.now()).await.unwrap();
-    admin::add_sms_key(
-        &s.handle.store,
-        &s.handle.cfg,
-        "80041520187",
-        "clerk-c",
-        None,
-        "+32470000001",
-        s.now(),
-    )
-    .await
-    .unwrap();
+    s.add_sms_key(&op, "+32470000001").await;
     let portal = s.add_client("portal-app", "portal").await;
     let pk = pkce();
-    let code_page =
-        to_code_page(&s, &low, &authorize_url(&s, &portal, &pk, &[]), "clerk-c", &op.password)
-            .await;
+    let code_page = to_code_page(&s, &low, &authorize_url(&s, &portal, &pk, &[]), &op).await;
     let asked = low
         .submit(&s.base, &code_page, "/login/key/code", &[("method", "sms"), ("code", "")])
         .await;
-    let c = last_sms(&s, "+32470000001").await;
+    let c = last_sms_code(&s, "+32470000001").await;
     let done =
         low.submit(&s.base, &asked, "/login/key/code", &[("method", "sms"), ("code", &c)]).await;
     assert!(done.location().unwrap().contains("code="));
@@ -513,19 +446,7 @@ async fn operators_see_only_their_office_and_need_substantial(backend: Backend) 
     // Logging in again for the office offers only strong keys.
     let again = low.follow(&s.base, low.get(&s.url("/office/login")).await).await;
     assert!(again.url.ends_with("/login"));
-    let form = low.get(&s.url("/login/key")).await;
-    let code_page = low
-        .follow(
-            &s.base,
-            low.submit(
-                &s.base,
-                &form,
-                "/login/key",
-                &[("username", "clerk-c"), ("password", &op.password)],
-            )
-            .await,
-        )
-        .await;
+    let code_page = password_step(&s, &low, &op).await;
     assert!(!code_page.body.contains("value=\"sms\""), "SMS offered for the office");
     let sms_try = low
         .submit(&s.base, &code_page, "/login/key/code", &[("method", "sms"), ("code", "")])
@@ -534,31 +455,10 @@ async fn operators_see_only_their_office_and_need_substantial(backend: Backend) 
     // A person who is not an operator gets a clear refusal.
     let stranger = Browser::new();
     let p = s.add_person("75021500171", "stranger").await;
-    let _ = p;
     let first = stranger.follow(&s.base, stranger.get(&s.url("/office")).await).await;
     assert!(first.url.ends_with("/login"));
-    let form = stranger.get(&s.url("/login/key")).await;
-    let code_page = stranger
-        .follow(
-            &s.base,
-            stranger
-                .submit(
-                    &s.base,
-                    &form,
-                    "/login/key",
-                    &[("username", "stranger"), ("password", &op.password)],
-                )
-                .await,
-        )
-        .await;
-    let back = stranger
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&p))],
-        )
-        .await;
+    let code_page = password_step(&s, &stranger, &p).await;
+    let back = submit_totp(&s.base, &stranger, &code_page, &s.code(&p)).await;
     let page = stranger.follow(&s.base, back).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert_eq!(page.data_error().as_deref(), Some("not-operator"));
@@ -600,11 +500,11 @@ async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) 
     let b = Browser::new();
     let pk = pkce();
     let code_page =
-        to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), "sofia.rossi", password).await;
+        to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), &("sofia.rossi", password))
+            .await;
     assert!(!code_page.body.contains("value=\"totp\""));
     let c = cozo_broker::keys::totp::code_at(&secret, s.now());
-    let r =
-        b.submit(&s.base, &code_page, "/login/key/code", &[("method", "totp"), ("code", &c)]).await;
+    let r = submit_totp(&s.base, &b, &code_page, &c).await;
     assert!(r.location().is_none_or(|l| !l.contains("code=")), "an unconfirmed key logged in");
 
     // Log in with the card; at /account the only key cannot be removed.
@@ -620,19 +520,7 @@ async fn unconfirmed_keys_never_log_in_and_the_last_key_stays(backend: Backend) 
         .collect();
     assert_eq!(active.len(), 1, "only the card is active");
     let b = Browser::new();
-    let form = b.get(&s.url("/login/key")).await;
-    let code_page = b
-        .follow(
-            &s.base,
-            b.submit(
-                &s.base,
-                &form,
-                "/login/key",
-                &[("username", "sofia.rossi"), ("password", password)],
-            )
-            .await,
-        )
-        .await;
+    let code_page = password_step(&s, &b, &("sofia.rossi", password)).await;
     assert!(code_page.body.contains("value=\"token\""));
     let account = b.get(&s.url("/account")).await;
     assert!(account.url.ends_with("/account"));
@@ -655,27 +543,8 @@ async fn account_adds_a_key_after_a_fresh_strong_login_and_removes_one(backend: 
     let s = start(backend).await;
     let p = s.add_person("85073003328", "anna").await;
     let b = Browser::new();
-    let form = b.get(&s.url("/login/key")).await;
-    let code_page = b
-        .follow(
-            &s.base,
-            b.submit(
-                &s.base,
-                &form,
-                "/login/key",
-                &[("username", "anna"), ("password", &p.password)],
-            )
-            .await,
-        )
-        .await;
-    let done = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&p))],
-        )
-        .await;
+    let code_page = password_step(&s, &b, &p).await;
+    let done = submit_totp(&s.base, &b, &code_page, &s.code(&p)).await;
     assert_eq!(done.location().as_deref(), Some("/account"));
     let account = b.get(&s.url("/account")).await;
     assert_eq!(account.html().select(&Selector::parse("[data-key]").unwrap()).count(), 1);
@@ -752,16 +621,8 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
     // The old key no longer logs in.
     let b = Browser::new();
     let pk = pkce();
-    let code_page =
-        to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), "sofia", &sofia.password).await;
-    let r = b
-        .submit(
-            &s.base,
-            &code_page,
-            "/login/key/code",
-            &[("method", "totp"), ("code", &s.code(&sofia))],
-        )
-        .await;
+    let code_page = to_code_page(&s, &b, &authorize_url(&s, &portal, &pk, &[]), &sofia).await;
+    let r = submit_totp(&s.base, &b, &code_page, &s.code(&sofia)).await;
     assert!(r.location().is_none_or(|l| !l.contains("code=")), "a revoked key logged in");
 
     // Re-activation: the same account gets a new username, password and key.
@@ -782,22 +643,13 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
     let done = person.submit(&s.base, &keys_page, "/activate/finish", &[]).await;
     assert_eq!(done.data_error().as_deref(), Some("activated"));
     let b = Browser::new();
-    let form = b.get(&s.url("/login/key")).await;
-    let old = b
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", "sofia"), ("password", &sofia.password)],
-        )
-        .await;
+    let old = submit_password(&s.base, &b, &sofia).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED, "the old username and password are gone");
     let code_page = to_code_page(
         &s,
         &Browser::new(),
         &authorize_url(&s, &portal, &pkce(), &[]),
-        "sofia.rossi",
-        password,
+        &("sofia.rossi", password),
     )
     .await;
     assert!(code_page.body.contains("value=\"token\""), "{}", code_page.body);

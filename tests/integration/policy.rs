@@ -22,29 +22,9 @@ async fn person_with_all_keys(
     username: &str,
 ) -> (TestPerson, Vec<String>) {
     let p = s.add_person(insz, username).await;
-    let store = &s.handle.store;
-    admin::add_sms_key(store, &s.handle.cfg, insz, username, None, PHONE, s.now()).await.unwrap();
-    let card =
-        admin::add_token_key(store, &s.handle.master, &s.handle.cfg, insz, username, None, s.now())
-            .await
-            .unwrap();
+    s.add_sms_key(&p, PHONE).await;
+    let card = s.add_token_key(&p).await;
     (p, card.into_values().collect())
-}
-
-/// Password step from an authorization request; returns the code page.
-async fn to_code_page(s: &TestServer, b: &Browser, authorize: &str, p: &TestPerson) -> Page {
-    let chooser = b.follow(&s.base, b.get(authorize).await).await;
-    assert!(chooser.url.ends_with("/login"), "{}", chooser.url);
-    let form = b.follow(&s.base, b.get(&s.url("/login/key")).await).await;
-    let r = b
-        .submit(
-            &s.base,
-            &form,
-            "/login/key",
-            &[("username", &p.username), ("password", &p.password)],
-        )
-        .await;
-    b.follow(&s.base, r).await
 }
 
 fn radios(page: &Page) -> Vec<String> {
@@ -52,19 +32,12 @@ fn radios(page: &Page) -> Vec<String> {
     page.html().select(&sel).filter_map(|e| e.value().attr("value").map(str::to_string)).collect()
 }
 
-async fn last_sms_code(s: &TestServer) -> String {
-    let msgs = s.handle.store.outbox(1).await.unwrap();
-    let m = msgs.first().expect("an SMS in the outbox");
-    assert_eq!(m.channel, "sms");
-    assert_eq!(m.recipient, PHONE);
-    let digits: Vec<String> = m
-        .body
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| w.len() == 6)
-        .map(str::to_string)
-        .collect();
-    assert_eq!(digits.len(), 1, "exactly one 6-digit number in {}", m.body);
-    digits[0].clone()
+/// Asks for an SMS code on the code page and logs in with it; returns the answer.
+async fn sms_login(s: &TestServer, b: &Browser, code_page: &Page) -> Page {
+    let sent =
+        b.submit(&s.base, code_page, "/login/key/code", &[("method", "sms"), ("code", "")]).await;
+    let code = last_sms_code(s, PHONE).await;
+    b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", &code)]).await
 }
 
 async fn sms_and_token_logins_give_low_and_are_single_use(backend: Backend) {
@@ -82,7 +55,7 @@ async fn sms_and_token_logins_give_low_and_are_single_use(backend: Backend) {
     assert_eq!(sent.status, 200);
     assert!(sent.body.contains("+324"), "masked phone shown");
     assert!(!sent.body.contains(PHONE), "the full number is not shown");
-    let code = last_sms_code(&s).await;
+    let code = last_sms_code(&s, PHONE).await;
     let wrong =
         b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", "000000")]).await;
     assert_eq!(wrong.status, 401);
@@ -152,11 +125,7 @@ async fn ehealth_refuses_sms_and_steps_up_to_the_app_code(backend: Backend) {
     let b = Browser::new();
     // An SMS login for the portal.
     let page = to_code_page(&s, &b, &authorize_url(&s, &portal, &pkce(), &[]), &p).await;
-    let sent =
-        b.submit(&s.base, &page, "/login/key/code", &[("method", "sms"), ("code", "")]).await;
-    let code = last_sms_code(&s).await;
-    let done =
-        b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", &code)]).await;
+    let done = sms_login(&s, &b, &page).await;
     assert!(done.location().unwrap().starts_with(&portal.redirect_uri));
     let sms_time = s.now();
     s.handle.clock.advance(40);
@@ -171,18 +140,12 @@ async fn ehealth_refuses_sms_and_steps_up_to_the_app_code(backend: Backend) {
         chooser.html().select(&sel).next().expect("step-up notice").text().collect();
     assert!(notice.contains("SMS"), "{notice}");
     // The code page offers only the app code.
-    let form = b.follow(&s.base, b.get(&s.url("/login/key")).await).await;
-    let r = b
-        .submit(&s.base, &form, "/login/key", &[("username", "anna"), ("password", &p.password)])
-        .await;
-    let page = b.follow(&s.base, r).await;
+    let page = password_step(&s, &b, &p).await;
     assert_eq!(radios(&page), vec!["totp"]);
     let refused =
         b.submit(&s.base, &page, "/login/key/code", &[("method", "sms"), ("code", "")]).await;
     assert_ne!(refused.status, 200, "an SMS code cannot even be asked for here");
-    let done = b
-        .submit(&s.base, &page, "/login/key/code", &[("method", "totp"), ("code", &s.code(&p))])
-        .await;
+    let done = submit_totp(&s.base, &b, &page, &s.code(&p)).await;
     let loc = done.location().expect("back to the eHealth app");
     assert!(loc.starts_with(&ehealth.redirect_uri), "{loc}");
     let t: serde_json::Value =
@@ -206,10 +169,7 @@ async fn acr_values_ask_for_more_never_less(backend: Backend) {
     let (p, _) = person_with_all_keys(&s, "85073003328", "anna").await;
     let b = Browser::new();
     let page = to_code_page(&s, &b, &authorize_url(&s, &portal, &pkce(), &[]), &p).await;
-    let sent =
-        b.submit(&s.base, &page, "/login/key/code", &[("method", "sms"), ("code", "")]).await;
-    let code = last_sms_code(&s).await;
-    b.submit(&s.base, &sent, "/login/key/code", &[("method", "sms"), ("code", &code)]).await;
+    sms_login(&s, &b, &page).await;
     // Asking eHealth for less (low) changes nothing: still a step-up.
     let low = b
         .get(&authorize_url(
@@ -255,7 +215,7 @@ async fn professional_login(s: &TestServer, c: &TestClient, p: &TestPerson) -> P
     let pk = pkce();
     let url = authorize_url(s, c, &pk, &[("scope", "openid profile insz professions")]);
     let page = to_code_page(s, &b, &url, p).await;
-    b.submit(&s.base, &page, "/login/key/code", &[("method", "totp"), ("code", &s.code(p))]).await
+    submit_totp(&s.base, &b, &page, &s.code(p)).await
 }
 
 async fn professions_come_from_cobrha_and_only_active_ones(backend: Backend) {

@@ -256,7 +256,7 @@ fn amr(claims: &serde_json::Value) -> Vec<String> {
 }
 
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    cozo_broker::clock::system_now()
 }
 
 async fn add_client(store: &Store, redirect_host: &str) -> TestClient {
@@ -293,20 +293,6 @@ async fn add_person(store: &Store) -> (String, String, Vec<u8>) {
     .unwrap();
     let secret = cozo_broker::keys::totp::decode_base32(&t.secret_base32).unwrap();
     ("anna".into(), password.into(), secret)
-}
-
-fn authorize(base: &str, c: &TestClient, pk: &Pkce) -> String {
-    let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &c.id)
-        .append_pair("redirect_uri", &c.redirect_uri)
-        .append_pair("scope", "openid profile insz")
-        .append_pair("state", "st")
-        .append_pair("nonce", "n")
-        .append_pair("code_challenge", &pk.challenge)
-        .append_pair("code_challenge_method", "S256");
-    url.to_string()
 }
 
 /// The code from the redirect to the client, exchanged, refreshed and used at userinfo, each
@@ -369,7 +355,8 @@ struct KeyPerson {
     secret: Vec<u8>,
 }
 
-/// A key login (password, then TOTP); `between` runs after the password was accepted.
+/// A key login (password, then TOTP) through the proxy; `between` runs after the password was
+/// accepted.
 async fn key_login_via(
     cl: &mut Cluster,
     c: &TestClient,
@@ -378,28 +365,11 @@ async fn key_login_via(
     between: impl AsyncFnOnce(&mut Cluster),
 ) -> String {
     let base = cl.proxy.base.clone();
-    let b = Browser::new();
-    let chooser = b.follow(&base, b.get(&authorize(&base, c, pk)).await).await;
-    assert!(chooser.url.ends_with("/login"), "{} {}", chooser.url, chooser.body);
-    let form = b.get(&format!("{base}/login/key")).await;
-    let after_pw = b
-        .submit(
-            &base,
-            &form,
-            "/login/key",
-            &[("username", &person.username), ("password", &person.password)],
-        )
-        .await;
-    assert_eq!(after_pw.status, 303, "password step: {}", after_pw.body);
-    between(cl).await;
-    let code_page = b.follow(&base, after_pw).await;
-    assert_eq!(code_page.status, 200, "code page: {}", code_page.body);
-    let code = cozo_broker::keys::totp::code_at(&person.secret, now());
-    let done = b
-        .submit(&base, &code_page, "/login/key/code", &[("method", "totp"), ("code", &code)])
-        .await;
-    let done = b.follow(&base, done).await;
-    done.location().unwrap_or_else(|| panic!("no redirect: {} {}", done.status, done.body))
+    let who = (person.username.as_str(), person.password.as_str());
+    let code = || cozo_broker::keys::totp::code_at(&person.secret, now());
+    let between = async move || between(cl).await;
+    let authorize = authorize_url_at(&base, c, pk, &[]);
+    crate::common::key_login_via(&base, &Browser::new(), &authorize, &who, between, code).await
 }
 
 /// An eIDAS login with first-login linking; `between` runs after the AuthnRequest was made
@@ -414,7 +384,7 @@ async fn eidas_login_via(
 ) -> (String, String, String) {
     let base = cl.proxy.base.clone();
     let b = Browser::new();
-    let chooser = b.follow(&base, b.get(&authorize(&base, c, pk)).await).await;
+    let chooser = b.follow(&base, b.get(&authorize_url_at(&base, c, pk, &[])).await).await;
     assert!(chooser.body.contains("/login/eidas"), "{}", chooser.body);
     let redirect = b.get(&format!("{base}/login/eidas?country=NL")).await;
     assert_eq!(redirect.status, 303, "{}", redirect.body);
@@ -461,7 +431,7 @@ async fn fas_login_via(
 ) -> String {
     let base = cl.proxy.base.clone();
     let b = Browser::new();
-    let chooser = b.follow(&base, b.get(&authorize(&base, c, pk)).await).await;
+    let chooser = b.follow(&base, b.get(&authorize_url_at(&base, c, pk, &[])).await).await;
     assert!(chooser.body.contains("/login/fas"), "{}", chooser.body);
     let to_fas = b.get(&format!("{base}/login/fas")).await;
     let loc = to_fas.location().unwrap_or_else(|| panic!("{} {}", to_fas.status, to_fas.body));
@@ -611,7 +581,7 @@ async fn key_eidas_and_fas_logins_alternate_between_replicas() {
     // the account on both.
     let base = w.cl.proxy.base.clone();
     let b = Browser::new();
-    b.follow(&base, b.get(&authorize(&base, &c, &pkce())).await).await;
+    b.follow(&base, b.get(&authorize_url_at(&base, &c, &pkce(), &[])).await).await;
     let mut page = b.get(&format!("{base}/login/key")).await;
     for i in 0..5 {
         page = b

@@ -1,0 +1,104 @@
+//! `client add|list|remove`: the relying apps (SPEC §1, §5).
+
+use super::{open_store, CliError, Output};
+use clap::{Args, Subcommand};
+use cozo_broker::admin::{self, ClientSpec};
+use cozo_broker::config::Config;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum ClientCmd {
+    Add(ClientAdd),
+    List,
+    Remove {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Args)]
+pub struct ClientAdd {
+    #[arg(long)]
+    id: String,
+    #[arg(long = "redirect-uri", required = true)]
+    redirect_uri: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uri: Vec<String>,
+    #[arg(long, default_value = "portal")]
+    policy: String,
+    #[arg(long = "auth-method", default_value = "client_secret_basic")]
+    auth_method: String,
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    #[arg(long = "jwks-uri")]
+    jwks_uri: Option<String>,
+    #[arg(long = "id-token-alg", default_value = "RS256")]
+    id_token_alg: String,
+    #[arg(long)]
+    public: bool,
+}
+
+pub async fn run(cmd: ClientCmd, cfg: &Config, now: i64, out: Output) -> Result<(), CliError> {
+    match cmd {
+        ClientCmd::Add(a) => add(a, cfg, now, out).await,
+        ClientCmd::List => list(cfg, out).await,
+        ClientCmd::Remove { id } => remove(&id, cfg, now, out).await,
+    }
+}
+
+async fn add(a: ClientAdd, cfg: &Config, now: i64, out: Output) -> Result<(), CliError> {
+    let store = open_store(cfg).await?;
+    let jwks = match &a.jwks {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| CliError::usage("--jwks", format!("--jwks: {e}")))?,
+        ),
+        None => None,
+    };
+    let spec = ClientSpec {
+        id: a.id,
+        redirect_uris: a.redirect_uri,
+        post_logout_redirect_uris: a.post_logout_redirect_uri,
+        policy: a.policy,
+        auth_method: a.auth_method,
+        jwks,
+        jwks_uri: a.jwks_uri,
+        id_token_alg: a.id_token_alg,
+        public: a.public,
+    };
+    let policies = cozo_broker::policy::PolicyEngine::load(&cfg.policy.dir)
+        .map_err(|e| CliError::usage("policy.dir", format!("policy.dir: {e}")))?;
+    let secret = admin::add_client(&store, &policies, &spec, now).await?;
+    out.result(json!({ "client_id": spec.id, "client_secret": secret }), || match &secret {
+        Some(s) => format!("client {} added\nclient secret (shown once): {s}", spec.id),
+        None => format!("client {} added", spec.id),
+    });
+    Ok(())
+}
+
+async fn list(cfg: &Config, out: Output) -> Result<(), CliError> {
+    let clients = admin::clients(&open_store(cfg).await?).await?;
+    let list: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            json!({
+                "client_id": c.id, "redirect_uris": c.redirect_uris, "policy": c.policy,
+                "auth_method": c.auth_method.as_str(), "id_token_alg": c.id_token_alg,
+            })
+        })
+        .collect();
+    out.result(json!({ "clients": list }), || {
+        let rows = clients
+            .iter()
+            .map(|c| format!("{}\t{}\t{}", c.id, c.policy, c.redirect_uris.join(" ")));
+        rows.collect::<Vec<_>>().join("\n")
+    });
+    Ok(())
+}
+
+async fn remove(id: &str, cfg: &Config, now: i64, out: Output) -> Result<(), CliError> {
+    admin::remove_client(&open_store(cfg).await?, id, now).await?;
+    out.result(json!({ "client_id": id, "removed": true }), || format!("client {id} removed"));
+    Ok(())
+}
