@@ -137,12 +137,5 @@ pub async fn logout(
     st.provider.logged_out(&session.data, ctx.now).await;
     ctx.session = Some(session);
     ctx.end_session(&st).await?;
-    Ok(pages::message(
-        StatusCode::OK,
-        &ctx.tr,
-        "logged-out-title",
-        ctx.tr.t("logged-out"),
-        None,
-        Some(Link { href: "/login".into(), label: ctx.tr.t("back-to-start") }),
-    ))
+    Ok(pages::logged_out(&ctx.tr))
 }

@@ -1,7 +1,7 @@
 //! Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revoke, PAR, logout.
 
 use super::error::oidc_error_response;
-use super::pages::{self, render, Chrome, Link, LogoutConfirm};
+use super::pages::{self, render, Chrome, LogoutConfirm};
 use super::{AppState, Ctx, WebError};
 use crate::i18n::{self, Tr};
 use crate::oidc::authorize::{AuthorizeError, AuthorizeParams};
@@ -260,13 +260,6 @@ async fn finish_logout(
     ctx.end_session(st).await?;
     Ok(match target {
         Some(t) => Redirect::to(&t).into_response(),
-        None => pages::message(
-            StatusCode::OK,
-            &ctx.tr,
-            "logged-out-title",
-            ctx.tr.t("logged-out"),
-            None,
-            Some(Link { href: "/login".into(), label: ctx.tr.t("back-to-start") }),
-        ),
+        None => pages::logged_out(&ctx.tr),
     })
 }

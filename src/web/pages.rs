@@ -151,6 +151,18 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
     }
 }
 
+/// The page after a logout: the broker session has ended.
+pub fn logged_out(tr: &Tr) -> Response {
+    message(
+        StatusCode::OK,
+        tr,
+        "logged-out-title",
+        tr.t("logged-out"),
+        None,
+        Some(Link { href: "/login".into(), label: tr.t("back-to-start") }),
+    )
+}
+
 /// A message page: title key, text (already translated), an error code for tests and assistive
 /// tools, and a link that says what to do next.
 pub fn message(
