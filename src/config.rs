@@ -102,6 +102,10 @@ pub struct EidasConfig {
     pub signing_cert: Option<PathBuf>,
     pub encryption_key: Option<PathBuf>,
     pub encryption_cert: Option<PathBuf>,
+    /// The EC (P-256/P-384) key for ECDH-ES nodes and its certificate; generated and stored
+    /// like the others when unset.
+    pub ec_encryption_key: Option<PathBuf>,
+    pub ec_encryption_cert: Option<PathBuf>,
 }
 
 impl Default for EidasConfig {
@@ -116,6 +120,8 @@ impl Default for EidasConfig {
             signing_cert: None,
             encryption_key: None,
             encryption_cert: None,
+            ec_encryption_key: None,
+            ec_encryption_cert: None,
         }
     }
 }
@@ -548,6 +554,12 @@ impl Config {
             return Err(ConfigError::new(
                 "eidas.signing_key",
                 "signing_key, signing_cert, encryption_key and encryption_cert go together",
+            ));
+        }
+        if self.eidas.ec_encryption_key.is_some() != self.eidas.ec_encryption_cert.is_some() {
+            return Err(ConfigError::new(
+                "eidas.ec_encryption_key",
+                "ec_encryption_key and ec_encryption_cert go together",
             ));
         }
         Ok(())

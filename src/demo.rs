@@ -40,9 +40,24 @@ pub async fn run(
     tokio::spawn(cobrha.serve_with_shutdown(bind("127.0.0.1:8091").await?, stopped()));
     let bis = idp_mocks::bis_register::MockBisRegister::new();
     tokio::spawn(bis.serve_with_shutdown(bind("127.0.0.1:8092").await?, stopped()));
+    // One country of each kind of node: NL signs with ECDSA and agrees keys with ECDH-ES, DE
+    // signs with RSASSA-PSS and transports keys with RSA-OAEP (the others: ECDSA + RSA-OAEP).
+    use idp_mocks::eidas::{CountryCrypto, KeyTransport, NodeSigning};
     let node = idp_mocks::eidas::MockEidasNode::new(idp_mocks::eidas::EidasNodeConfig {
         base_url: NODE_URL.into(),
         sp_metadata_url: Some(format!("{}/saml/eidas/metadata", cfg.issuer())),
+        countries: vec![
+            CountryCrypto {
+                country: "NL".into(),
+                signing: NodeSigning::Ecdsa,
+                key_transport: KeyTransport::EcdhEs,
+            },
+            CountryCrypto {
+                country: "DE".into(),
+                signing: NodeSigning::RsaPss,
+                key_transport: KeyTransport::RsaOaep,
+            },
+        ],
         ..Default::default()
     })?;
     tokio::spawn(idp_mocks::eidas::serve(bind("127.0.0.1:8093").await?, node.clone(), stopped()));

@@ -16,6 +16,8 @@ use std::sync::Arc;
 /// How long the person has at the node (country page, DigiD) before the request expires.
 pub const REQUEST_TTL_S: i64 = 900;
 const KEYS_SECRET: &str = "saml-sp-keys";
+/// The EC encryption key of installations whose `KEYS_SECRET` predates ECDH-ES.
+const EC_KEY_SECRET: &str = "saml-sp-ec-encryption-key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EidasError {
@@ -90,34 +92,66 @@ async fn sp_keys(
     now: i64,
 ) -> Result<SpKeys, EidasError> {
     let e = &cfg.eidas;
-    if let (Some(sk), Some(sc), Some(ek), Some(ec)) =
+    let read = |p: &std::path::PathBuf| {
+        std::fs::read_to_string(p)
+            .map_err(|err| EidasError::Keys(format!("{}: {err}", p.display())))
+    };
+    let mut keys = if let (Some(sk), Some(sc), Some(ek), Some(ec)) =
         (&e.signing_key, &e.signing_cert, &e.encryption_key, &e.encryption_cert)
     {
-        let read = |p: &std::path::PathBuf| {
-            std::fs::read_to_string(p)
-                .map_err(|err| EidasError::Keys(format!("{}: {err}", p.display())))
-        };
-        return Ok(SpKeys {
+        SpKeys {
             signing_key_pem: read(sk)?,
             signing_cert_pem: read(sc)?,
             encryption_key_pem: read(ek)?,
             encryption_cert_pem: read(ec)?,
-        });
+            ec_encryption_key_pem: String::new(),
+            ec_encryption_cert_pem: String::new(),
+        }
+    } else {
+        let json = stored_secret(cfg, store, master, KEYS_SECRET, now, |cn, now| {
+            serde_json::to_vec(&SpKeys::generate(cn, now)?)
+                .map_err(|e| EidasError::Keys(e.to_string()))
+        })
+        .await?;
+        serde_json::from_slice(&json).map_err(|e| EidasError::Keys(e.to_string()))?
+    };
+    if let (Some(k), Some(c)) = (&e.ec_encryption_key, &e.ec_encryption_cert) {
+        keys.ec_encryption_key_pem = read(k)?;
+        keys.ec_encryption_cert_pem = read(c)?;
+    } else if keys.ec_encryption_key_pem.is_empty() {
+        let json = stored_secret(cfg, store, master, EC_KEY_SECRET, now, |cn, now| {
+            serde_json::to_vec(&SpKeys::generate_ec_encryption(cn, now)?)
+                .map_err(|e| EidasError::Keys(e.to_string()))
+        })
+        .await?;
+        (keys.ec_encryption_key_pem, keys.ec_encryption_cert_pem) =
+            serde_json::from_slice(&json).map_err(|e| EidasError::Keys(e.to_string()))?;
     }
-    let stored = match store.secret(KEYS_SECRET).await? {
+    Ok(keys)
+}
+
+/// The plaintext of the encrypted secret `name`, generated (on the blocking pool) and stored
+/// the first time; the first replica to store it wins.
+async fn stored_secret(
+    cfg: &Config,
+    store: &Store,
+    master: &MasterKey,
+    name: &str,
+    now: i64,
+    generate: fn(&str, i64) -> Result<Vec<u8>, EidasError>,
+) -> Result<Vec<u8>, EidasError> {
+    let stored = match store.secret(name).await? {
         Some(v) => v,
         None => {
             let cn = cfg.server.public_url.host_str().unwrap_or("cozo-broker").to_string();
-            let keys = tokio::task::spawn_blocking(move || SpKeys::generate(&cn, now))
+            let json = tokio::task::spawn_blocking(move || generate(&cn, now))
                 .await
                 .map_err(|e| EidasError::Keys(e.to_string()))??;
-            let json = serde_json::to_vec(&keys).map_err(|e| EidasError::Keys(e.to_string()))?;
-            let enc = master.encrypt(KEYS_SECRET, &json)?;
-            store.secret_or_insert(KEYS_SECRET, &enc, now).await?
+            let enc = master.encrypt(name, &json)?;
+            store.secret_or_insert(name, &enc, now).await?
         }
     };
-    let json = master.decrypt(KEYS_SECRET, &stored)?;
-    serde_json::from_slice(&json).map_err(|e| EidasError::Keys(e.to_string()))
+    Ok(master.decrypt(name, &stored)?)
 }
 
 impl Eidas {

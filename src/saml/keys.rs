@@ -26,8 +26,9 @@ const RSA_BITS: u32 = 3072;
 const MIN_RSA_BITS: u32 = 2048;
 
 /// The SP's key material (PEM strings): an ECDSA P-256 signing key with its self-signed
-/// certificate (AuthnRequests, metadata) and an RSA-3072 encryption key with its self-signed
-/// certificate (the node encrypts assertions to it).
+/// certificate (AuthnRequests, metadata), an RSA-3072 encryption key with its self-signed
+/// certificate (nodes transporting the assertion key with RSA-OAEP) and an EC P-256 (or P-384)
+/// one (nodes agreeing it with ECDH-ES).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct SpKeys {
     /// PKCS#8 PEM.
@@ -36,6 +37,11 @@ pub struct SpKeys {
     /// PKCS#8 PEM.
     pub encryption_key_pem: String,
     pub encryption_cert_pem: String,
+    /// PKCS#8 PEM; empty in keys stored before ECDH-ES existed (the caller fills it in).
+    #[serde(default)]
+    pub ec_encryption_key_pem: String,
+    #[serde(default)]
+    pub ec_encryption_cert_pem: String,
 }
 
 impl fmt::Debug for SpKeys {
@@ -44,6 +50,7 @@ impl fmt::Debug for SpKeys {
         f.debug_struct("SpKeys")
             .field("signing_cert_pem", &self.signing_cert_pem)
             .field("encryption_cert_pem", &self.encryption_cert_pem)
+            .field("ec_encryption_cert_pem", &self.ec_encryption_cert_pem)
             .finish_non_exhaustive()
     }
 }
@@ -58,15 +65,38 @@ impl SpKeys {
             let encryption = PKey::from_rsa(Rsa::generate(RSA_BITS)?)?;
             let signing_cert = self_signed(&signing, common_name, false, now)?;
             let encryption_cert = self_signed(&encryption, common_name, true, now)?;
+            let (ec_encryption_key_pem, ec_encryption_cert_pem) =
+                generate_ec_encryption(common_name, now)?;
             Ok(SpKeys {
                 signing_key_pem: pem_string(signing.private_key_to_pem_pkcs8()?),
                 signing_cert_pem: pem_string(signing_cert.to_pem()?),
                 encryption_key_pem: pem_string(encryption.private_key_to_pem_pkcs8()?),
                 encryption_cert_pem: pem_string(encryption_cert.to_pem()?),
+                ec_encryption_key_pem,
+                ec_encryption_cert_pem,
             })
         };
         run().map_err(|e| SamlError::Key(format!("cannot generate keys: {e}")))
     }
+
+    /// A fresh EC P-256 encryption key and certificate (PKCS#8 PEM, PEM), for ECDH-ES.
+    pub fn generate_ec_encryption(
+        common_name: &str,
+        now: i64,
+    ) -> Result<(String, String), SamlError> {
+        generate_ec_encryption(common_name, now)
+            .map_err(|e| SamlError::Key(format!("cannot generate keys: {e}")))
+    }
+}
+
+fn generate_ec_encryption(
+    common_name: &str,
+    now: i64,
+) -> Result<(String, String), openssl::error::ErrorStack> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let cert = self_signed(&key, common_name, true, now)?;
+    Ok((pem_string(key.private_key_to_pem_pkcs8()?), pem_string(cert.to_pem()?)))
 }
 
 fn pem_string(bytes: Vec<u8>) -> String {
@@ -93,7 +123,9 @@ fn self_signed(
     b.set_not_before(Asn1Time::from_unix(now - 3600)?.as_ref())?;
     b.set_not_after(Asn1Time::from_unix(now + CERT_VALIDITY_DAYS * 86_400)?.as_ref())?;
     b.append_extension(BasicConstraints::new().critical().build()?)?;
-    let usage = if encryption {
+    let usage = if encryption && key.id() == Id::EC {
+        KeyUsage::new().critical().key_agreement().build()?
+    } else if encryption {
         KeyUsage::new().critical().key_encipherment().build()?
     } else {
         KeyUsage::new().critical().digital_signature().build()?
@@ -112,8 +144,10 @@ pub(crate) struct LoadedKeys {
     pub signing_key_der: Vec<u8>,
     /// Base64 DER, as in `ds:X509Certificate`.
     pub signing_cert_b64: String,
-    pub encryption_key: PKey<Private>,
+    /// RSA (OAEP) and EC (ECDH-ES) decryption keys.
+    pub decryption: super::xmlenc::DecryptionKeys,
     pub encryption_cert_b64: String,
+    pub ec_encryption_cert_b64: String,
 }
 
 impl LoadedKeys {
@@ -142,9 +176,24 @@ impl LoadedKeys {
                 "the encryption key must be an RSA key of at least {MIN_RSA_BITS} bits"
             )));
         }
+        let ec_key = key("EC encryption key", &keys.ec_encryption_key_pem)?;
+        let ec_cert = cert("EC encryption certificate", &keys.ec_encryption_cert_pem)?;
+        let (ec_alg, ec_curve_urn) = match ec_key.ec_key().ok().and_then(|k| k.group().curve_name())
+        {
+            Some(Nid::X9_62_PRIME256V1) => {
+                (&aws_lc_rs::agreement::ECDH_P256, super::xmlenc::P256_URN)
+            }
+            Some(Nid::SECP384R1) => (&aws_lc_rs::agreement::ECDH_P384, super::xmlenc::P384_URN),
+            _ => {
+                return Err(SamlError::Key(
+                    "the EC encryption key must be an EC key on P-256 or P-384".into(),
+                ))
+            }
+        };
         for (what, k, c) in [
             ("signing", &signing_key, &signing_cert),
             ("encryption", &encryption_key, &encryption_cert),
+            ("EC encryption", &ec_key, &ec_cert),
         ] {
             let matches = c.public_key().map(|p| p.public_eq(k)).unwrap_or(false);
             if !matches {
@@ -162,8 +211,19 @@ impl LoadedKeys {
                 .map_err(|e| SamlError::Key(format!("signing key cannot be encoded: {e}")))?,
             signing_key,
             signing_cert_b64: STANDARD.encode(der(&signing_cert)?),
-            encryption_key,
+            decryption: super::xmlenc::DecryptionKeys {
+                rsa: encryption_key,
+                ec: aws_lc_rs::agreement::PrivateKey::from_private_key_der(
+                    ec_alg,
+                    &ec_key.private_key_to_der().map_err(|e| {
+                        SamlError::Key(format!("EC encryption key cannot be encoded: {e}"))
+                    })?,
+                )
+                .map_err(|e| SamlError::Key(format!("EC encryption key: {e}")))?,
+                ec_curve_urn,
+            },
             encryption_cert_b64: STANDARD.encode(der(&encryption_cert)?),
+            ec_encryption_cert_b64: STANDARD.encode(der(&ec_cert)?),
         })
     }
 }

@@ -3,15 +3,14 @@
 use chrono::{DateTime, Duration, Utc};
 use openssl::x509::X509;
 use roxmltree::Node;
-use samael::crypto::CertificateDer;
 
-use super::dsig::{self, METADATA_ALGORITHMS, RESPONSE_ALGORITHMS};
+use super::dsig::{self, SignatureAlgorithm, DIGESTS};
 use super::request::{BINDING_POST, BINDING_REDIRECT, PERSISTENT, TRANSIENT};
 use super::xml::{
     all_text, children, escape, instant, parse_no_dtd, parse_verified, ALGSUPPORT_NS, DSIG_NS,
     EIDAS_NS, MD_NS, XENC11_NS,
 };
-use super::xmlenc::{AES256_GCM, MGF1_SHA256, RSA_OAEP_11};
+use super::xmlenc::{AES256_GCM, ECDH_ES, KW_AES256, MGF1_SHA256, RSA_OAEP_11};
 use super::{SamlError, ServiceProvider};
 
 /// How long the SP metadata is valid (as CEF nodes do: one day).
@@ -54,18 +53,18 @@ impl IdpTrust {
         if !signed {
             return Self::from_document(doc.root_element());
         }
-        let info = dsig::check_profile("metadata", xml, METADATA_ALGORITHMS)
-            .map_err(SamlError::MetadataSignature)?;
+        let info = dsig::check_profile("metadata", xml).map_err(SamlError::MetadataSignature)?;
         // Candidates: the certificate(s) named in KeyInfo, then the node's own signing certs.
-        let mut certs: Vec<CertificateDer> = Vec::new();
+        let mut certs: Vec<Vec<u8>> = Vec::new();
         for b64 in &info.key_info_certs {
-            let der = cert_der(b64).map_err(SamlError::MetadataSignature)?;
-            certs.push(CertificateDer::from(der));
+            certs.push(cert_der(b64).map_err(SamlError::MetadataSignature)?);
         }
         if let Ok(unverified) = Self::from_document(doc.root_element()) {
-            certs.extend(unverified.signing_certs_der.into_iter().map(CertificateDer::from));
+            certs.extend(unverified.signing_certs_der);
         }
-        let verified = dsig::verify_checked("metadata", xml, &certs, METADATA_ALGORITHMS)
+        let signers =
+            dsig::TrustedSigners::from_der(&certs).map_err(SamlError::MetadataSignature)?;
+        let verified = dsig::verify_checked("metadata", xml, &info, &signers)
             .map_err(SamlError::MetadataSignature)?;
         let vdoc = parse_verified(&verified).map_err(SamlError::MetadataSignature)?;
         Self::from_document(vdoc.root_element())
@@ -147,19 +146,11 @@ pub(crate) fn sp_metadata(sp: &ServiceProvider, now: DateTime<Utc>) -> Result<St
     } else {
         format!("<eidas:SPType xmlns:eidas=\"{EIDAS_NS}\">public</eidas:SPType>")
     };
-    let algs: String = RESPONSE_ALGORITHMS
+    let algs: String = DIGESTS
         .iter()
-        .map(|a| {
-            format!(
-                "<alg:DigestMethod xmlns:alg=\"{ALGSUPPORT_NS}\" Algorithm=\"{}\"/>",
-                a.digest_uri()
-            )
-        })
-        .chain(RESPONSE_ALGORITHMS.iter().map(|a| {
-            format!(
-                "<alg:SigningMethod xmlns:alg=\"{ALGSUPPORT_NS}\" Algorithm=\"{}\"/>",
-                a.signature_uri()
-            )
+        .map(|d| format!("<alg:DigestMethod xmlns:alg=\"{ALGSUPPORT_NS}\" Algorithm=\"{d}\"/>"))
+        .chain(SignatureAlgorithm::ALL.iter().map(|a| {
+            format!("<alg:SigningMethod xmlns:alg=\"{ALGSUPPORT_NS}\" Algorithm=\"{}\"/>", a.uri())
         }))
         .collect();
     let key_info = |b64: &str| {
@@ -181,6 +172,10 @@ pub(crate) fn sp_metadata(sp: &ServiceProvider, now: DateTime<Utc>) -> Result<St
          <ds:DigestMethod Algorithm=\"{sha256}\"/>\
          <xenc11:MGF xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{MGF1_SHA256}\"/>\
          </md:EncryptionMethod></md:KeyDescriptor>\
+         <md:KeyDescriptor use=\"encryption\">{ec_encryption}\
+         <md:EncryptionMethod Algorithm=\"{AES256_GCM}\"/>\
+         <md:EncryptionMethod Algorithm=\"{ECDH_ES}\"/>\
+         <md:EncryptionMethod Algorithm=\"{KW_AES256}\"/></md:KeyDescriptor>\
          <md:NameIDFormat>{PERSISTENT}</md:NameIDFormat>\
          <md:NameIDFormat>{TRANSIENT}</md:NameIDFormat>\
          <md:AssertionConsumerService Binding=\"{BINDING_POST}\" Location=\"{acs}\" index=\"0\" \
@@ -190,6 +185,7 @@ pub(crate) fn sp_metadata(sp: &ServiceProvider, now: DateTime<Utc>) -> Result<St
         samlp = super::xml::SAMLP_NS,
         signing = key_info(&sp.keys.signing_cert_b64),
         encryption = key_info(&sp.keys.encryption_cert_b64),
+        ec_encryption = key_info(&sp.keys.ec_encryption_cert_b64),
         sha256 = dsig::SHA256,
         acs = escape(&sp.acs_url),
     );

@@ -7,12 +7,12 @@
 //! CPU-bound, a few milliseconds) on the blocking pool.
 //!
 //! Crypto follows the eIDAS profile as far as this platform allows (see `shared/notes`):
-//! * signatures verified with xmlsec (through samael) against the node's metadata certificate
-//!   only, ECDSA with SHA-256/384/512, exclusive c14n, one enveloped signature per element
-//!   (`dsig`); RSASSA-PSS is allowed by eIDAS but xmlsec 1.2 cannot verify it, so it is
-//!   refused; RSA PKCS#1 v1.5 and SHA-1 are refused;
-//! * assertions must be encrypted: AES-GCM content, RSA-OAEP key transport, decrypted with
-//!   OpenSSL (`xmlenc`), then the assertion's own signature is required too;
+//! * signatures verified with bergshamra against the node's metadata certificate only, ECDSA
+//!   or RSASSA-PSS with SHA-256/384/512, exclusive c14n, one enveloped signature per element
+//!   (`dsig`); RSA PKCS#1 v1.5 and SHA-1 are refused;
+//! * assertions must be encrypted: AES-GCM content, RSA-OAEP key transport (OpenSSL) or
+//!   ECDH-ES key agreement (aws-lc-rs) (`xmlenc`), then the assertion's own signature is
+//!   required too;
 //! * our own signatures: ECDSA P-256 with SHA-256.
 
 mod dsig;
@@ -28,7 +28,6 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 use openssl::x509::X509;
-use samael::crypto::CertificateDer;
 
 pub use keys::SpKeys;
 pub use metadata::IdpTrust;
@@ -44,14 +43,17 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// Algorithm and format URIs, for callers and tests.
 pub mod uris {
-    pub use super::dsig::{ECDSA_SHA256, ENVELOPED, EXC_C14N};
+    pub use super::dsig::{
+        ECDSA_SHA256, ECDSA_SHA384, ECDSA_SHA512, ENVELOPED, EXC_C14N, MGF1, PSS_NS,
+        RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512, SHA384, SHA512,
+    };
     pub use super::request::{
         ATTR_NAME_FORMAT_URI, BINDING_POST, BINDING_REDIRECT, ENTITY_FORMAT, NATURAL_PERSON_PREFIX,
         PERSISTENT, TRANSIENT,
     };
     pub use super::xmlenc::{
-        AES128_GCM, AES192_GCM, AES256_GCM, MGF1_SHA256, RSA_1_5, RSA_OAEP_11, RSA_OAEP_MGF1P,
-        SHA1, SHA256,
+        AES128_GCM, AES192_GCM, AES256_GCM, CONCAT_KDF, DSIG11_NS, ECDH_ES, KW_AES128, KW_AES256,
+        MGF1_SHA256, P256_URN, P384_URN, RSA_1_5, RSA_OAEP_11, RSA_OAEP_MGF1P, SHA1, SHA256,
     };
 }
 
@@ -87,7 +89,7 @@ pub struct ServiceProvider {
     entity_id: String,
     acs_url: String,
     idp: IdpTrust,
-    idp_certs: Vec<CertificateDer>,
+    idp_signers: dsig::TrustedSigners,
     keys: keys::LoadedKeys,
     /// Put `eidas:SPType` in AuthnRequests instead of the metadata (CEF accepts it in exactly
     /// one of the two).
@@ -128,18 +130,18 @@ impl ServiceProvider {
         if idp.entity_id.trim().is_empty() {
             return Err(SamlError::Metadata("the node has no entity ID".into()));
         }
-        let mut idp_certs = Vec::new();
         for der in &idp.signing_certs_der {
             X509::from_der(der)
                 .map_err(|e| SamlError::Metadata(format!("invalid signing certificate: {e}")))?;
-            idp_certs.push(CertificateDer::from(der.clone()));
         }
+        let idp_signers =
+            dsig::TrustedSigners::from_der(&idp.signing_certs_der).map_err(SamlError::Metadata)?;
         Ok(ServiceProvider {
             entity_id: entity_id.to_string(),
             acs_url: acs_url.to_string(),
             keys: keys::LoadedKeys::load(keys)?,
             idp,
-            idp_certs,
+            idp_signers,
             sp_type_in_request: false,
         })
     }

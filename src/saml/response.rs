@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use roxmltree::Node;
 
-use super::dsig::{self, RESPONSE_ALGORITHMS};
+use super::dsig;
 use super::request::{ENTITY_FORMAT, NATURAL_PERSON_PREFIX};
 use super::xml::{
     children, decode_b64, element_text, parse_instant, parse_untrusted, parse_verified,
@@ -113,8 +113,7 @@ impl ServiceProvider {
 
         // 4. The Response signature, by the node's certificate; from here on only the verified
         //    pre-digest is read.
-        let verified = dsig::verify_root("Response", xml, &self.idp_certs, RESPONSE_ALGORITHMS)
-            .map_err(invalid)?;
+        let verified = dsig::verify_root("Response", xml, &self.idp_signers).map_err(invalid)?;
         let doc = parse_verified(&verified).map_err(invalid)?;
         let response = doc.root_element();
         if !response.has_tag_name((SAMLP_NS, "Response")) {
@@ -169,7 +168,7 @@ impl ServiceProvider {
         // 8. Decrypt, then verify the assertion's own signature; only the verified assertion
         //    is read.
         let plain =
-            xmlenc::decrypt_assertion(*encrypted, &self.keys.encryption_key).map_err(invalid)?;
+            xmlenc::decrypt_assertion(*encrypted, &self.keys.decryption).map_err(invalid)?;
         let plain = String::from_utf8(plain).map_err(|_| invalid("the assertion is not UTF-8"))?;
         {
             let adoc = parse_untrusted("assertion", &plain).map_err(invalid)?;
@@ -177,8 +176,8 @@ impl ServiceProvider {
                 return Err(invalid("the encrypted element is not a saml:Assertion"));
             }
         }
-        let verified = dsig::verify_root("Assertion", &plain, &self.idp_certs, RESPONSE_ALGORITHMS)
-            .map_err(invalid)?;
+        let verified =
+            dsig::verify_root("Assertion", &plain, &self.idp_signers).map_err(invalid)?;
         let adoc = parse_verified(&verified).map_err(invalid)?;
         let assertion = adoc.root_element();
         if !assertion.has_tag_name((SAML_NS, "Assertion")) {

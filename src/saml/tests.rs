@@ -14,7 +14,6 @@ use idp_mocks::eidas::{
     self as mock, Citizen, EidasNodeConfig, Loa, MockEidasNode, Outcome, Tamper, FR_SUBSTANTIAL,
     NL_HIGH, NL_LOW, NL_SUBSTANTIAL,
 };
-use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use super::xml::{DSIG_NS, SAMLP_NS, SAML_NS, XENC_NS};
@@ -30,8 +29,12 @@ fn keys() -> &'static SpKeys {
     KEYS.get_or_init(|| SpKeys::generate("cozo-broker test SP", Utc::now().timestamp()).unwrap())
 }
 
-fn encryption_key() -> PKey<Private> {
-    PKey::private_key_from_pem(keys().encryption_key_pem.as_bytes()).unwrap()
+fn encryption_key() -> xmlenc::DecryptionKeys {
+    keys::LoadedKeys::load(keys()).unwrap().decryption
+}
+
+fn ec_encryption_cert() -> X509 {
+    X509::from_pem(keys().ec_encryption_cert_pem.as_bytes()).unwrap()
 }
 
 fn encryption_cert() -> X509 {
@@ -605,15 +608,73 @@ async fn algorithms() {
     let oaep_sha1 = EncSpec { digest: None, ..oaep };
     assert_invalid(check(&ec, ECDSA_SHA256, ECDSA_SHA256, oaep_sha1), "SHA-1");
     assert_invalid(check(&rsa, forge::RSA_SHA256, forge::RSA_SHA256, oaep), "PKCS#1");
-    assert_invalid(check(&ec, forge::ECDSA_SHA1_DIGEST, ECDSA_SHA256, oaep), "digest");
-    assert_invalid(check(&ec, ECDSA_SHA256, forge::ECDSA_SHA1_DIGEST, oaep), "digest");
-    // RSASSA-PSS: refused with a clear message (xmlsec 1.2 cannot verify it).
+    assert_invalid(check(&ec, forge::ECDSA_SHA1_DIGEST, ECDSA_SHA256, oaep), "SHA-1");
+    assert_invalid(check(&ec, ECDSA_SHA256, forge::ECDSA_SHA1_DIGEST, oaep), "SHA-1");
+    // RSASSA-PSS with SHA-256/384/512 (salt = hash length), on the assertion and the response.
+    ok(check(&rsa, forge::PSS_SHA256, forge::PSS_SHA256, oaep));
+    ok(check(&rsa, forge::PSS_SHA384, forge::PSS_SHA512, oaep));
+    ok(check(&ec, forge::ECDSA_SHA384, forge::ECDSA_SHA384, oaep));
+    // Explicit PSS parameters: accepted when they restate the method, refused otherwise.
+    let params = |digest: &'static str, mgf: &'static str, salt: u32| -> &'static str {
+        Box::leak(
+            format!(
+                "<pss:RSAPSSParams xmlns:pss=\"{pss}\"><ds:DigestMethod Algorithm=\"{digest}\"/>\
+                 <pss:MaskGenerationFunction Algorithm=\"{mgf1}\"><ds:DigestMethod \
+                 Algorithm=\"{mgf}\"/></pss:MaskGenerationFunction><pss:SaltLength>{salt}\
+                 </pss:SaltLength><pss:TrailerField>1</pss:TrailerField></pss:RSAPSSParams>",
+                pss = uris::PSS_NS,
+                mgf1 = uris::MGF1,
+            )
+            .into_boxed_str(),
+        )
+    };
+    let with = |params: &'static str| forge::SigSpec { params, ..forge::PSS_SHA256 };
+    ok(check(&rsa, with(params(uris::SHA256, uris::SHA256, 32)), forge::PSS_SHA256, oaep));
+    let differ = [
+        params(uris::SHA256, uris::SHA256, 20),
+        params(uris::SHA512, uris::SHA256, 32),
+        params(uris::SHA256, uris::SHA1, 32),
+    ];
+    for p in differ {
+        assert_invalid(check(&rsa, with(p), forge::PSS_SHA256, oaep), "differs from the method");
+        assert_invalid(check(&rsa, forge::PSS_SHA256, with(p), oaep), "differs from the method");
+    }
+    // SHA-1 in the PSS method, and an RSA key for an ECDSA method (or the reverse).
+    let sha1 = forge::sign(&plain, &rsa, forge::PSS_SHA256)
+        .replace(uris::RSA_PSS_SHA256, "http://www.w3.org/2007/05/xmldsig-more#sha1-rsa-MGF1");
+    let r =
+        forge::rebuild(&genuine, &sha1, &encryption_cert(), oaep, &rsa, Some(forge::PSS_SHA256));
+    let r =
+        e.sp_trusting(&rsa).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now());
+    assert_invalid(r, "SHA-1");
+    let assertion = forge::sign(&plain, &rsa, forge::PSS_SHA256);
+    let r = forge::rebuild(
+        &genuine,
+        &assertion,
+        &encryption_cert(),
+        oaep,
+        &rsa,
+        Some(forge::PSS_SHA256),
+    )
+    .replace(uris::RSA_PSS_SHA256, uris::ECDSA_SHA256);
+    let r =
+        e.sp_trusting(&rsa).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now());
+    assert_invalid(r, "does not verify");
+    // A PSS signature by a key the SP does not trust, its certificate in KeyInfo.
+    let other = ForgeKey::rsa();
+    let assertion = forge::sign(&plain, &other, forge::PSS_SHA256);
+    let r = forge::rebuild(
+        &genuine,
+        &assertion,
+        &encryption_cert(),
+        oaep,
+        &other,
+        Some(forge::PSS_SHA256),
+    );
+    let r =
+        e.sp_trusting(&rsa).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now());
+    assert_invalid(r, "does not verify");
     let assertion = forge::sign(&plain, &ec, ECDSA_SHA256);
-    let r = forge::rebuild(&genuine, &assertion, &encryption_cert(), oaep, &ec, Some(ECDSA_SHA256))
-        .replace(uris::ECDSA_SHA256, "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1");
-    let pss =
-        e.sp_trusting(&ec).validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now());
-    assert_invalid(pss, "RSASSA-PSS");
     // A response that is not signed at all, even if its assertion is.
     let r = forge::rebuild(&genuine, &assertion, &encryption_cert(), oaep, &ec, None);
     let unsigned =
@@ -721,6 +782,11 @@ async fn node_metadata() {
     // (the eIDAS trust anchor is not modelled) …
     let other = ForgeKey::ec();
     IdpTrust::from_metadata(&forge::sign(&unsigned, &other, ECDSA_SHA256)).unwrap();
+    // RSASSA-PSS metadata signatures are verified; RSA PKCS#1 v1.5 ones are refused.
+    let rsa = ForgeKey::rsa();
+    IdpTrust::from_metadata(&forge::sign(&unsigned, &rsa, forge::PSS_SHA512)).unwrap();
+    let pkcs1 = IdpTrust::from_metadata(&forge::sign(&unsigned, &rsa, forge::RSA_SHA256));
+    assert!(matches!(pkcs1, Err(SamlError::MetadataSignature(m)) if m.contains("PKCS#1")));
     // … but not when KeyInfo names a certificate that did not sign it.
     let resigned = forge::sign(&unsigned, &other, ECDSA_SHA256);
     let lying = resigned.replace(&other.cert_b64(), &STANDARD.encode(node.signing_cert_der()));
@@ -851,6 +917,7 @@ async fn sp_metadata_and_requests_are_valid() {
         [
             "KeyDescriptor:signing",
             "KeyDescriptor:encryption",
+            "KeyDescriptor:encryption",
             "NameIDFormat",
             "NameIDFormat",
             "AssertionConsumerService"
@@ -864,22 +931,16 @@ async fn sp_metadata_and_requests_are_valid() {
 
     // The signature verifies with our signing certificate (and the profile we demand).
     let cert = X509::from_pem(keys().signing_cert_pem.as_bytes()).unwrap().to_der().unwrap();
-    let certs = [samael::crypto::CertificateDer::from(cert)];
-    let signed = dsig::verify_root("metadata", &md, &certs, dsig::RESPONSE_ALGORITHMS).unwrap();
+    let certs = dsig::TrustedSigners::from_der(&[cert]).unwrap();
+    let signed = dsig::verify_root("metadata", &md, &certs).unwrap();
     assert!(signed.contains("SPSSODescriptor"));
-    assert!(dsig::verify_root(
-        "metadata",
-        &md.replace(ACS, "https://x.test/acs"),
-        &certs,
-        dsig::RESPONSE_ALGORITHMS
-    )
-    .is_err());
+    assert!(dsig::verify_root("metadata", &md.replace(ACS, "https://x.test/acs"), &certs).is_err());
     // What the node reads from it.
     let parsed = mock::parse_sp_metadata(&md).unwrap();
     assert_eq!(parsed.entity_id, ENTITY);
     assert_eq!(parsed.acs_urls, [ACS]);
     assert_eq!(parsed.signing_certs.len(), 1);
-    assert_eq!(parsed.encryption_certs.len(), 1);
+    assert_eq!(parsed.encryption_certs.len(), 2, "the RSA and the EC key");
 
     let request = e.request_xml(&spec(AssuranceLevel::Substantial));
     xmllint_validate("metadata", &md);
@@ -932,4 +993,149 @@ fn xmllint(xml: &str) -> Option<Result<(), String>> {
         Ok(out) if out.status.success() => Some(Ok(())),
         Ok(out) => Some(Err(String::from_utf8_lossy(&out.stderr).into_owned())),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node kinds: RSASSA-PSS signatures and ECDH-ES key agreement
+
+/// One node, two kinds of country as CEF nodes differ: NL signs with ECDSA and agrees keys with
+/// ECDH-ES (to our EC key), DE signs with RSASSA-PSS and transports keys with RSA-OAEP (to our
+/// RSA key). The node learns both of our keys from the metadata we publish.
+#[tokio::test]
+async fn node_kinds_per_country() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let md_url = format!("http://{}/metadata", listener.local_addr().unwrap());
+    let (_, node) = mock::start(EidasNodeConfig {
+        sp_metadata_url: Some(md_url.clone()),
+        countries: vec![
+            mock::CountryCrypto {
+                country: "NL".into(),
+                signing: mock::NodeSigning::Ecdsa,
+                key_transport: mock::KeyTransport::EcdhEs,
+            },
+            mock::CountryCrypto {
+                country: "DE".into(),
+                signing: mock::NodeSigning::RsaPss,
+                key_transport: mock::KeyTransport::RsaOaep,
+            },
+        ],
+        ..EidasNodeConfig::default()
+    })
+    .await
+    .unwrap();
+    let idp = IdpTrust::from_metadata(&node.metadata_xml().await.unwrap()).unwrap();
+    assert_eq!(idp.signing_certs_der.len(), 2, "one signing certificate per kind");
+    let sp = std::sync::Arc::new(ServiceProvider::new(&md_url, ACS, keys(), idp).unwrap());
+    let served = sp.clone();
+    let app = axum::Router::new().route(
+        "/metadata",
+        axum::routing::get(move || {
+            let sp = served.clone();
+            async move { sp.metadata_xml(Utc::now()).unwrap() }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    for (citizen, signature, transport) in [
+        (&NL_SUBSTANTIAL, uris::ECDSA_SHA256, uris::ECDH_ES),
+        (&mock::DE_SUBSTANTIAL, uris::RSA_PSS_SHA256, uris::RSA_OAEP_11),
+    ] {
+        let s = AuthnRequestSpec { country: citizen.country.into(), ..spec(AssuranceLevel::Low) };
+        let (action, saml_request) = sp.post_request_at(&s, Utc::now()).unwrap();
+        let form = [("SAMLRequest", saml_request.as_str()), ("country", citizen.country)];
+        let resp = http().post(&action).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{:?}", node.rejected_requests());
+        let b64 = node.respond(&s.id, citizen, Outcome::Success).await.unwrap();
+        let xml = decode(&b64);
+        assert!(xml.contains(signature) && xml.contains(transport), "{}: {xml}", citizen.key);
+        let a = sp.validate_response(&b64, std::slice::from_ref(&s.id), Utc::now()).unwrap();
+        check_citizen(&a, citizen, &s, &node);
+    }
+}
+
+/// ECDH-ES: the genuine path, then every hostile variant refused with a clear message.
+#[tokio::test]
+async fn ecdh_es_hostile() {
+    let (_, node) = mock::start(EidasNodeConfig {
+        sp_encryption_cert_pem: Some(keys().ec_encryption_cert_pem.clone()),
+        key_transport: mock::KeyTransport::EcdhEs,
+        ..node_config(false)
+    })
+    .await
+    .unwrap();
+    let idp = IdpTrust::from_metadata(&node.metadata_xml().await.unwrap()).unwrap();
+    let e = Env { sp: ServiceProvider::new(ENTITY, ACS, keys(), idp).unwrap(), node };
+    let s = spec(AssuranceLevel::Substantial);
+    let (genuine, plain) = genuine(&e, &s).await;
+    assert!(genuine.contains(uris::ECDH_ES) && genuine.contains(uris::KW_AES256));
+    check_citizen(&e.validate(&b64(&genuine), &s).unwrap(), &NL_SUBSTANTIAL, &s, &e.node);
+
+    let key = ForgeKey::ec();
+    let sp = e.sp_trusting(&key);
+    let assertion = forge::sign(&plain, &key, ECDSA_SHA256);
+    let data = forge::encrypt_ecdh(&assertion, &ec_encryption_cert());
+    let check = |data: &str| {
+        let r = forge::rebuild_with(&genuine, data, &key, Some(ECDSA_SHA256));
+        sp.validate_response(&b64(&r), std::slice::from_ref(&s.id), Utc::now())
+    };
+    assert_eq!(check(&data).unwrap().person_identifier, NL_SUBSTANTIAL.person_identifier);
+    let pk =
+        |d: &str, f: &dyn Fn(&mut Vec<u8>)| forge::edit_b64(d, uris::DSIG11_NS, "PublicKey", f);
+
+    // A point not on the curve (invalid-curve attack): Y changed.
+    let off_curve = pk(&data, &|p| *p.last_mut().unwrap() ^= 1);
+    assert_invalid(check(&off_curve), "not a valid point");
+    // A point of another curve (P-384) under our curve's name, and under its own name.
+    let p384 = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap();
+    let other = openssl::ec::EcKey::generate(&p384).unwrap();
+    let mut ctx = openssl::bn::BigNumContext::new().unwrap();
+    let other_point = other
+        .public_key()
+        .to_bytes(&p384, openssl::ec::PointConversionForm::UNCOMPRESSED, &mut ctx)
+        .unwrap();
+    let other_curve = pk(&data, &|p| *p = other_point.clone());
+    assert_invalid(check(&other_curve), "not a valid point");
+    let named_p384 = other_curve.replace(uris::P256_URN, uris::P384_URN);
+    assert_invalid(check(&named_p384), "is not the SP key's curve");
+    // The identity (point at infinity), and a point of order 2 would need y = 0: (x, 0).
+    assert_invalid(check(&pk(&data, &|p| *p = vec![0])), "not a valid point");
+    let order_two = pk(&data, &|p| p[33..].iter_mut().for_each(|b| *b = 0));
+    assert_invalid(check(&order_two), "not a valid point");
+    // Explicit curve parameters.
+    let explicit = data.replace(
+        "<dsig11:NamedCurve",
+        &format!("<dsig11:ECParameters xmlns:dsig11=\"{}\"/><dsig11:NamedCurve", uris::DSIG11_NS),
+    );
+    assert_invalid(check(&explicit), "explicit curve parameters");
+    // A wrapped key whose integrity check fails.
+    let doc = roxmltree::Document::parse(&data).unwrap();
+    let ek = doc.descendants().find(|n| n.has_tag_name((XENC_NS, "EncryptedKey"))).unwrap();
+    let wrapped = ek.descendants().find(|n| n.has_tag_name((XENC_NS, "CipherValue"))).unwrap();
+    let r = wrapped.first_child().unwrap().range();
+    let mut bytes = STANDARD.decode(&data[r.clone()]).unwrap();
+    bytes[3] ^= 0x80;
+    let bad_wrap = format!("{}{}{}", &data[..r.start], STANDARD.encode(bytes), &data[r.end..]);
+    assert_invalid(check(&bad_wrap), "integrity check");
+    // ConcatKDF parameters changed (another key derived): the key wrap catches it too.
+    let other_party = data.replacen("PartyUInfo=\"00", "PartyUInfo=\"0001", 1);
+    assert_invalid(check(&other_party), "integrity check");
+    // Unknown KDF, SHA-1 and unknown digests, key agreement other than ECDH-ES.
+    let pbkdf2 = data.replace(uris::CONCAT_KDF, "http://www.w3.org/2009/xmlenc11#pbkdf2");
+    assert_invalid(check(&pbkdf2), "ConcatKDF only");
+    let kdf_digest = |d: &str| {
+        data.replace(
+            &format!("Algorithm=\"{}\"/></xenc11:ConcatKDFParams>", uris::SHA256),
+            &format!("Algorithm=\"{d}\"/></xenc11:ConcatKDFParams>"),
+        )
+    };
+    assert_invalid(check(&kdf_digest(uris::SHA1)), "SHA-1");
+    assert_invalid(
+        check(&kdf_digest("http://www.w3.org/2001/04/xmldsig-more#md5")),
+        "is not accepted",
+    );
+    let dh = data.replace(uris::ECDH_ES, "http://www.w3.org/2009/xmlenc11#dh-es");
+    assert_invalid(check(&dh), "ECDH-ES only");
+    // A padded bit string in the KDF parameters.
+    let padded = data.replacen("AlgorithmID=\"00", "AlgorithmID=\"03", 1);
+    assert_invalid(check(&padded), "whole-octet");
 }

@@ -8,6 +8,7 @@ use idp_mocks::eidas::{self as node, EidasNodeConfig, MockEidasNode, Outcome, Ta
 
 both_backends!(
     first_login_links_the_bis_number_then_digid_alone_suffices,
+    rsassa_pss_and_rsa_oaep_node_links_then_logs_in,
     hostile_responses_are_refused_and_change_nothing,
     replayed_and_foreign_session_responses_are_refused,
     cancel_failure_and_low_level_get_a_clear_page,
@@ -25,6 +26,7 @@ async fn start(backend: Backend) -> Eidas {
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let (_, node) = node::start(EidasNodeConfig {
         sp_metadata_url: Some(format!("{base}/saml/eidas/metadata")),
+        countries: node_kinds(),
         ..Default::default()
     })
     .await
@@ -37,6 +39,23 @@ async fn start(backend: Backend) -> Eidas {
     })
     .await;
     Eidas { s, node }
+}
+
+/// As `make demo`: NL's node signs with ECDSA and agrees keys with ECDH-ES, DE's signs with
+/// RSASSA-PSS and transports keys with RSA-OAEP (others: ECDSA + RSA-OAEP).
+fn node_kinds() -> Vec<node::CountryCrypto> {
+    vec![
+        node::CountryCrypto {
+            country: "NL".into(),
+            signing: node::NodeSigning::Ecdsa,
+            key_transport: node::KeyTransport::EcdhEs,
+        },
+        node::CountryCrypto {
+            country: "DE".into(),
+            signing: node::NodeSigning::RsaPss,
+            key_transport: node::KeyTransport::RsaOaep,
+        },
+    ]
 }
 
 /// From an authorization request to the node: returns (request id at the node, RelayState).
@@ -82,6 +101,11 @@ async fn first_login_links_the_bis_number_then_digid_alone_suffices(backend: Bac
     let pk = pkce();
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pk, &[]), "NL").await;
     let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
+    let xml = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &resp).unwrap(),
+    )
+    .unwrap();
+    assert!(xml.contains("ecdsa-sha256") && xml.contains("xmlenc11#ECDH-ES"), "{xml}");
     let acs = post_acs(&e, &b, &resp, &relay).await;
     assert_eq!(acs.status, 303, "{}", acs.body);
     let link = b.follow(&e.s.base, acs).await;
@@ -102,6 +126,43 @@ async fn first_login_links_the_bis_number_then_digid_alone_suffices(backend: Bac
     let b = Browser::new();
     let pk = pkce();
     let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pk, &[]), "NL").await;
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
+    let back = b.follow(&e.s.base, post_acs(&e, &b, &resp, &relay).await).await;
+    let loc = back.location().expect("straight back to the app");
+    assert!(loc.starts_with(&c.redirect_uri), "{loc}");
+}
+
+/// A citizen of an RSA-keyed node (RSASSA-PSS signatures, RSA-OAEP-3072 key transport): first
+/// login links the Bis number, the next one goes straight back. (NL, above, is the ECDSA +
+/// ECDH-ES kind.)
+async fn rsassa_pss_and_rsa_oaep_node_links_then_logs_in(backend: Backend) {
+    let e = start(backend).await;
+    let c = e.s.add_client("portal", "portal").await;
+    let citizen = node::citizen("de-substantial").unwrap();
+    let b = Browser::new();
+    let pk = pkce();
+    let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pk, &[]), "DE").await;
+    let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
+    let xml = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &resp).unwrap(),
+    )
+    .unwrap();
+    assert!(xml.contains("sha256-rsa-MGF1") && xml.contains("xmlenc11#rsa-oaep"), "{xml}");
+    let acs = post_acs(&e, &b, &resp, &relay).await;
+    assert_eq!(acs.status, 303, "{}", acs.body);
+    let link = b.follow(&e.s.base, acs).await;
+    assert!(link.url.ends_with("/link"), "{}", link.url);
+    let done = b.submit(&e.s.base, &link, "/link", &[("bis", bis_register::GERMAN)]).await;
+    let loc = done.location().unwrap_or_else(|| panic!("{} {}", done.status, done.body));
+    assert!(loc.starts_with(&c.redirect_uri), "{loc}");
+    let t: serde_json::Value =
+        exchange(&e.s, &c, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    let claims = jwt_claims(t["id_token"].as_str().unwrap());
+    assert_eq!(claims["insz"], bis_register::GERMAN);
+    assert_eq!(claims["eidas_person_identifier"], citizen.person_identifier);
+
+    let b = Browser::new();
+    let (id, relay) = to_node(&e, &b, &authorize_url(&e.s, &c, &pkce(), &[]), "DE").await;
     let resp = e.node.respond(&id, citizen, Outcome::Success).await.unwrap();
     let back = b.follow(&e.s.base, post_acs(&e, &b, &resp, &relay).await).await;
     let loc = back.location().expect("straight back to the app");
@@ -242,5 +303,7 @@ async fn sp_metadata_is_signed_and_names_both_certificates() {
     let xml = reqwest::get(e.s.url("/saml/eidas/metadata")).await.unwrap().text().await.unwrap();
     assert!(xml.contains("SPSSODescriptor"));
     assert!(xml.contains("use=\"signing\"") && xml.contains("use=\"encryption\""));
+    assert_eq!(xml.matches("use=\"encryption\"").count(), 2, "RSA and EC encryption keys");
+    assert!(xml.contains("xmlenc11#ECDH-ES") && xml.contains("sha256-rsa-MGF1"));
     assert!(xml.contains("Signature"));
 }

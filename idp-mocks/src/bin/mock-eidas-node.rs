@@ -9,12 +9,17 @@
 //!   ACS); set it to an empty string to use only the certificate files below;
 //! * `SP_SIGNING_CERT`, `SP_ENCRYPTION_CERT` (optional): PEM files with the SP's certificates;
 //! * `MOCK_RSA_OAEP_LEGACY` (`1`/`true`): transport the key with `xmlenc#rsa-oaep-mgf1p`.
+//! * `MOCK_SIGNING` (`ecdsa` or `rsa-pss`), `MOCK_KEY_TRANSPORT` (`rsa-oaep` or `ecdh-es`): the
+//!   node's crypto; `MOCK_COUNTRIES` (default `NL=ecdsa+ecdh-es,DE=rsa-pss+rsa-oaep`): per-country
+//!   exceptions.
 //!
 //! The node's signing key is generated at start-up: SPs must (re)load its metadata from
 //! `{MOCK_PUBLIC_URL}/metadata`.
 
 use anyhow::Context as _;
-use idp_mocks::eidas::{serve, EidasNodeConfig, MockEidasNode};
+use idp_mocks::eidas::{
+    serve, CountryCrypto, EidasNodeConfig, KeyTransport, MockEidasNode, NodeSigning,
+};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
@@ -58,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
         sp_signing_cert_pem: env_file("SP_SIGNING_CERT")?,
         sp_encryption_cert_pem: env_file("SP_ENCRYPTION_CERT")?,
         rsa_oaep_legacy: legacy,
+        signing: signing(&env_or("MOCK_SIGNING", "ecdsa"))?,
+        key_transport: key_transport(&env_or("MOCK_KEY_TRANSPORT", "rsa-oaep"))?,
+        countries: countries(&env_or("MOCK_COUNTRIES", "NL=ecdsa+ecdh-es,DE=rsa-pss+rsa-oaep"))?,
     };
     let sp = config.sp_metadata_url.clone().unwrap_or_else(|| "(certificate files)".into());
     let node = MockEidasNode::new(config)?;
@@ -73,4 +81,37 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
+}
+
+fn signing(v: &str) -> anyhow::Result<NodeSigning> {
+    match v.trim() {
+        "ecdsa" => Ok(NodeSigning::Ecdsa),
+        "rsa-pss" => Ok(NodeSigning::RsaPss),
+        other => anyhow::bail!("signing {other:?}: ecdsa or rsa-pss"),
+    }
+}
+
+fn key_transport(v: &str) -> anyhow::Result<KeyTransport> {
+    match v.trim() {
+        "rsa-oaep" => Ok(KeyTransport::RsaOaep),
+        "ecdh-es" => Ok(KeyTransport::EcdhEs),
+        other => anyhow::bail!("key transport {other:?}: rsa-oaep or ecdh-es"),
+    }
+}
+
+/// `MOCK_COUNTRIES`: `CC=<signing>+<key transport>` separated by commas (empty: none).
+fn countries(v: &str) -> anyhow::Result<Vec<CountryCrypto>> {
+    v.split(',')
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| {
+            let (country, kinds) =
+                c.split_once('=').context("MOCK_COUNTRIES: CC=signing+transport")?;
+            let (s, t) = kinds.split_once('+').context("MOCK_COUNTRIES: CC=signing+transport")?;
+            Ok(CountryCrypto {
+                country: country.trim().to_ascii_uppercase(),
+                signing: signing(s)?,
+                key_transport: key_transport(t)?,
+            })
+        })
+        .collect()
 }

@@ -1,4 +1,9 @@
-//! Keys, XML signatures (xmlsec through samael), request-signature checks and XML encryption.
+//! Keys, XML signatures, request-signature checks and XML encryption.
+//!
+//! The node signs with ECDSA (xmlsec through samael) or RSASSA-PSS (bergshamra: xmlsec 1.2 has
+//! no PSS), and encrypts the assertion's key with RSA-OAEP or ECDH-ES (OpenSSL), as CEF nodes
+//! do. `tests/xmlsec-crosscheck` checks both with libxmlsec1 1.3, which the project did not
+//! write.
 //!
 //! Everything here is synchronous and CPU-bound: callers run it on the blocking pool.
 
@@ -14,7 +19,7 @@ use openssl::md::Md;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
-use openssl::rsa::Padding;
+use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::symm::Cipher;
 use openssl::x509::extension::{BasicConstraints, KeyUsage};
@@ -29,6 +34,14 @@ pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 pub const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
+pub const RSA_PSS_SHA256: &str = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1";
+pub const ECDH_ES: &str = "http://www.w3.org/2009/xmlenc11#ECDH-ES";
+pub const CONCAT_KDF: &str = "http://www.w3.org/2009/xmlenc11#ConcatKDF";
+pub const KW_AES256: &str = "http://www.w3.org/2001/04/xmlenc#kw-aes256";
+pub const DSIG11_NS: &str = "http://www.w3.org/2009/xmldsig11#";
+/// `dsig11:NamedCurve` URIs (RFC 6931 style `urn:oid:`) of P-256 and P-384.
+pub const P256_OID_URN: &str = "urn:oid:1.2.840.10045.3.1.7";
+pub const P384_OID_URN: &str = "urn:oid:1.3.132.0.34";
 pub const SHA256_DIGEST: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
 pub const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
 pub const RSA_OAEP_11: &str = "http://www.w3.org/2009/xmlenc11#rsa-oaep";
@@ -64,20 +77,47 @@ const XML_ALLOWED: &[AllowedSignatureAlgorithm] = &[
     AllowedSignatureAlgorithm::RsaSha512,
 ];
 
-/// An ECDSA P-256 signing key with its self-signed certificate.
+/// How a node signs: the CEF node's two families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NodeSigning {
+    /// ECDSA P-256 with SHA-256.
+    #[default]
+    Ecdsa,
+    /// RSASSA-PSS (RSA-3072, SHA-256, MGF1-SHA-256, salt 32).
+    RsaPss,
+}
+
+impl NodeSigning {
+    pub fn method_uri(self) -> &'static str {
+        match self {
+            NodeSigning::Ecdsa => ECDSA_SHA256,
+            NodeSigning::RsaPss => RSA_PSS_SHA256,
+        }
+    }
+}
+
+/// A signing key (ECDSA P-256 or RSA-3072 for RSASSA-PSS) with its self-signed certificate.
 pub struct SigningKey {
+    pub kind: NodeSigning,
     pub cert: X509,
     /// The private key as DER (what xmlsec loads).
     pub key_der: Vec<u8>,
+    /// The private key as PKCS#8 PEM (what bergshamra loads).
+    key_pem: Vec<u8>,
     /// Base64 of the certificate's DER, as in `<ds:X509Certificate>`.
     pub cert_b64: String,
 }
 
 impl SigningKey {
-    /// A fresh P-256 key and a self-signed certificate for `common_name`, valid for 3 years.
-    pub fn generate(common_name: &str) -> anyhow::Result<SigningKey> {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    /// A fresh key of `kind` and a self-signed certificate for `common_name`, valid for 3 years.
+    pub fn generate_kind(common_name: &str, kind: NodeSigning) -> anyhow::Result<SigningKey> {
+        let key = match kind {
+            NodeSigning::Ecdsa => {
+                let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+                PKey::from_ec_key(EcKey::generate(&group)?)?
+            }
+            NodeSigning::RsaPss => PKey::from_rsa(Rsa::generate(3072)?)?,
+        };
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_nid(Nid::COUNTRYNAME, "NL")?;
         name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "idp-mocks")?;
@@ -102,8 +142,9 @@ impl SigningKey {
         b.sign(&key, MessageDigest::sha256())?;
         let cert = b.build();
         let key_der = key.private_key_to_der()?;
+        let key_pem = key.private_key_to_pem_pkcs8()?;
         let cert_b64 = STANDARD.encode(cert.to_der()?);
-        Ok(SigningKey { cert, key_der, cert_b64 })
+        Ok(SigningKey { kind, cert, key_der, key_pem, cert_b64 })
     }
 
     pub fn cert_pem(&self) -> String {
@@ -111,11 +152,13 @@ impl SigningKey {
     }
 }
 
-/// An enveloped-signature template (ECDSA-SHA256, SHA-256 digest, exclusive c14n) over the
+/// An enveloped-signature template (the key's method, SHA-256 digest, exclusive c14n) over the
 /// element whose `ID` is `ref_id`, with the signer's certificate in `KeyInfo`. `prefix_list`
 /// becomes an `ec:InclusiveNamespaces PrefixList` (for prefixes used only inside attribute
 /// values, such as `xsi:type` QNames).
-pub fn signature_template(ref_id: &str, cert_b64: &str, prefix_list: Option<&str>) -> String {
+pub fn signature_template(ref_id: &str, key: &SigningKey, prefix_list: Option<&str>) -> String {
+    let cert_b64 = &key.cert_b64;
+    let method = key.kind.method_uri();
     let c14n = match prefix_list {
         Some(p) => format!(
             "<ds:Transform Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces \
@@ -127,7 +170,7 @@ pub fn signature_template(ref_id: &str, cert_b64: &str, prefix_list: Option<&str
     format!(
         "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>\
          <ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/>\
-         <ds:SignatureMethod Algorithm=\"{ECDSA_SHA256}\"/>\
+         <ds:SignatureMethod Algorithm=\"{method}\"/>\
          <ds:Reference URI=\"#{}\"><ds:Transforms>\
          <ds:Transform Algorithm=\"{ENVELOPED}\"/>{c14n}</ds:Transforms>\
          <ds:DigestMethod Algorithm=\"{SHA256_DIGEST}\"/><ds:DigestValue></ds:DigestValue>\
@@ -144,8 +187,24 @@ pub fn sign_document(xml: &str, key: &SigningKey) -> anyhow::Result<String> {
     if xml.contains("<!DOCTYPE") {
         bail!("refusing to sign a document with a DTD");
     }
-    let signed = Crypto::sign_xml(xml, &key.key_der).map_err(|e| anyhow!("xmlsec: {e}"))?;
+    let signed = match key.kind {
+        NodeSigning::Ecdsa => {
+            Crypto::sign_xml(xml, &key.key_der).map_err(|e| anyhow!("xmlsec: {e}"))?
+        }
+        NodeSigning::RsaPss => sign_with_bergshamra(xml, &key.key_pem)?,
+    };
     Ok(strip_xml_declaration(&signed).to_string())
+}
+
+/// Fills in the first signature template of `xml` with bergshamra (any method it knows, here
+/// RSASSA-PSS; aws-lc makes the signature, salt = hash length).
+pub fn sign_with_bergshamra(xml: &str, key_pem: &[u8]) -> anyhow::Result<String> {
+    let key = bergshamra::keys::loader::load_pem_auto(key_pem, None)
+        .map_err(|e| anyhow!("bergshamra key: {e}"))?;
+    let mut manager = bergshamra::KeysManager::new();
+    manager.add_key(key);
+    let ctx = bergshamra::DsigContext::new_permissive(manager);
+    bergshamra::sign(&ctx, xml).map_err(|e| anyhow!("bergshamra: {e}"))
 }
 
 /// The document without a leading `<?xml …?>` declaration and surrounding whitespace.
@@ -282,10 +341,12 @@ fn verify_ecdsa(md: MessageDigest, pk: &PKey<Public>, data: &[u8], sig: &[u8]) -
     .unwrap_or(false)
 }
 
-/// Encrypts an element (serialized XML) for `recipient_cert`:
-/// `xenc:EncryptedData` (AES-256-GCM, 12-byte IV first, 16-byte tag last) whose `ds:KeyInfo`
-/// holds an `xenc:EncryptedKey` (RSA-OAEP: `xmlenc11#rsa-oaep` with SHA-256 and MGF1-SHA-256,
-/// or `xmlenc#rsa-oaep-mgf1p` with SHA-1 when `legacy`).
+/// Encrypts an element (serialized XML) for `recipient_cert`: `xenc:EncryptedData`
+/// (AES-256-GCM, 12-byte IV first, 16-byte tag last) whose `ds:KeyInfo` holds an
+/// `xenc:EncryptedKey`. For an RSA certificate the key is transported with RSA-OAEP
+/// (`xmlenc11#rsa-oaep` with SHA-256 and MGF1-SHA-256, or `xmlenc#rsa-oaep-mgf1p` with SHA-1
+/// when `legacy`); for an EC certificate (P-256/P-384) it is wrapped (`kw-aes256`) with a key
+/// agreed by ECDH-ES with an ephemeral key and ConcatKDF (SHA-256), as CEF nodes do.
 pub fn encrypt_element(
     plaintext: &str,
     recipient_cert: &X509,
@@ -293,9 +354,6 @@ pub fn encrypt_element(
     legacy: bool,
 ) -> anyhow::Result<String> {
     let pk = recipient_cert.public_key()?;
-    if pk.id() != Id::RSA {
-        bail!("the SP encryption certificate is not an RSA key (key agreement is not supported)");
-    }
     let mut cek = [0u8; 32];
     let mut iv = [0u8; 12];
     openssl::rand::rand_bytes(&mut cek)?;
@@ -314,37 +372,57 @@ pub fn encrypt_element(
     value.extend_from_slice(&ct);
     value.extend_from_slice(&tag);
 
-    let mut ctx = PkeyCtx::new(&pk)?;
-    ctx.encrypt_init()?;
-    ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
-    if !legacy {
-        ctx.set_rsa_oaep_md(Md::sha256())?;
-        ctx.set_rsa_mgf1_md(Md::sha256())?;
-    }
-    let mut wrapped = Vec::new();
-    ctx.encrypt_to_vec(&cek, &mut wrapped)?;
-
-    let method = if legacy {
-        format!(
-            "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_MGF1P}\">\
-             <ds:DigestMethod Algorithm=\"{SHA1_DIGEST}\"/></xenc:EncryptionMethod>"
-        )
-    } else {
-        format!(
-            "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_11}\">\
-             <ds:DigestMethod Algorithm=\"{SHA256_DIGEST}\"/>\
-             <xenc11:MGF xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{MGF1_SHA256}\"/>\
-             </xenc:EncryptionMethod>"
-        )
-    };
     let cert_b64 = STANDARD.encode(recipient_cert.to_der()?);
+    let (method, key_info, wrapped) = match pk.id() {
+        Id::RSA => {
+            let mut ctx = PkeyCtx::new(&pk)?;
+            ctx.encrypt_init()?;
+            ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
+            if !legacy {
+                ctx.set_rsa_oaep_md(Md::sha256())?;
+                ctx.set_rsa_mgf1_md(Md::sha256())?;
+            }
+            let mut wrapped = Vec::new();
+            ctx.encrypt_to_vec(&cek, &mut wrapped)?;
+            let method = if legacy {
+                format!(
+                    "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_MGF1P}\">\
+                     <ds:DigestMethod Algorithm=\"{SHA1_DIGEST}\"/></xenc:EncryptionMethod>"
+                )
+            } else {
+                format!(
+                    "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_11}\">\
+                     <ds:DigestMethod Algorithm=\"{SHA256_DIGEST}\"/>\
+                     <xenc11:MGF xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{MGF1_SHA256}\"/>\
+                     </xenc:EncryptionMethod>"
+                )
+            };
+            let key_info = format!(
+                "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate>\
+                 </ds:X509Data></ds:KeyInfo>"
+            );
+            (method, key_info, wrapped)
+        }
+        Id::EC => {
+            let agreement = EcdhEs::new(&pk, recipient_entity_id)?;
+            let wrapped = openssl_key_wrap(&agreement.kek, &cek)?;
+            let method = format!("<xenc:EncryptionMethod Algorithm=\"{KW_AES256}\"/>");
+            let key_info = format!(
+                "<ds:KeyInfo>{}</ds:KeyInfo>",
+                agreement.agreement_method(&format!(
+                    "<ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate>\
+                     </ds:X509Data>"
+                ))
+            );
+            (method, key_info, wrapped)
+        }
+        _ => bail!("the SP encryption certificate is neither an RSA nor an EC key"),
+    };
     Ok(format!(
         "<xenc:EncryptedData xmlns:xenc=\"{XENC_NS}\" Id=\"{}\" Type=\"{XENC_ELEMENT}\">\
          <xenc:EncryptionMethod Algorithm=\"{AES256_GCM}\"/>\
          <ds:KeyInfo xmlns:ds=\"{DSIG_NS}\">\
-         <xenc:EncryptedKey Id=\"{}\" Recipient=\"{}\">{method}\
-         <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate>\
-         </ds:X509Data></ds:KeyInfo>\
+         <xenc:EncryptedKey Id=\"{}\" Recipient=\"{}\">{method}{key_info}\
          <xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData>\
          </xenc:EncryptedKey></ds:KeyInfo>\
          <xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData>\
@@ -355,6 +433,93 @@ pub fn encrypt_element(
         STANDARD.encode(wrapped),
         STANDARD.encode(value),
     ))
+}
+
+/// One ECDH-ES agreement: the ephemeral (originator) public key and the derived key-encryption
+/// key, with the ConcatKDF parameters used.
+pub struct EcdhEs {
+    /// `dsig11:NamedCurve` URI of the recipient's curve.
+    pub curve_urn: &'static str,
+    /// Uncompressed ephemeral public point (`04 || X || Y`).
+    pub originator_point: Vec<u8>,
+    /// ConcatKDF `AlgorithmID`, `PartyUInfo`, `PartyVInfo` as they go into the XML (hex of the
+    /// bit strings: a leading `00` pad-bit count, then the bytes).
+    pub algorithm_id: Vec<u8>,
+    pub party_u: Vec<u8>,
+    pub party_v: Vec<u8>,
+    /// The AES-256 key-encryption key.
+    pub kek: [u8; 32],
+}
+
+impl EcdhEs {
+    /// Agrees a key with the recipient's EC public key through a fresh ephemeral key.
+    pub fn new(recipient: &PKey<Public>, party_v: &str) -> anyhow::Result<EcdhEs> {
+        let ec = recipient.ec_key()?;
+        let group = ec.group();
+        let curve_urn = match group.curve_name() {
+            Some(Nid::X9_62_PRIME256V1) => P256_OID_URN,
+            Some(Nid::SECP384R1) => P384_OID_URN,
+            other => bail!("ECDH-ES: curve {other:?} is not P-256 or P-384"),
+        };
+        let ephemeral = PKey::from_ec_key(EcKey::generate(group)?)?;
+        let mut ctx = openssl::bn::BigNumContext::new()?;
+        let originator_point = ephemeral.ec_key()?.public_key().to_bytes(
+            group,
+            openssl::ec::PointConversionForm::UNCOMPRESSED,
+            &mut ctx,
+        )?;
+        let mut deriver = openssl::derive::Deriver::new(&ephemeral)?;
+        deriver.set_peer(recipient)?;
+        let z = deriver.derive_to_vec()?;
+        let bitstring = |b: &[u8]| {
+            let mut v = vec![0u8];
+            v.extend_from_slice(b);
+            v
+        };
+        let algorithm_id = bitstring(KW_AES256.as_bytes());
+        let party_u = bitstring(b"mock-eidas-node");
+        let party_v = bitstring(party_v.as_bytes());
+        // ConcatKDF (NIST SP 800-56A 5.8.1), SHA-256, one block: H(counter=1 || Z || OtherInfo),
+        // OtherInfo = AlgorithmID || PartyUInfo || PartyVInfo without their pad-bit octets.
+        let mut h = openssl::sha::Sha256::new();
+        h.update(&1u32.to_be_bytes());
+        h.update(&z);
+        for part in [&algorithm_id, &party_u, &party_v] {
+            h.update(&part[1..]);
+        }
+        let kek = h.finish();
+        Ok(EcdhEs { curve_urn, originator_point, algorithm_id, party_u, party_v, kek })
+    }
+
+    /// The `xenc:AgreementMethod` element; `recipient_key_info` goes into `RecipientKeyInfo`.
+    pub fn agreement_method(&self, recipient_key_info: &str) -> String {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+        format!(
+            "<xenc:AgreementMethod Algorithm=\"{ECDH_ES}\">\
+             <xenc11:KeyDerivationMethod xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{CONCAT_KDF}\">\
+             <xenc11:ConcatKDFParams AlgorithmID=\"{}\" PartyUInfo=\"{}\" PartyVInfo=\"{}\">\
+             <ds:DigestMethod Algorithm=\"{SHA256_DIGEST}\"/></xenc11:ConcatKDFParams>\
+             </xenc11:KeyDerivationMethod>\
+             <xenc:OriginatorKeyInfo><ds:KeyValue><dsig11:ECKeyValue xmlns:dsig11=\"{DSIG11_NS}\">\
+             <dsig11:NamedCurve URI=\"{}\"/><dsig11:PublicKey>{}</dsig11:PublicKey>\
+             </dsig11:ECKeyValue></ds:KeyValue></xenc:OriginatorKeyInfo>\
+             <xenc:RecipientKeyInfo>{recipient_key_info}</xenc:RecipientKeyInfo>\
+             </xenc:AgreementMethod>",
+            hex(&self.algorithm_id),
+            hex(&self.party_u),
+            hex(&self.party_v),
+            self.curve_urn,
+            STANDARD.encode(&self.originator_point),
+        )
+    }
+}
+
+/// AES key wrap (RFC 3394, default IV) of `key` under `kek`.
+pub fn openssl_key_wrap(kek: &[u8], key: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let aes = openssl::aes::AesKey::new_encrypt(kek).map_err(|_| anyhow!("bad KEK length"))?;
+    let mut out = vec![0u8; key.len() + 8];
+    openssl::aes::wrap_key(&aes, None, &mut out, key).map_err(|_| anyhow!("key wrap failed"))?;
+    Ok(out)
 }
 
 /// A fresh SAML/XML ID: `_` and 32 hex digits (128 random bits).

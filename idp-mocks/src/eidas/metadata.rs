@@ -5,8 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use openssl::x509::X509;
 
 use super::crypto::{
-    new_id, parse_cert, sign_document, signature_template, SigningKey, DSIG_NS, ECDSA_SHA256,
-    SHA256_DIGEST,
+    new_id, parse_cert, sign_document, signature_template, SigningKey, DSIG_NS, SHA256_DIGEST,
 };
 use super::request::{BINDING_POST, BINDING_REDIRECT, SAML_NS};
 use super::response::{ATTR_PREFIX, NAME_FORMAT_URI, PERSISTENT, TRANSIENT, UNSPECIFIED};
@@ -21,13 +20,24 @@ pub const APPLICATION_ID_ATTR: &str =
 /// How long the metadata is valid (CEF default: one day).
 pub const METADATA_VALIDITY_SECS: i64 = 86_400;
 
-/// The node's metadata, signed (enveloped, ECDSA-SHA256, SHA-256 digest, exclusive c14n).
+/// The node's metadata, signed (enveloped, the key's method, SHA-256 digest, exclusive c14n).
 pub fn signed_node_metadata(
     entity_id: &str,
     sso_url: &str,
     key: &SigningKey,
+    other_key: Option<&SigningKey>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<String> {
+    let key_descriptor = |k: &SigningKey| {
+        format!(
+            "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"{DSIG_NS}\"><ds:X509Data>\
+             <ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
+             </md:KeyDescriptor>",
+            k.cert_b64
+        )
+    };
+    let key_descriptors: String =
+        std::iter::once(key).chain(other_key).map(key_descriptor).collect();
     let id = new_id();
     let valid_until = instant(now + Duration::seconds(METADATA_VALIDITY_SECS));
     let attribute = |name: &str, value: &str| {
@@ -56,13 +66,11 @@ pub fn signed_node_metadata(
          <md:Extensions><mdattr:EntityAttributes xmlns:mdattr=\"{MDATTR_NS}\">{pv}{app}\
          </mdattr:EntityAttributes>\
          <alg:DigestMethod xmlns:alg=\"{ALG_NS}\" Algorithm=\"{SHA256_DIGEST}\"/>\
-         <alg:SigningMethod xmlns:alg=\"{ALG_NS}\" Algorithm=\"{ECDSA_SHA256}\"/>\
+         <alg:SigningMethod xmlns:alg=\"{ALG_NS}\" Algorithm=\"{method}\"/>\
          </md:Extensions>\
          <md:IDPSSODescriptor WantAuthnRequestsSigned=\"true\" \
          protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
-         <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"{DSIG_NS}\"><ds:X509Data>\
-         <ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
-         </md:KeyDescriptor>\
+         {key_descriptors}\
          <md:NameIDFormat>{PERSISTENT}</md:NameIDFormat>\
          <md:NameIDFormat>{TRANSIENT}</md:NameIDFormat>\
          <md:NameIDFormat>{UNSPECIFIED}</md:NameIDFormat>\
@@ -73,11 +81,11 @@ pub fn signed_node_metadata(
          <md:OrganizationDisplayName xml:lang=\"en\">Mock eIDAS node (test only)\
          </md:OrganizationDisplayName><md:OrganizationURL xml:lang=\"en\">{base}</md:OrganizationURL>\
          </md:Organization></md:EntityDescriptor>",
-        sig = signature_template(&id, &key.cert_b64, None),
+        sig = signature_template(&id, key, None),
+        method = key.kind.method_uri(),
         entity = escape(entity_id),
         pv = attribute(PROTOCOL_VERSION_ATTR, "1.2"),
         app = attribute(APPLICATION_ID_ATTR, "idp-mocks:mock-eidas-node:0.1"),
-        cert = key.cert_b64,
         sso = escape(sso_url),
         base = escape(sso_url.trim_end_matches("/sso")),
     );

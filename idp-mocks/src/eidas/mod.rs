@@ -1,8 +1,9 @@
 //! Mock eIDAS node: a stand-in for a CEF eIDAS-Node 2.x proxy service with DigiD (and a few
 //! other countries) behind it, speaking real SAML 2.0 with real crypto.
 //!
-//! * `GET /metadata`: signed IdP metadata (`md:EntityDescriptor`, enveloped ECDSA-SHA256
-//!   signature, SHA-256 digest, exclusive c14n) with the signing certificate and
+//! * `GET /metadata`: signed IdP metadata (`md:EntityDescriptor`, enveloped ECDSA-SHA256 or
+//!   RSASSA-PSS-SHA256 signature, SHA-256 digest, exclusive c14n) with the signing
+//!   certificate(s) (one per signing kind in use) and
 //!   `SingleSignOnService` at `/sso` for HTTP-POST and HTTP-Redirect.
 //! * `GET /sso` (HTTP-Redirect: deflated `SAMLRequest`, `RelayState`, `SigAlg`, `Signature`) and
 //!   `POST /sso` (HTTP-POST: base64 `SAMLRequest` with an enveloped XML signature, `RelayState`),
@@ -18,11 +19,12 @@
 //!   [`MockEidasNode::set_outcome_for`], `POST /control/outcome` with form fields `outcome` and
 //!   optional `request_id`).
 //!
-//! The response: `saml2p:Response` signed (ECDSA-SHA256) by the node key, holding an
-//! `saml2:EncryptedAssertion`: the assertion, itself signed, encrypted with AES-256-GCM under a
-//! key transported with RSA-OAEP (`xmlenc11#rsa-oaep`, SHA-256, MGF1-SHA-256; or legacy
-//! `xmlenc#rsa-oaep-mgf1p`) to the SP's encryption certificate. See [`Outcome`] and [`Tamper`]
-//! for failures and hostile variants.
+//! The response: `saml2p:Response` signed (ECDSA-SHA256, or RSASSA-PSS-SHA256 for countries so
+//! configured, [`CountryCrypto`]) by the node key, holding an `saml2:EncryptedAssertion`: the
+//! assertion, itself signed, encrypted with AES-256-GCM under a key transported with RSA-OAEP
+//! (`xmlenc11#rsa-oaep`, SHA-256, MGF1-SHA-256; or legacy `xmlenc#rsa-oaep-mgf1p`) to the SP's
+//! RSA certificate, or agreed with ECDH-ES (ConcatKDF SHA-256, `kw-aes256`) with its EC one.
+//! See [`Outcome`] and [`Tamper`] for failures and hostile variants.
 
 mod citizens;
 mod crypto;
@@ -52,6 +54,7 @@ pub use citizens::{
     citizen, citizens_of, country_name, test_citizens, Citizen, Loa, COUNTRIES, DE_SUBSTANTIAL,
     FR_SUBSTANTIAL, LU_HIGH, NL_HIGH, NL_LOW, NL_SUBSTANTIAL, TEST_CITIZENS,
 };
+pub use crypto::{encrypt_element, NodeSigning};
 pub use metadata::{parse_sp_metadata, SpMetadata};
 pub use request::{Binding, ReceivedRequest, RequestedAttribute};
 pub use response::{Outcome, Tamper, VALIDITY_SECS, WRONG_AUDIENCE, WRONG_URL};
@@ -99,6 +102,31 @@ pub struct EidasNodeConfig {
     /// Transport the content key with `xmlenc#rsa-oaep-mgf1p` (SHA-1) like older nodes, instead
     /// of `xmlenc11#rsa-oaep` with SHA-256 and MGF1-SHA-256.
     pub rsa_oaep_legacy: bool,
+    /// How the node signs (responses, assertions, metadata): ECDSA or RSASSA-PSS.
+    pub signing: crypto::NodeSigning,
+    /// How the node transports the assertion's key: to the SP's RSA key (RSA-OAEP) or its EC
+    /// key (ECDH-ES + ConcatKDF + AES key wrap). The SP's metadata offers both keys.
+    pub key_transport: KeyTransport,
+    /// Per-country exceptions to `signing`/`key_transport` (by the citizen's country), as
+    /// member states' nodes differ: e.g. NL ECDSA + ECDH-ES, DE RSASSA-PSS + RSA-OAEP. The
+    /// node's metadata lists a signing certificate for each signing kind in use.
+    pub countries: Vec<CountryCrypto>,
+}
+
+/// One country's node crypto.
+#[derive(Clone, Debug)]
+pub struct CountryCrypto {
+    pub country: String,
+    pub signing: crypto::NodeSigning,
+    pub key_transport: KeyTransport,
+}
+
+/// The node's choice among the SP's encryption keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyTransport {
+    #[default]
+    RsaOaep,
+    EcdhEs,
 }
 
 /// Handle to a mock eIDAS node (cheap to clone; all clones share state).
@@ -111,7 +139,10 @@ struct Inner {
     base_url: String,
     entity_id: String,
     config: EidasNodeConfig,
+    /// The signing key of `config.signing` (the metadata's signer).
     key: crypto::SigningKey,
+    /// The signing key of the other kind, when a country uses it.
+    other_key: Option<crypto::SigningKey>,
     rogue_key: crypto::SigningKey,
     http: reqwest::Client,
     state: Mutex<NodeState>,
@@ -140,7 +171,8 @@ struct Pending {
 struct SpInfo {
     entity_id: Option<String>,
     signing: Vec<X509>,
-    encryption: Option<X509>,
+    /// Every encryption certificate (configured first, then the metadata's).
+    encryption: Vec<X509>,
     acs_urls: Vec<String>,
     /// From the metadata URL (so worth refetching on a signature failure).
     from_metadata: bool,
@@ -170,8 +202,18 @@ impl MockEidasNode {
             inner: Arc::new(Inner {
                 base_url,
                 entity_id,
-                key: crypto::SigningKey::generate("Mock eIDAS node signing")?,
-                rogue_key: crypto::SigningKey::generate("Mock eIDAS node signing")?,
+                key: crypto::SigningKey::generate_kind("Mock eIDAS node signing", config.signing)?,
+                other_key: match config.countries.iter().find(|c| c.signing != config.signing) {
+                    Some(c) => Some(crypto::SigningKey::generate_kind(
+                        "Mock eIDAS node signing",
+                        c.signing,
+                    )?),
+                    None => None,
+                },
+                rogue_key: crypto::SigningKey::generate_kind(
+                    "Mock eIDAS node signing",
+                    config.signing,
+                )?,
                 config,
                 http,
                 state: Mutex::new(NodeState::default()),
@@ -213,6 +255,23 @@ impl MockEidasNode {
         format!("{}/sso", self.inner.base_url)
     }
 
+    /// The signing kind and key transport the node uses for `country`'s citizens.
+    pub fn crypto_for(&self, country: &str) -> (crypto::NodeSigning, KeyTransport) {
+        let cfg = &self.inner.config;
+        match cfg.countries.iter().find(|c| c.country.eq_ignore_ascii_case(country)) {
+            Some(c) => (c.signing, c.key_transport),
+            None => (cfg.signing, cfg.key_transport),
+        }
+    }
+
+    fn signing_key_for(&self, country: &str) -> &crypto::SigningKey {
+        let kind = self.crypto_for(country).0;
+        match &self.inner.other_key {
+            Some(k) if k.kind == kind => k,
+            _ => &self.inner.key,
+        }
+    }
+
     /// The node's signing certificate (PEM), the one in its metadata.
     pub fn signing_cert_pem(&self) -> String {
         self.inner.key.cert_pem()
@@ -242,6 +301,7 @@ impl MockEidasNode {
                 &i.entity_id,
                 &format!("{}/sso", i.base_url),
                 &i.key,
+                i.other_key.as_ref(),
                 chrono::Utc::now(),
             )
         })
@@ -358,7 +418,16 @@ impl MockEidasNode {
             Outcome::Failure | Outcome::Cancelled | Outcome::Tampered(Tamper::NotEncrypted)
         );
         let enc = match self.sp_info(false).await {
-            Ok(sp) => sp.encryption.clone(),
+            Ok(sp) => {
+                let wanted = match self.crypto_for(citizen.country).1 {
+                    KeyTransport::RsaOaep => openssl::pkey::Id::RSA,
+                    KeyTransport::EcdhEs => openssl::pkey::Id::EC,
+                };
+                sp.encryption
+                    .iter()
+                    .find(|c| c.public_key().map(|k| k.id() == wanted).unwrap_or(false))
+                    .cloned()
+            }
             Err(e) if needs_encryption => return Err(e),
             Err(_) => None,
         };
@@ -372,7 +441,7 @@ impl MockEidasNode {
                 citizen: &citizen,
                 outcome,
                 node_entity_id: &i.entity_id,
-                node_key: &i.key,
+                node_key: node.signing_key_for(citizen.country),
                 rogue_key: &i.rogue_key,
                 sp_encryption_cert: enc.as_ref(),
                 rsa_oaep_legacy: i.config.rsa_oaep_legacy,
@@ -398,7 +467,7 @@ impl MockEidasNode {
                 Ok(md) => {
                     info.entity_id = Some(md.entity_id);
                     info.signing = md.signing_certs;
-                    info.encryption = md.encryption_certs.into_iter().next();
+                    info.encryption = md.encryption_certs;
                     info.acs_urls = md.acs_urls;
                     info.from_metadata = true;
                 }
@@ -415,9 +484,9 @@ impl MockEidasNode {
             info.signing.insert(0, crypto::parse_cert(pem)?);
         }
         if let Some(pem) = &cfg.sp_encryption_cert_pem {
-            info.encryption = Some(crypto::parse_cert(pem)?);
+            info.encryption.insert(0, crypto::parse_cert(pem)?);
         }
-        if info.signing.is_empty() && info.encryption.is_none() {
+        if info.signing.is_empty() && info.encryption.is_empty() {
             bail!("no SP certificates configured (sp_metadata_url or sp_*_cert_pem)");
         }
         let info = Arc::new(info);

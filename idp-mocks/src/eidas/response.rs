@@ -252,7 +252,7 @@ pub fn build_response(inp: &ResponseInput<'_>) -> anyhow::Result<String> {
     let sig = if is(Tamper::Unsigned) {
         String::new()
     } else {
-        signature_template(&response_id, &signer.cert_b64, None)
+        signature_template(&response_id, signer, None)
     };
     let xml = format!(
         "<saml2p:Response xmlns:saml2p=\"{SAMLP_NS}\" xmlns:saml2=\"{SAML_NS}\" \
@@ -324,7 +324,7 @@ fn signed_assertion(
     let sig = if is(Tamper::UnsignedAssertion) {
         String::new()
     } else {
-        signature_template(&assertion_id, &signer.cert_b64, Some("eidas-natural xsi"))
+        signature_template(&assertion_id, signer, Some("eidas-natural xsi"))
     };
     let xml = format!(
         "<saml2:Assertion xmlns:saml2=\"{SAML_NS}\" xmlns:eidas-natural=\"{NATURAL_PERSON_NS}\" \

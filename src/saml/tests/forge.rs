@@ -66,16 +66,29 @@ impl ForgeKey {
 pub struct SigSpec {
     pub method: &'static str,
     pub digest: &'static str,
+    /// Children of `ds:SignatureMethod` (e.g. `pss:RSAPSSParams`), as XML.
+    pub params: &'static str,
 }
 
-pub const ECDSA_SHA256: SigSpec = SigSpec { method: uris::ECDSA_SHA256, digest: uris::SHA256 };
-pub const ECDSA_SHA512: SigSpec = SigSpec {
-    method: "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
-    digest: "http://www.w3.org/2001/04/xmlenc#sha512",
+pub const ECDSA_SHA256: SigSpec =
+    SigSpec { method: uris::ECDSA_SHA256, digest: uris::SHA256, params: "" };
+pub const ECDSA_SHA384: SigSpec =
+    SigSpec { method: uris::ECDSA_SHA384, digest: uris::SHA384, params: "" };
+pub const ECDSA_SHA512: SigSpec =
+    SigSpec { method: uris::ECDSA_SHA512, digest: uris::SHA512, params: "" };
+pub const ECDSA_SHA1_DIGEST: SigSpec =
+    SigSpec { method: uris::ECDSA_SHA256, digest: uris::SHA1, params: "" };
+pub const RSA_SHA256: SigSpec = SigSpec {
+    method: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    digest: uris::SHA256,
+    params: "",
 };
-pub const ECDSA_SHA1_DIGEST: SigSpec = SigSpec { method: uris::ECDSA_SHA256, digest: uris::SHA1 };
-pub const RSA_SHA256: SigSpec =
-    SigSpec { method: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", digest: uris::SHA256 };
+pub const PSS_SHA256: SigSpec =
+    SigSpec { method: uris::RSA_PSS_SHA256, digest: uris::SHA256, params: "" };
+pub const PSS_SHA384: SigSpec =
+    SigSpec { method: uris::RSA_PSS_SHA384, digest: uris::SHA384, params: "" };
+pub const PSS_SHA512: SigSpec =
+    SigSpec { method: uris::RSA_PSS_SHA512, digest: uris::SHA256, params: "" };
 
 /// The byte range of the first element `ns:name` (document order).
 pub fn range_of(xml: &str, ns: &str, name: &str) -> std::ops::Range<usize> {
@@ -121,7 +134,8 @@ pub fn sign(xml: &str, key: &ForgeKey, spec: SigSpec) -> String {
     let template = format!(
         "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>\
          <ds:CanonicalizationMethod Algorithm=\"{c14n}\"/>\
-         <ds:SignatureMethod Algorithm=\"{method}\"/><ds:Reference URI=\"#{id}\">\
+         <ds:SignatureMethod Algorithm=\"{method}\">{params}</ds:SignatureMethod>\
+         <ds:Reference URI=\"#{id}\">\
          <ds:Transforms><ds:Transform Algorithm=\"{env}\"/><ds:Transform Algorithm=\"{c14n}\"/>\
          </ds:Transforms><ds:DigestMethod Algorithm=\"{digest}\"/><ds:DigestValue/>\
          </ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data>\
@@ -130,11 +144,21 @@ pub fn sign(xml: &str, key: &ForgeKey, spec: SigSpec) -> String {
         c14n = uris::EXC_C14N,
         env = uris::ENVELOPED,
         method = spec.method,
+        params = spec.params,
         digest = spec.digest,
         cert = key.cert_b64(),
     );
     let with_template = format!("{}{template}{}", &xml[..at], &xml[at..]);
-    let signed = Crypto::sign_xml(&with_template, &key.key.private_key_to_der().unwrap()).unwrap();
+    let signed = if spec.method.contains("rsa-MGF1") {
+        // xmlsec 1.2 cannot make RSASSA-PSS signatures; bergshamra (aws-lc) can.
+        let pem = key.key.private_key_to_pem_pkcs8().unwrap();
+        let k = bergshamra::keys::loader::load_pem_auto(&pem, None).unwrap();
+        let mut manager = bergshamra::KeysManager::new();
+        manager.add_key(k);
+        bergshamra::sign(&bergshamra::DsigContext::new_permissive(manager), &with_template).unwrap()
+    } else {
+        Crypto::sign_xml(&with_template, &key.key.private_key_to_der().unwrap()).unwrap()
+    };
     strip_xml_declaration(&signed).to_string()
 }
 
@@ -231,8 +255,8 @@ pub fn encrypt(plain: &str, cert: &X509, spec: EncSpec) -> String {
     )
 }
 
-/// The plaintext assertion of a genuine response, decrypted with the SP's key.
-pub fn decrypt(response: &str, sp_encryption_key: &PKey<Private>) -> String {
+/// The plaintext assertion of a genuine response, decrypted with the SP's keys.
+pub fn decrypt(response: &str, sp_encryption_key: &crate::saml::xmlenc::DecryptionKeys) -> String {
     let doc = roxmltree::Document::parse(response).unwrap();
     let ea = doc.descendants().find(|n| n.has_tag_name((SAML_NS, "EncryptedAssertion"))).unwrap();
     let plain = crate::saml::xmlenc::decrypt_assertion(ea, sp_encryption_key).unwrap();
@@ -250,9 +274,31 @@ pub fn rebuild(
     sig: Option<SigSpec>,
 ) -> String {
     let data = encrypt(assertion, sp_encryption_cert, enc);
-    let r = replace_element(&strip_signature(response), XENC_NS, "EncryptedData", &data);
+    rebuild_with(response, &data, key, sig)
+}
+
+/// A response carrying the `xenc:EncryptedData` `data`, re-signed by `key` with `sig`.
+pub fn rebuild_with(response: &str, data: &str, key: &ForgeKey, sig: Option<SigSpec>) -> String {
+    let r = replace_element(&strip_signature(response), XENC_NS, "EncryptedData", data);
     match sig {
         Some(s) => sign(&r, key, s),
         None => r,
     }
+}
+
+/// An ECDH-ES `xenc:EncryptedData` of `plain` for the EC certificate `cert`, as the mock node
+/// makes it (ephemeral key, ConcatKDF SHA-256, kw-aes256, AES-256-GCM).
+pub fn encrypt_ecdh(plain: &str, cert: &X509) -> String {
+    idp_mocks::eidas::encrypt_element(plain, cert, "https://broker.test", false).unwrap()
+}
+
+/// `xml` with the base64 text of the first `ns:name` element decoded, changed and re-encoded.
+pub fn edit_b64(xml: &str, ns: &str, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    let n = doc.descendants().find(|n| n.has_tag_name((ns, name))).unwrap();
+    let text = n.first_child().unwrap();
+    let mut bytes = STANDARD.decode(text.text().unwrap().trim()).unwrap();
+    edit(&mut bytes);
+    let r = text.range();
+    format!("{}{}{}", &xml[..r.start], STANDARD.encode(bytes), &xml[r.end..])
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Cross-check of the mock eIDAS node's RSASSA-PSS signatures and ECDH-ES encryption with
+# libxmlsec1 1.3 (PyPI `xmlsec` wheel, in a venv made here). Fails loudly, never skips.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV="${XMLSEC_VENV:-${CARGO_TARGET_DIR:-target}/xmlsec-venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check 'xmlsec>=1.3.14' lxml
+DIR="$(mktemp -d)"
+trap 'rm -rf "$DIR"' EXIT
+cargo run --quiet -p idp-mocks --example crosscheck_fixture -- "$DIR"
+"$VENV/bin/python" tests/xmlsec-crosscheck/check.py "$DIR"
