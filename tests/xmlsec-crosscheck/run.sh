@@ -7,7 +7,7 @@ VENV="${XMLSEC_VENV:-${CARGO_TARGET_DIR:-target}/xmlsec-venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check 'xmlsec>=1.3.14' lxml
+"$VENV/bin/pip" install --quiet --disable-pip-version-check 'xmlsec>=1.3.14' lxml cryptography
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT
 cargo run --quiet -p idp-mocks --example crosscheck_fixture -- "$DIR"
