@@ -3,10 +3,12 @@
 //! node's signed and encrypted response → `/saml/eidas/acs` (signature, decryption, checks,
 //! replay cache) → the linked Bis number (linking lookup) → the code → `/token`.
 //!
-//! `cargo bench --bench eidas -- [--db sqlite|postgres] [--duration 10] [--concurrency 16]`
-//! (release build). The broker, the mock node (idp-mocks) and this generator run in one process:
-//! the node's signing and encryption are counted in the same CPU, so the figure is a lower bound
-//! for the broker alone; the process's CPU use is printed beside it. Without `--run` (or
+//! `cargo bench --bench eidas -- [--db sqlite|postgres] [--duration 10] [--concurrency 16]
+//! [--kind ecdh|pss]` (release build). The broker runs in this process; the mock node (idp-mocks)
+//! and the load generator run in a child process (this binary again, `--load`), so this
+//! process's CPU (`/proc/self/stat`) is the broker's alone: the figure printed is broker CPU per
+//! complete login of an already linked citizen. `--kind ecdh`: the node signs with ECDSA and
+//! agrees keys with ECDH-ES; `pss`: RSASSA-PSS and RSA-OAEP-3072. Without `--run` (or
 //! `COZO_BENCH_EIDAS=1`) it does nothing, so that `cargo test --all-targets` may build it.
 
 // A benchmark: it stops on the first broken answer and times with the wall clock.
@@ -15,7 +17,7 @@
 use cozo_broker::clock::Clock;
 use cozo_broker::config::Config;
 use idp_mocks::eidas::{self as node, EidasNodeConfig, MockEidasNode, Outcome};
-use std::io::Read;
+use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -189,61 +191,36 @@ async fn fresh_pg(base: &str) -> String {
     u.to_string()
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--run") && std::env::var("COZO_BENCH_EIDAS").is_err() {
-        eprintln!("eidas bench: pass --run (cargo bench --bench eidas -- --run) to measure");
-        return;
-    }
-    let db = arg(&args, "--db").unwrap_or_else(|| "sqlite".into());
-    let duration: f64 = arg(&args, "--duration").and_then(|v| v.parse().ok()).unwrap_or(10.0);
-    let concurrency: usize = arg(&args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
-    let dir = tempfile::tempdir().expect("tempdir");
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+/// The child: the mock node, the Bis register and the load generator. Talks to the parent in
+/// lines: prints `node <metadata url> <bis url>`, reads `client <id> <secret>`, links once, prints
+/// `start` after the warm-up and `done <ok> <failed> <seconds>` at the end.
+async fn load(args: &[String]) {
+    let base = arg(args, "--base").expect("--base");
+    let duration: f64 = arg(args, "--duration").and_then(|v| v.parse().ok()).unwrap_or(10.0);
+    let concurrency: usize = arg(args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
+    let (signing, key_transport) = match arg(args, "--kind").as_deref() {
+        Some("pss") => (node::NodeSigning::RsaPss, node::KeyTransport::RsaOaep),
+        _ => (node::NodeSigning::Ecdsa, node::KeyTransport::EcdhEs),
+    };
     let (_, node) = node::start(EidasNodeConfig {
         sp_metadata_url: Some(format!("{base}/saml/eidas/metadata")),
+        signing,
+        key_transport,
         ..Default::default()
     })
     .await
     .expect("mock node");
     let (bis_url, _bis) = idp_mocks::bis_register::start().await;
-    let mut cfg = Config::default();
-    cfg.server.listen = listener.local_addr().unwrap();
-    cfg.server.public_url = url::Url::parse(&base).unwrap();
-    cfg.database.url = match db.as_str() {
-        "postgres" => {
-            fresh_pg(
-                &std::env::var("TEST_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
-            )
-            .await
-        }
-        _ => format!("sqlite://{}/bench.db", dir.path().display()),
-    };
-    cfg.database.max_connections = 16;
-    // One generator address: the per-address rate limit would measure itself (as in run.sh).
-    cfg.server.rate_limit_per_s = 0;
-    cfg.secrets.master_key_file = dir.path().join("master.key");
-    cfg.policy.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into();
-    cfg.eidas.node_metadata = Some(node.metadata_url());
-    cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
-    let rss_before = rss_mib();
-    let handle = cozo_broker::serve_on(cfg, Clock::default(), listener).await.expect("broker");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = rss_mib();
-    let spec = cozo_broker::admin::ClientSpec::new("bench", "http://127.0.0.1:9/cb", "portal");
-    let secret = cozo_broker::admin::add_client(&handle.store, &handle.policies, &spec, 0)
-        .await
-        .expect("client")
-        .expect("a confidential client");
+    println!("node {} {bis_url}", node.metadata_url());
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).expect("client line");
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    let [_, client_id, client_secret] = parts.as_slice() else { panic!("bad line {line:?}") };
     let env = Arc::new(Env {
         base,
         node,
-        client_id: "bench".into(),
-        client_secret: secret,
+        client_id: client_id.to_string(),
+        client_secret: client_secret.to_string(),
         redirect_uri: "http://127.0.0.1:9/cb".into(),
     });
     let citizen = node::citizen("nl-substantial").expect("citizen");
@@ -255,7 +232,6 @@ async fn main() {
     let warmup = Duration::from_secs(2);
     let start = Instant::now();
     let end = start + warmup + Duration::from_secs_f64(duration);
-    let mut cpu0 = None;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (env, ok, failed) = (env.clone(), ok.clone(), failed.clone());
@@ -278,25 +254,110 @@ async fn main() {
         }));
     }
     tokio::time::sleep(warmup).await;
-    cpu0.get_or_insert(cpu_seconds());
+    println!("start");
     let t0 = Instant::now();
     for t in tasks {
         let _ = t.await;
     }
     let wall = t0.elapsed().as_secs_f64().min(duration).max(0.001);
-    let cpu = cpu_seconds() - cpu0.unwrap_or(0.0);
-    let n = ok.load(Ordering::Relaxed);
+    println!("done {} {} {wall}", ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--load") {
+        return load(&args).await;
+    }
+    if !args.iter().any(|a| a == "--run") && std::env::var("COZO_BENCH_EIDAS").is_err() {
+        eprintln!("eidas bench: pass --run (cargo bench --bench eidas -- --run) to measure");
+        return;
+    }
+    let db = arg(&args, "--db").unwrap_or_else(|| "sqlite".into());
+    let kind = arg(&args, "--kind").unwrap_or_else(|| "ecdh".into());
+    let duration = arg(&args, "--duration").unwrap_or_else(|| "10".into());
+    let concurrency = arg(&args, "--concurrency").unwrap_or_else(|| "16".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(["--load", "--base", &base, "--kind", &kind, "--duration", &duration])
+        .args(["--concurrency", &concurrency])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("load process");
+    let mut from_child = std::io::BufReader::new(child.stdout.take().expect("child stdout"));
+    let mut to_child = child.stdin.take().expect("child stdin");
+    let mut read_line = move || {
+        let mut l = String::new();
+        from_child.read_line(&mut l).expect("child line");
+        l.split_whitespace().map(str::to_string).collect::<Vec<String>>()
+    };
+    let node_line = tokio::task::block_in_place(&mut read_line);
+    let (metadata_url, bis_url) = (node_line[1].clone(), node_line[2].clone());
+
+    let mut cfg = Config::default();
+    cfg.server.listen = listener.local_addr().unwrap();
+    cfg.server.public_url = url::Url::parse(&base).unwrap();
+    cfg.database.url = match db.as_str() {
+        "postgres" => {
+            fresh_pg(
+                &std::env::var("TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+            )
+            .await
+        }
+        _ => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    cfg.database.max_connections = 16;
+    // One generator address: the per-address rate limit would measure itself (as in run.sh).
+    cfg.server.rate_limit_per_s = 0;
+    cfg.secrets.master_key_file = dir.path().join("master.key");
+    cfg.policy.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into();
+    cfg.eidas.node_metadata = Some(metadata_url);
+    cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    let rss_before = rss_mib();
+    let handle = cozo_broker::serve_on(cfg, Clock::default(), listener).await.expect("broker");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_mib();
+    let spec = cozo_broker::admin::ClientSpec::new("bench", "http://127.0.0.1:9/cb", "portal");
+    let secret = cozo_broker::admin::add_client(&handle.store, &handle.policies, &spec, 0)
+        .await
+        .expect("client")
+        .expect("a confidential client");
+    writeln!(to_child, "client bench {secret}").expect("to child");
+    to_child.flush().expect("to child");
+
+    let started = tokio::task::spawn_blocking(move || {
+        let s = read_line();
+        (s, read_line)
+    })
+    .await
+    .unwrap();
+    assert_eq!(started.0.first().map(String::as_str), Some("start"), "{:?}", started.0);
+    let cpu0 = cpu_seconds();
+    let read_line = started.1;
+    let done = tokio::task::spawn_blocking(read_line).await.unwrap();
+    let cpu = cpu_seconds() - cpu0;
+    let _ = child.wait();
+    let n: u64 = done.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let failed: u64 = done.get(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let wall: f64 = done.get(3).and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    let node_kind = if kind == "pss" { "RSASSA-PSS + RSA-OAEP-3072" } else { "ECDSA + ECDH-ES" };
     println!(
-        "eidas logins/s ({db}, {concurrency} concurrent, broker + mock node + generator in one process): {:.0}  [{} ok, {} failed in {:.1} s; process CPU {:.2} cores; RSS {:.0} MiB, before start {:.0} MiB]",
+        "eidas logins/s ({db}, {concurrency} concurrent, node {node_kind}; node and generator in another process): {:.0}  [{} ok, {} failed in {:.1} s; broker CPU {:.2} ms per login ({:.2} cores); RSS {:.0} MiB, before start {:.0} MiB]",
         n as f64 / wall,
         n,
-        failed.load(Ordering::Relaxed),
+        failed,
         wall,
+        cpu * 1000.0 / (n.max(1) as f64),
         cpu / wall,
         rss_mib(),
         rss_before,
     );
-    println!("RSS idle after start (broker + mock node + generator): {rss_idle:.0} MiB");
+    println!("RSS idle after start (broker alone): {rss_idle:.0} MiB");
 
     // Live sessions live in the database, not in the process: create many and look at RSS.
     let sessions: usize = arg(&args, "--sessions").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -305,7 +366,7 @@ async fn main() {
         let t = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..64 {
-            let (made, url) = (made.clone(), format!("{}/login/key", env.base));
+            let (made, url) = (made.clone(), format!("{base}/login/key"));
             tasks.push(tokio::spawn(async move {
                 let c = reqwest::Client::new();
                 while made.fetch_add(1, Ordering::Relaxed) < sessions as u64 {
