@@ -297,17 +297,21 @@ EOF
   fi
   unset COZO_SERVER__RATE_LIMIT_PER_S COZO_SERVER__LISTEN COZO_SERVER__PUBLIC_URL COZO_DATABASE__URL COZO_SECRETS__MASTER_KEY_FILE COZO_LOG
 
-  # Complete eIDAS logins (mock node in-process), idle RSS and RSS with 100,000 live sessions.
-  say ""
-  say "### benches/eidas.rs ($backend)"
-  quiet "eidas logins ($backend)"
-  CMD=(cargo bench -q --bench eidas -- --run --db "$backend" --duration "$DURATION" --concurrency "$CONC" --sessions 100000)
-  say "\$ ${CMD[*]}"
-  if out=$(timeout 600 "${CMD[@]}" 2>"$OUT/eidas-$backend.log"); then
-    while IFS= read -r line; do say "- $line"; done <<<"$out"
-  else
-    say "- FAILED (see eidas-$backend.log)"
-  fi
+  # Complete eIDAS logins (mock node and generator in a child process: broker CPU per login),
+  # for both kinds of node; idle RSS and RSS with 100,000 live sessions with the first.
+  for kind in ecdh pss; do
+    say ""
+    say "### benches/eidas.rs ($backend, $kind node)"
+    quiet "eidas logins ($backend, $kind)"
+    SESSIONS=0; [ "$kind" = ecdh ] && SESSIONS=100000
+    CMD=(cargo bench -q --bench eidas -- --run --db "$backend" --kind "$kind" --duration "$DURATION" --concurrency "$CONC" --sessions "$SESSIONS")
+    say "\$ ${CMD[*]}"
+    if out=$(timeout 600 "${CMD[@]}" 2>"$OUT/eidas-$backend-$kind.log"); then
+      while IFS= read -r line; do say "- $line"; done <<<"$out"
+    else
+      say "- FAILED (see eidas-$backend-$kind.log)"
+    fi
+  done
 done
 
 if [ "$PEER" = 1 ] && [ -f "$PEER_JSON" ] && [ ${#COMPARE_ARGS[@]} -gt 0 ]; then
