@@ -11,6 +11,8 @@
 //! - `login`: complete logins/s (authorize → /login → /login/key → password → /login/key/code →
 //!   TOTP code → redirect with the code → /token);
 //! - `jwks`, `discovery`: GETs/s;
+//! - `argon2` (issue #18): the bound of complete logins, one argon2id hash at the configured
+//!   cost timed in this process, times the cores; a later `login` phase says its share of it;
 //! - `wrongpw` (issue #15, SPEC §6): the time of a wrong password for a known username against
 //!   an unknown one, one request at a time, in pairs whose order alternates (not in the default
 //!   phases: it records failures, so run.sh runs it last, on a broker whose per-address
@@ -309,6 +311,8 @@ struct Bench {
     http: reqwest::Client,
     basic: String,
     pool: Option<AccountPool>,
+    /// Hashes/s of the whole machine at the configured argon2 cost (phase `argon2`).
+    argon2_bound: Mutex<Option<f64>>,
 }
 
 /// A browser's cookies for one login (the broker sets `cozo_session`, renewed at login).
@@ -1018,7 +1022,7 @@ async fn run(o: Opts) -> Res<()> {
         .map_err(|e| e.to_string())?;
     let basic =
         format!("Basic {}", STANDARD.encode(format!("{}:{}", o.client_id, o.client_secret)));
-    let b = Arc::new(Bench { o, http, basic, pool });
+    let b = Arc::new(Bench { o, http, basic, pool, argon2_bound: Mutex::new(None) });
     let o = &b.o;
     b.get_ok("/.well-known/openid-configuration").await?;
     let c = o.concurrency;
@@ -1166,16 +1170,57 @@ impl Bench {
                 let mut fig = timed(c, o.warmup, o.duration, o.server_pid, op).await;
                 let after = pool.waits();
                 let line = fig.line();
+                let bound = *self.argon2_bound.lock().unwrap();
+                let share = bound.map_or(String::new(), |b| {
+                    format!(
+                        "; {:.0}% of the argon2 bound ({b:.0}/s, target >= 70%: {})",
+                        100.0 * fig.per_s() / b,
+                        verdict(fig.per_s() >= 0.7 * b)
+                    )
+                });
                 out.push(format!(
                     "complete logins (authorize..password..TOTP..token, 7 requests, {c} browsers): \
                      {line}; {} accounts, {} waits for a TOTP step ({:.1} s summed over the \
-                     waiting logins); target >= 30/s: {}",
+                     waiting logins); target >= 30/s: {}{share}",
                     pool.len(),
                     after.0 - before.0,
                     (after.1 - before.1).as_secs_f64(),
                     verdict(fig.per_s() >= 30.0 && fig.tally.errors == 0)
                 ));
                 fig
+            }
+            "argon2" => {
+                // Issue #18: what complete password logins are compared with. Each login checks
+                // one password (one argon2id hash at the configured cost, on the broker's pool of
+                // one thread per core): the bound is the machine's hashes/s.
+                let cost = cozo_broker::keys::cost(&cozo_broker::config::Config::default().login);
+                let hashes: u32 = 48;
+                let mark = cpu_mark(o.server_pid);
+                let t = Instant::now();
+                tokio::task::spawn_blocking(move || {
+                    for i in 0..hashes {
+                        cozo_broker::keys::password::hash(cost, &format!("bench-password-{i}"))?;
+                    }
+                    Ok::<_, String>(())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+                let seconds = t.elapsed().as_secs_f64();
+                let cpu = cpu_since(mark, o.server_pid);
+                let ms = 1000.0 * seconds / f64::from(hashes);
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let bound = cores as f64 * 1000.0 / ms;
+                *self.argon2_bound.lock().unwrap() = Some(bound);
+                out.push(format!(
+                    "argon2id bound: one hash at m={} KiB, t={}, p={} takes {ms:.1} ms of a core \
+                     ({hashes} in a row): {:.0}/s per core, {bound:.0}/s on {cores} cores",
+                    cost.m_kib,
+                    cost.t,
+                    cost.p,
+                    1000.0 / ms
+                ));
+                let tally = Tally { ok: u64::from(hashes), ..Tally::default() };
+                Figure { tally, seconds, cpu }
             }
             "jwks" | "discovery" => {
                 let path =

@@ -22,6 +22,7 @@
 #   CODES=1000 CODE_BATCH=100 (Rust) TOKENS=32 JS_CODE_BATCH=64 (loadgen, as the peer's script)
 #   BACKENDS="sqlite postgres" PG_URL=postgres://postgres@127.0.0.1:5432/test PEER=1
 #   PEERS_SRC=../shared/peers PEERS_WORK=/tmp/cozo-bench-peers (a copy: the source is read-only)
+#   EIDAS=1 (0: skip benches/eidas.rs, for a short run of the token figures)
 #   BUSY_WAIT=900 (seconds to wait for other cargo/rustc jobs before measuring anyway)
 #   QUIET=0.25 (cores others may use when a measurement starts) DISTURBED=0.25 RETRIES=2 (a run
 #   in which other processes used more than DISTURBED cores is measured again, up to RETRIES times)
@@ -36,6 +37,7 @@ TOKENS=${TOKENS:-32}; JS_CODE_BATCH=${JS_CODE_BATCH:-64}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_URL=${PG_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}
 PEER=${PEER:-1}
+EIDAS=${EIDAS:-1}
 PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/peers}
 PEERS_WORK=${PEERS_WORK:-/tmp/cozo-bench-peers}
 BUSY_WAIT=${BUSY_WAIT:-900}; QUIET=${QUIET:-0.25}; DISTURBED=${DISTURBED:-0.25}; RETRIES=${RETRIES:-2}
@@ -282,7 +284,7 @@ EOF
     --accounts "$ACC" --server-pid "$SRV_PID" --concurrency "$CONC" --chains "$CHAINS"
     --latency-concurrency "$LAT_CONC" --duration "$DURATION" --warmup "$WARMUP" --codes "$CODES"
     --code-batch "$CODE_BATCH" --retries "$RETRIES" --quiet-wait "$BUSY_WAIT"
-    --phases refresh,latency,jwks,discovery,login,code,wrongpw) # wrongpw last: it fails accounts
+    --phases refresh,latency,jwks,discovery,argon2,login,code,wrongpw) # wrongpw last: it fails accounts
   [ "$PEER" = 1 ] || CMD+=(--fresh-accounts) # else loadgen.mjs may just have used them
   [ "$backend" = postgres ] && CMD+=(--db-comm postgres) # its CPU is the broker's work
   say "\$ ${CMD[*]}   # = cargo bench --bench load -- ..."
@@ -299,6 +301,7 @@ EOF
 
   # Complete eIDAS logins (mock node and generator in a child process: broker CPU per login),
   # for both kinds of node; idle RSS and RSS with 100,000 live sessions with the first.
+  [ "$EIDAS" = 1 ] || continue
   for kind in ecdh pss; do
     say ""
     say "### benches/eidas.rs ($backend, $kind node)"
@@ -319,6 +322,10 @@ if [ "$PEER" = 1 ] && [ -f "$PEER_JSON" ] && [ ${#COMPARE_ARGS[@]} -gt 0 ]; then
   say "## cozo-broker / peer (same loadgen.mjs, same settings, same run)"
   say "\$ node benches/compare.mjs $PEER_JSON ${COMPARE_ARGS[*]}"
   "$NODE" "$ROOT/benches/compare.mjs" "$PEER_JSON" "${COMPARE_ARGS[@]}" | tee -a "$SUMMARY"
+  say ""
+  say "## Issue #18: tokens beside the peer (today = the issue's figures, before the change)"
+  say "\$ node benches/issue18.mjs $OUT"
+  "$NODE" "$ROOT/benches/issue18.mjs" "$OUT" | tee -a "$SUMMARY"
 fi
 say ""
 say "results: $OUT"

@@ -102,7 +102,65 @@ impl RemoteJwksCache {
     }
 }
 
+/// Registered clients as the token, revocation and PAR endpoints read them, kept for
+/// [`CLIENT_TTL_S`] of the broker's clock: every token request authenticates its client, and
+/// the row changes only when an operator changes it.
+///
+/// How fast a change takes effect: a removed client, a new secret or keys, or another
+/// registration is seen by these endpoints within [`CLIENT_TTL_S`] seconds (at most 2 s of
+/// real time) on every replica. Removing a client also revokes its grants in the database,
+/// which every refresh and `/userinfo` checks at once. Unknown ids are never cached, so a new
+/// client works at once and made-up ids cannot fill the cache.
+pub struct ClientCache {
+    /// Client id → (read at, unix seconds of [`crate::clock::Clock`]; the row).
+    entries: moka::sync::Cache<String, (i64, ClientRow)>,
+}
+
+/// A cached client row is used while `now - read_at < CLIENT_TTL_S`: in the second it was
+/// read and the next one.
+pub const CLIENT_TTL_S: i64 = 2;
+
+/// Far more clients than a deployment has.
+pub const CLIENT_CACHE_MAX_ENTRIES: u64 = 10_000;
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        // moka's own time-to-live only frees memory; freshness is judged in `fresh`.
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(CLIENT_CACHE_MAX_ENTRIES)
+            .time_to_live(Duration::from_secs(CLIENT_TTL_S.unsigned_abs()))
+            .build();
+        Self { entries }
+    }
+}
+
+impl ClientCache {
+    fn fresh(&self, id: &str, now: i64) -> Option<ClientRow> {
+        self.entries
+            .get(id)
+            .filter(|(at, _)| (0..CLIENT_TTL_S).contains(&(now - at)))
+            .map(|(_, c)| c)
+    }
+
+    fn put(&self, now: i64, client: ClientRow) {
+        self.entries.insert(client.id.clone(), (now, client));
+    }
+}
+
 impl Provider {
+    /// The registered client `id`, from [`ClientCache`] when it was read less than
+    /// [`CLIENT_TTL_S`] ago.
+    async fn registered_client(&self, id: &str, now: i64) -> Result<Option<ClientRow>, OidcError> {
+        if let Some(c) = self.client_cache.fresh(id, now) {
+            return Ok(Some(c));
+        }
+        let client = self.store.client(id).await?;
+        if let Some(c) = &client {
+            self.client_cache.put(now, c.clone());
+        }
+        Ok(client)
+    }
+
     pub async fn authenticate_client(
         &self,
         c: &ClientCredentials,
@@ -121,14 +179,14 @@ impl Provider {
             if c.client_id.as_deref().is_some_and(|b| b != id) {
                 return Err(OidcError::InvalidRequest("client_id does not match".into()));
             }
-            let client = self.store.client(id).await?.ok_or_else(bad)?;
+            let client = self.registered_client(id, now).await?.ok_or_else(bad)?;
             return check_secret(&client, ClientAuthMethod::ClientSecretBasic, secret)
                 .map(|_| client)
                 .map_err(|_| bad());
         }
         if let Some(secret) = &c.client_secret {
             let id = c.client_id.as_deref().ok_or_else(bad)?;
-            let client = self.store.client(id).await?.ok_or_else(bad)?;
+            let client = self.registered_client(id, now).await?.ok_or_else(bad)?;
             return check_secret(&client, ClientAuthMethod::ClientSecretPost, secret)
                 .map(|_| client)
                 .map_err(|_| bad());
@@ -141,7 +199,7 @@ impl Provider {
         }
         // No credentials: only a public client may do that.
         let id = c.client_id.as_deref().ok_or_else(bad)?;
-        let client = self.store.client(id).await?.ok_or_else(bad)?;
+        let client = self.registered_client(id, now).await?.ok_or_else(bad)?;
         if client.auth_method == ClientAuthMethod::None {
             Ok(client)
         } else {
@@ -165,8 +223,10 @@ impl Provider {
         if client_id.is_some_and(|id| id != unverified_sub) {
             return Err(bad("sub does not match client_id"));
         }
-        let client =
-            self.store.client(&unverified_sub).await?.ok_or_else(|| bad("unknown client"))?;
+        let client = self
+            .registered_client(&unverified_sub, now)
+            .await?
+            .ok_or_else(|| bad("unknown client"))?;
         if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
             return Err(bad("client is not registered for private_key_jwt"));
         }
@@ -277,6 +337,33 @@ mod tests {
         );
         assert_eq!(ClientCredentials::parse_basic("Bearer x"), None);
         assert_eq!(ClientCredentials::parse_basic("Basic !!!"), None);
+    }
+
+    fn client(id: &str) -> ClientRow {
+        ClientRow {
+            id: id.into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            auth_method: ClientAuthMethod::None,
+            jwks: None,
+            jwks_uri: None,
+            id_token_alg: "RS256".into(),
+            policy: "portal".into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_cached_client_is_used_for_two_seconds_of_the_broker_clock_at_most() {
+        let cache = ClientCache::default();
+        cache.put(1_000, client("app"));
+        assert!(cache.fresh("app", 1_000).is_some());
+        assert!(cache.fresh("app", 1_000 + CLIENT_TTL_S - 1).is_some());
+        assert!(cache.fresh("app", 1_000 + CLIENT_TTL_S).is_none());
+        // A clock set back does not stretch the window.
+        assert!(cache.fresh("app", 999).is_none());
+        assert!(cache.fresh("other", 1_000).is_none());
     }
 
     #[test]

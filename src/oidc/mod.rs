@@ -90,6 +90,7 @@ pub struct Provider {
     discovery_json: bytes::Bytes,
     http: reqwest::Client,
     jwks_cache: client_auth::RemoteJwksCache,
+    client_cache: client_auth::ClientCache,
 }
 
 impl Provider {
@@ -122,6 +123,7 @@ impl Provider {
             discovery_json,
             http,
             jwks_cache: Default::default(),
+            client_cache: Default::default(),
         }))
     }
 

@@ -8,7 +8,7 @@ use super::signing::SigningAlg;
 use super::{OidcError, Provider};
 use crate::audit::{Event, Kind, Outcome};
 use crate::crypto;
-use crate::store::{ClientRow, GrantRow, NewTokens};
+use crate::store::{ClientRow, CodeRedemption, NewTokens};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +51,11 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// The request's `code_verifier` if it has the form RFC 7636 §4.1 gives it.
+fn well_formed_verifier(form: &TokenForm) -> Option<&str> {
+    form.code_verifier.as_deref().filter(|v| (43..=128).contains(&v.len()) && is_pkce_value(v))
+}
+
 impl Provider {
     pub async fn token(
         &self,
@@ -67,6 +72,9 @@ impl Provider {
         }
     }
 
+    /// Exchanges a code: one conditional statement redeems it when everything matches (client,
+    /// redirect URI, PKCE, unused, unexpired) and issues the grant's first tokens; only when it
+    /// does not is the code read, to say why (and a reused code revokes what it issued).
     async fn exchange_code(
         &self,
         client: &ClientRow,
@@ -78,61 +86,30 @@ impl Provider {
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
         let hash = crypto::token_hash(code);
-        let row = self
-            .store
-            .code(&hash)
-            .await?
-            .ok_or_else(|| OidcError::InvalidGrant("the code is not valid".into()))?;
-        // Checks first, so that a wrong client or verifier leaves the code for its owner.
-        if row.client_id != client.id {
-            return Err(OidcError::InvalidGrant("the code was issued to another client".into()));
-        }
-        if row.used_at.is_some() {
-            self.revoke_after_reuse(&row.grant_id, &client.id, Kind::CodeReuse, now).await;
-            return Err(OidcError::InvalidGrant(
-                "the code was already used; the tokens issued with it are revoked".into(),
-            ));
-        }
-        if row.expires_at <= now {
-            return Err(OidcError::InvalidGrant("the code has expired".into()));
-        }
-        if form.redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
-            return Err(OidcError::InvalidGrant("redirect_uri does not match the request".into()));
-        }
-        let verifier = form
-            .code_verifier
-            .as_deref()
-            .ok_or_else(|| OidcError::InvalidGrant("code_verifier is missing (PKCE)".into()))?;
-        if !(43..=128).contains(&verifier.len()) || !is_pkce_value(verifier) {
-            return Err(OidcError::InvalidGrant("code_verifier is malformed".into()));
-        }
-        let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
-        if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
-            return Err(OidcError::InvalidGrant(
-                "code_verifier does not match the challenge".into(),
-            ));
-        }
-        let details: GrantDetails = serde_json::from_str(&row.details)
-            .map_err(|e| OidcError::Server(format!("code details: {e}").into()))?;
-        let grant = GrantRow {
-            id: row.grant_id.clone(),
-            client_id: client.id.clone(),
-            person_id: row.person_id.clone(),
-            details: row.details.clone(),
-            created_at: now,
-            expires_at: now + self.cfg.refresh_token_ttl_s,
-            revoked_at: None,
+        let (tokens, access, refresh) = self.new_tokens(client, now);
+        let redeemed = match (form.redirect_uri.as_deref(), well_formed_verifier(form)) {
+            (Some(redirect_uri), Some(verifier)) => {
+                let challenge = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
+                let redemption = CodeRedemption {
+                    code_hash: &hash,
+                    client_id: &client.id,
+                    redirect_uri,
+                    code_challenge: &challenge,
+                    grant_expires_at: now + self.cfg.refresh_token_ttl_s,
+                };
+                self.store.redeem_code(&redemption, now, &tokens).await?
+            }
+            _ => None,
         };
-        let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
-        if !self.store.redeem_code(&hash, now, &grant, &tokens).await? {
-            // Another request redeemed it between our read and write: treat as reuse.
-            self.revoke_after_reuse(&row.grant_id, &client.id, Kind::CodeReuse, now).await;
-            return Err(OidcError::InvalidGrant("the code was already used".into()));
-        }
+        let Some(redeemed) = redeemed else {
+            return Err(self.why_code_is_refused(&hash, client, form, now).await);
+        };
+        let details: GrantDetails = serde_json::from_str(&redeemed.details)
+            .map_err(|e| OidcError::Server(format!("code details: {e}").into()))?;
         self.audit
             .record(
                 Event::new(Kind::TokenIssued, Outcome::Ok)
-                    .person(&row.person_id)
+                    .person(&redeemed.person_id)
                     .client(&client.id)
                     .factor(details.login.method)
                     .level(details.login.acr),
@@ -142,7 +119,7 @@ impl Provider {
         let id_token = self.id_token(
             now,
             client,
-            &row.person_id,
+            &redeemed.person_id,
             &details,
             details.nonce.as_deref(),
             &access,
@@ -157,6 +134,54 @@ impl Provider {
         })
     }
 
+    /// Why a code could not be redeemed, checked in this order: unknown, another client's,
+    /// used before (then the tokens it issued are revoked), expired, redirect URI, PKCE. A code
+    /// that passes every check here was redeemed by a concurrent request in between, which is
+    /// a reuse too.
+    async fn why_code_is_refused(
+        &self,
+        hash: &str,
+        client: &ClientRow,
+        form: &TokenForm,
+        now: i64,
+    ) -> OidcError {
+        let row = match self.store.code(hash).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return OidcError::InvalidGrant("the code is not valid".into()),
+            Err(e) => return e.into(),
+        };
+        if row.client_id != client.id {
+            return OidcError::InvalidGrant("the code was issued to another client".into());
+        }
+        if row.used_at.is_some() {
+            self.revoke_after_reuse(&row.grant_id, &client.id, Kind::CodeReuse, now).await;
+            return OidcError::InvalidGrant(
+                "the code was already used; the tokens issued with it are revoked".into(),
+            );
+        }
+        if row.expires_at <= now {
+            return OidcError::InvalidGrant("the code has expired".into());
+        }
+        if form.redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
+            return OidcError::InvalidGrant("redirect_uri does not match the request".into());
+        }
+        let Some(verifier) = form.code_verifier.as_deref() else {
+            return OidcError::InvalidGrant("code_verifier is missing (PKCE)".into());
+        };
+        if well_formed_verifier(form).is_none() {
+            return OidcError::InvalidGrant("code_verifier is malformed".into());
+        }
+        let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
+        if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
+            return OidcError::InvalidGrant("code_verifier does not match the challenge".into());
+        }
+        OidcError::InvalidGrant("the code was already used".into())
+    }
+
+    /// Rotates a refresh token: one conditional statement marks it used and issues its
+    /// successor when it is live and the client's; only when it is not is it read, to say why
+    /// (and a reused one revokes its family). A `scope` parameter is checked first, so that a
+    /// refresh asking for more changes nothing.
     async fn refresh(
         &self,
         client: &ClientRow,
@@ -167,9 +192,47 @@ impl Provider {
             .refresh_token
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
+        let hash = crypto::token_hash(presented);
+        if let Some(scope) = &form.scope {
+            // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
+            let details = self.live_refresh_token(&hash, client, now).await?;
+            if scope.split_ascii_whitespace().any(|s| !details.has_scope(s)) {
+                return Err(OidcError::InvalidScope("a refresh cannot add scopes".into()));
+            }
+        }
+        let (tokens, access, refresh) = self.new_tokens(client, now);
+        let Some(rotated) = self.store.rotate_refresh(&hash, &client.id, now, &tokens).await?
+        else {
+            // Rotated by a concurrent request in between if the read finds it live: a reuse.
+            self.live_refresh_token(&hash, client, now).await?;
+            return Err(OidcError::InvalidGrant("the refresh token was already used".into()));
+        };
+        let details: GrantDetails = serde_json::from_str(&rotated.details)
+            .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
+        // Same auth_time, acr and amr as the login: a refresh never raises the level.
+        let id_token = self.id_token(now, client, &rotated.person_id, &details, None, &access)?;
+        Ok(TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: self.cfg.access_token_ttl_s,
+            refresh_token: refresh,
+            id_token,
+            scope: details.scope.join(" "),
+        })
+    }
+
+    /// Reads a refresh token and checks, in this order, that it is known, the client's, not
+    /// revoked, not used before (a reuse revokes its whole family) and not expired; returns its
+    /// grant's details.
+    async fn live_refresh_token(
+        &self,
+        hash: &str,
+        client: &ClientRow,
+        now: i64,
+    ) -> Result<GrantDetails, OidcError> {
         let row = self
             .store
-            .refresh_token(&crypto::token_hash(presented))
+            .refresh_token(hash)
             .await?
             .ok_or_else(|| OidcError::InvalidGrant("the refresh token is not valid".into()))?;
         let grant = &row.grant;
@@ -190,44 +253,17 @@ impl Provider {
         if grant.expires_at <= now {
             return Err(OidcError::InvalidGrant("the refresh token has expired".into()));
         }
-        let details: GrantDetails = serde_json::from_str(&grant.details)
-            .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
-        if let Some(scope) = &form.scope {
-            // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
-            if scope.split_ascii_whitespace().any(|s| !details.has_scope(s)) {
-                return Err(OidcError::InvalidScope("a refresh cannot add scopes".into()));
-            }
-        }
-        let (tokens, access, refresh) = self.new_tokens(&grant.id, client, now);
-        if !self.store.rotate_refresh(&row.token_id, now, &tokens).await? {
-            self.revoke_after_reuse(&grant.id, &client.id, Kind::RefreshReuse, now).await;
-            return Err(OidcError::InvalidGrant("the refresh token was already used".into()));
-        }
-        // Same auth_time, acr and amr as the login: a refresh never raises the level.
-        let id_token = self.id_token(now, client, &grant.person_id, &details, None, &access)?;
-        Ok(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: self.cfg.access_token_ttl_s,
-            refresh_token: refresh,
-            id_token,
-            scope: details.scope.join(" "),
-        })
+        serde_json::from_str(&grant.details)
+            .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))
     }
 
-    /// Fresh access (and, for confidential clients, refresh) token for a grant.
-    fn new_tokens(
-        &self,
-        grant_id: &str,
-        client: &ClientRow,
-        now: i64,
-    ) -> (NewTokens, String, Option<String>) {
+    /// Fresh access (and, for confidential clients, refresh) token.
+    fn new_tokens(&self, client: &ClientRow, now: i64) -> (NewTokens, String, Option<String>) {
         let access = crypto::random_token(32);
         let refresh = (client.auth_method != crate::store::ClientAuthMethod::None)
             .then(|| crypto::random_token(32));
         let t = NewTokens {
             id: crypto::random_id(),
-            grant_id: grant_id.to_string(),
             access_hash: crypto::token_hash(&access),
             refresh_hash: refresh.as_deref().map(crypto::token_hash),
             access_expires_at: now + self.cfg.access_token_ttl_s,

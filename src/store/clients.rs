@@ -114,7 +114,7 @@ impl Store {
 
     pub async fn client(&self, id: &str) -> Result<Option<ClientRow>> {
         let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
         row.as_ref().map(ClientRow::from_row).transpose()
     }
 

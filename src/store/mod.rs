@@ -29,6 +29,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 use std::time::Duration;
 
+/// Read-only SQLite connections beside the writer: enough for the reads of two cores'
+/// requests; each is a thread of sqlx's.
+const SQLITE_READERS: u32 = 4;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -72,7 +76,14 @@ pub struct DatabaseLink {
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Every write, and reads that must come from the writer. On SQLite: the one writer
+    /// connection.
     pool: AnyPool,
+    /// Reads of the token path (clients, codes, refresh and access tokens). On SQLite: a few
+    /// `query_only` connections beside the writer (WAL lets them read while it writes, and
+    /// they see every committed write), so that a read never queues behind a write
+    /// transaction. On PostgreSQL: the same pool as `pool`.
+    read: AnyPool,
     backend: Backend,
 }
 
@@ -113,21 +124,22 @@ impl Store {
         } else {
             (Backend::Postgres, url.to_string())
         };
-        // SQLite has one writer at a time: several connections only wait on each other's locks
-        // (busy-timeout sleeps that cost latency), so the embedded backend uses one connection
-        // and lets the pool queue requests; each statement takes microseconds.
+        // SQLite has one writer at a time: several writing connections only wait on each
+        // other's locks (busy-timeout sleeps that cost latency), so the embedded backend writes
+        // through one connection and lets the pool queue requests; each statement takes
+        // microseconds. Reads go to their own pool of read-only connections (WAL).
         // PostgreSQL needs at least two: [`Store::exclusive`] holds one while the work it guards
         // runs on another.
-        let max_connections = if backend == Backend::Sqlite { 1 } else { max_connections.max(2) };
+        let writers = if backend == Backend::Sqlite { 1 } else { max_connections.max(2) };
         let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(writers)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; the busy timeout makes
-                        // concurrent writers wait instead of failing.
+                        // a writer of another process (the CLI) wait instead of failing.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
@@ -139,7 +151,25 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Self { pool, backend };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let read = if backend == Backend::Sqlite && !in_memory {
+            AnyPoolOptions::new()
+                .max_connections(max_connections.clamp(1, SQLITE_READERS))
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?
+        } else {
+            pool.clone()
+        };
+        let store = Self { pool, read, backend };
         if let Some(DatabaseLink { encrypted: false, unix_socket: false }) =
             store.database_link().await?
         {
@@ -186,6 +216,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.read.close().await;
         self.pool.close().await;
     }
 

@@ -1,6 +1,6 @@
 //! Pending authorization requests, authorization codes, grants (token families) and tokens.
 
-use super::{col, Result, Store};
+use super::{col, Backend, Result, Store};
 
 #[derive(Debug, Clone)]
 pub struct PendingRow {
@@ -37,10 +37,10 @@ pub struct GrantRow {
     pub revoked_at: Option<i64>,
 }
 
+/// The tokens a grant step issues (their grant is the code's or the refresh token's).
 #[derive(Debug, Clone)]
 pub struct NewTokens {
     pub id: String,
-    pub grant_id: String,
     pub access_hash: String,
     pub refresh_hash: Option<String>,
     pub access_expires_at: i64,
@@ -54,6 +54,27 @@ pub struct RefreshRow {
     pub rotated_at: Option<i64>,
     pub token_revoked_at: Option<i64>,
     pub grant: GrantRow,
+}
+
+/// What a code or refresh token that was just redeemed belongs to.
+#[derive(Debug, Clone)]
+pub struct Redeemed {
+    pub grant_id: String,
+    pub person_id: String,
+    pub details: String,
+}
+
+/// What a code must match to be redeemed: everything the exchange checks. The challenge is
+/// compared in SQL: it is public (it travelled through the browser), and the verifier that
+/// hashes to it is the secret.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeRedemption<'a> {
+    pub code_hash: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    /// `BASE64URL(SHA-256(code_verifier))`.
+    pub code_challenge: &'a str,
+    pub grant_expires_at: i64,
 }
 
 /// What an access token opens (for userinfo).
@@ -152,7 +173,7 @@ impl Store {
              created_at, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         row.map(|r| {
             Ok(CodeRow {
@@ -171,43 +192,79 @@ impl Store {
         .transpose()
     }
 
-    /// Redeems a code and starts its grant in one transaction. Returns false (and writes
-    /// nothing) if the code was redeemed before: the single-use guarantee is the conditional
-    /// update, so two concurrent exchanges cannot both succeed.
+    /// Redeems a code that matches `r` in every respect (client, redirect URI, PKCE challenge,
+    /// not used, not expired), starts its grant and stores `tokens`, atomically. `None` (and
+    /// nothing written) when the code does not match or was redeemed before: the single-use
+    /// guarantee is the conditional update, so two concurrent exchanges cannot both succeed. The
+    /// caller then reads the code to say why.
+    ///
+    /// One statement on PostgreSQL (a data-modifying `WITH`), one transaction of three on
+    /// SQLite (its single writer connection; SQLite has no `UPDATE` inside `WITH`).
     pub async fn redeem_code(
         &self,
-        code_hash: &str,
+        r: &CodeRedemption<'_>,
         now: i64,
-        grant: &GrantRow,
         tokens: &NewTokens,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(code_hash)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
+    ) -> Result<Option<Redeemed>> {
+        const MATCHES: &str = "WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
+            AND expires_at > $1 AND redirect_uri = $4 AND code_challenge = $5";
+        if self.backend == Backend::Postgres {
+            let sql = format!(
+                "WITH used AS (UPDATE auth_codes SET used_at = $1 {MATCHES} \
+                   RETURNING grant_id, client_id, person_id, details), \
+                 g AS (INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
+                   SELECT grant_id, client_id, person_id, details, $1, $6 FROM used RETURNING id), \
+                 t AS (INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, \
+                   access_expires_at, created_at) SELECT $7, id, $8, $9, $10, $11 FROM g) \
+                 SELECT grant_id, person_id, details FROM used"
+            );
+            let row = sqlx::query(&sql)
+                .bind(now)
+                .bind(r.code_hash)
+                .bind(r.client_id)
+                .bind(r.redirect_uri)
+                .bind(r.code_challenge)
+                .bind(r.grant_expires_at)
+                .bind(&tokens.id)
+                .bind(&tokens.access_hash)
+                .bind(&tokens.refresh_hash)
+                .bind(tokens.access_expires_at)
+                .bind(tokens.created_at)
+                .fetch_optional(&self.pool)
+                .await?;
+            return row.as_ref().map(redeemed_from_row).transpose();
         }
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE auth_codes SET used_at = $1 {MATCHES} RETURNING grant_id, person_id, details"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now)
+            .bind(r.code_hash)
+            .bind(r.client_id)
+            .bind(r.redirect_uri)
+            .bind(r.code_challenge)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(redeemed) = row.as_ref().map(redeemed_from_row).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         sqlx::query(
             "INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&grant.id)
-        .bind(&grant.client_id)
-        .bind(&grant.person_id)
-        .bind(&grant.details)
-        .bind(grant.created_at)
-        .bind(grant.expires_at)
+        .bind(&redeemed.grant_id)
+        .bind(r.client_id)
+        .bind(&redeemed.person_id)
+        .bind(&redeemed.details)
+        .bind(now)
+        .bind(r.grant_expires_at)
         .execute(&mut *tx)
         .await?;
-        insert_tokens(&mut tx, tokens).await?;
+        insert_tokens(&mut tx, &redeemed.grant_id, tokens).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(redeemed))
     }
 
     pub async fn refresh_token(&self, refresh_hash: &str) -> Result<Option<RefreshRow>> {
@@ -215,7 +272,7 @@ impl Store {
             "SELECT t.id AS token_id, t.rotated_at, t.revoked_at AS token_revoked_at, {GRANT_COLS} \
              FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.refresh_hash = $1"
         );
-        let row = sqlx::query(&sql).bind(refresh_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(refresh_hash).fetch_optional(&self.read).await?;
         row.map(|r| {
             Ok(RefreshRow {
                 token_id: col(&r, "token_id")?,
@@ -227,25 +284,62 @@ impl Store {
         .transpose()
     }
 
-    /// Rotates a refresh token: marks it used and stores its successor, atomically. False if it
-    /// was rotated (or revoked) meanwhile.
-    pub async fn rotate_refresh(&self, token_id: &str, now: i64, next: &NewTokens) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE tokens SET rotated_at = $1 WHERE id = $2 AND rotated_at IS NULL \
-             AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(token_id)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
+    /// Rotates a live refresh token of `client_id` (not rotated, not revoked, its grant neither
+    /// revoked nor expired): marks it used and stores its successor `next`, atomically. `None`
+    /// (and nothing written) otherwise — rotated or revoked meanwhile included; the caller then
+    /// reads the token to say why.
+    ///
+    /// One statement on PostgreSQL, one transaction of two on SQLite (as [`Store::redeem_code`]).
+    pub async fn rotate_refresh(
+        &self,
+        refresh_hash: &str,
+        client_id: &str,
+        now: i64,
+        next: &NewTokens,
+    ) -> Result<Option<Redeemed>> {
+        const LIVE: &str = "WHERE refresh_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL \
+            AND grant_id IN (SELECT id FROM grants WHERE client_id = $3 AND revoked_at IS NULL \
+            AND expires_at > $1)";
+        if self.backend == Backend::Postgres {
+            let sql = format!(
+                "WITH used AS (UPDATE tokens SET rotated_at = $1 {LIVE} RETURNING grant_id), \
+                 t AS (INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, \
+                   access_expires_at, created_at) SELECT $4, grant_id, $5, $6, $7, $8 FROM used) \
+                 SELECT g.id AS grant_id, g.person_id, g.details FROM grants g \
+                   JOIN used ON g.id = used.grant_id"
+            );
+            let row = sqlx::query(&sql)
+                .bind(now)
+                .bind(refresh_hash)
+                .bind(client_id)
+                .bind(&next.id)
+                .bind(&next.access_hash)
+                .bind(&next.refresh_hash)
+                .bind(next.access_expires_at)
+                .bind(next.created_at)
+                .fetch_optional(&self.pool)
+                .await?;
+            return row.as_ref().map(redeemed_from_row).transpose();
         }
-        insert_tokens(&mut tx, next).await?;
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE tokens SET rotated_at = $1 {LIVE} RETURNING grant_id, \
+             (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
+             (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now)
+            .bind(refresh_hash)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(redeemed) = row.as_ref().map(redeemed_from_row).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        insert_tokens(&mut tx, &redeemed.grant_id, next).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(redeemed))
     }
 
     /// Revokes a whole token family.
@@ -285,7 +379,7 @@ impl Store {
              WHERE t.access_hash = $1 AND t.access_expires_at > $2 AND t.revoked_at IS NULL \
              AND g.revoked_at IS NULL"
         );
-        let row = sqlx::query(&sql).bind(access_hash).bind(now).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(access_hash).bind(now).fetch_optional(&self.read).await?;
         row.map(|r| {
             Ok(AccessRow {
                 access_expires_at: col(&r, "access_expires_at")?,
@@ -297,18 +391,30 @@ impl Store {
 
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
         let sql = format!("SELECT {GRANT_COLS} FROM grants g WHERE g.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
         row.as_ref().map(grant_from_row).transpose()
     }
 }
 
-async fn insert_tokens(tx: &mut sqlx::Transaction<'_, sqlx::Any>, t: &NewTokens) -> Result<()> {
+fn redeemed_from_row(r: &sqlx::any::AnyRow) -> Result<Redeemed> {
+    Ok(Redeemed {
+        grant_id: col(r, "grant_id")?,
+        person_id: col(r, "person_id")?,
+        details: col(r, "details")?,
+    })
+}
+
+async fn insert_tokens(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    grant_id: &str,
+    t: &NewTokens,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&t.id)
-    .bind(&t.grant_id)
+    .bind(grant_id)
     .bind(&t.access_hash)
     .bind(&t.refresh_hash)
     .bind(t.access_expires_at)

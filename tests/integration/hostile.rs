@@ -20,6 +20,9 @@ both_backends!(
     forms_without_csrf_token_change_nothing,
     oversized_bodies_are_refused_before_parsing,
     refresh_token_of_another_client,
+    one_refresh_token_presented_twice_at_once_succeeds_once_and_revokes_its_family,
+    one_code_exchanged_twice_at_once_succeeds_once_and_revokes_its_tokens,
+    a_refresh_asking_for_more_scope_changes_nothing,
     known_and_unknown_usernames_cost_one_argon2_verification_each,
     a_stolen_session_cannot_remove_a_key,
     token_card_codes_are_stored_as_hmacs_and_old_cards_keep_working,
@@ -376,6 +379,119 @@ async fn refresh_token_of_another_client(backend: Backend) {
     assert_eq!(refresh(&s, &other, rt).await.status(), 400);
     // Its owner still can: the foreign attempt changed nothing.
     assert_eq!(refresh(&s, &a, rt).await.status(), 200);
+}
+
+/// The same request `n` times at the same moment (each on its own connection).
+async fn at_once<F, Fut>(n: usize, send: F) -> Vec<reqwest::Response>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    futures::future::join_all((0..n).map(|_| send())).await
+}
+
+async fn userinfo_status(s: &TestServer, access_token: &str) -> u16 {
+    let r = reqwest::Client::new().get(s.url("/userinfo")).bearer_auth(access_token).send().await;
+    r.unwrap().status().as_u16()
+}
+
+/// Issue #18: the one-statement rotation keeps its single-use guarantee under a race. The
+/// losers see a used token, which is a reuse: the whole family dies, the winner's new tokens
+/// included (as before the change).
+async fn one_refresh_token_presented_twice_at_once_succeeds_once_and_revokes_its_family(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    for round in 0..3 {
+        let t = login_and_exchange(&s, &c, &p).await;
+        let rt = t["refresh_token"].as_str().unwrap().to_string();
+        let answers = at_once(2 + round, || refresh(&s, &c, &rt)).await;
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
+        let mut winner = None;
+        for r in answers {
+            let body: serde_json::Value = r.json().await.unwrap();
+            if body.get("access_token").is_some() {
+                winner = Some(body);
+            } else {
+                assert_eq!(body["error"], "invalid_grant", "{body}");
+            }
+        }
+        let winner = winner.unwrap();
+        let next = winner["refresh_token"].as_str().unwrap();
+        assert_eq!(refresh(&s, &c, next).await.status(), 400, "the family is revoked");
+        assert_eq!(userinfo_status(&s, winner["access_token"].as_str().unwrap()).await, 401);
+        assert_eq!(userinfo_status(&s, t["access_token"].as_str().unwrap()).await, 401);
+        s.next_step(); // a fresh TOTP step for the next login
+    }
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "refresh_reuse"), "audited");
+}
+
+/// Issue #18: the one-statement code redemption under a race: one exchange wins, and a loser
+/// revokes what the winner got (a second use of a code, as before the change).
+async fn one_code_exchanged_twice_at_once_succeeds_once_and_revokes_its_tokens(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    for round in 0..3 {
+        let pk = pkce();
+        let loc = key_login(&s, &Browser::new(), &authorize_url(&s, &c, &pk, &[]), &p).await;
+        let code = query(&loc)["code"].clone();
+        let answers = at_once(2 + round, || exchange(&s, &c, &code, &pk.verifier)).await;
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+        let mut winner = None;
+        for r in answers {
+            let body: serde_json::Value = r.json().await.unwrap();
+            if body.get("access_token").is_some() {
+                winner = Some(body);
+            } else {
+                assert_eq!(body["error"], "invalid_grant", "{body}");
+            }
+        }
+        let winner = winner.unwrap();
+        assert_eq!(refresh(&s, &c, winner["refresh_token"].as_str().unwrap()).await.status(), 400);
+        assert_eq!(userinfo_status(&s, winner["access_token"].as_str().unwrap()).await, 401);
+        s.next_step(); // a fresh TOTP step for the next login
+    }
+    let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "code_reuse"), "audited");
+}
+
+/// A refresh may narrow the scope, never widen it; a refresh asking for more is refused and
+/// leaves the token usable.
+async fn a_refresh_asking_for_more_scope_changes_nothing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client("app", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let t = login_and_exchange(&s, &c, &p).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let wider = reqwest::Client::new()
+        .post(s.url("/token"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("scope", "openid professions"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wider.status(), 400);
+    let e: serde_json::Value = wider.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_scope");
+    let narrower = reqwest::Client::new()
+        .post(s.url("/token"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("scope", "openid insz")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(narrower.status(), 200, "the refused refresh did not use the token");
 }
 
 /// `cozo_password_hash_verifications_total{cost="…"}` on `/metrics` (0 when not counted yet).
