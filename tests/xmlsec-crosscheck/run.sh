@@ -10,5 +10,8 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check 'xmlsec>=1.3.14' lxml cryptography
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT
-cargo run --quiet -p idp-mocks --example crosscheck_fixture -- "$DIR"
+# Built with the workspace's feature set (as `make test` builds it), so no dependency is
+# recompiled for a different one, as `cargo run -p idp-mocks` would.
+cargo build --quiet --workspace --examples
+"${CARGO_TARGET_DIR:-target}/debug/examples/crosscheck_fixture" "$DIR"
 "$VENV/bin/python" tests/xmlsec-crosscheck/check.py "$DIR"
