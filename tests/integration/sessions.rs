@@ -297,10 +297,11 @@ async fn apps_page_lists_the_apps_and_revokes_one_alone(backend: Backend) {
     let page = b.get(&s.url("/account/apps")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let doc = page.html();
-    let apps: Vec<String> = doc
+    let mut apps: Vec<String> = doc
         .select(&Selector::parse("[data-app]").unwrap())
         .map(|e| e.value().attr("data-app").unwrap().to_string())
         .collect();
+    apps.sort();
     assert_eq!(apps, vec!["app-a".to_string(), "app-b".to_string()]);
     assert!(page.body.contains("Health portal"), "the name people see");
     let forms = Selector::parse("form[data-action=\"revoke-app\"]").unwrap();
