@@ -79,6 +79,10 @@ pub struct ClientSpec {
     pub jwks_uri: Option<String>,
     pub id_token_alg: String,
     pub public: bool,
+    /// Sessions across apps (SPEC §11): `--name`, `--backchannel-logout-uri`, `--dpop`.
+    pub name: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub dpop: bool,
 }
 
 impl ClientSpec {
@@ -93,6 +97,9 @@ impl ClientSpec {
             jwks_uri: None,
             id_token_alg: "RS256".into(),
             public: false,
+            name: None,
+            backchannel_logout_uri: None,
+            dpop: false,
         }
     }
 }
@@ -133,6 +140,12 @@ pub async fn add_client(
     }
     for u in &spec.post_logout_redirect_uris {
         check_uri(u, "--post-logout-redirect-uri")?;
+    }
+    if let Some(u) = &spec.backchannel_logout_uri {
+        check_uri(u, "--backchannel-logout-uri")?;
+    }
+    if spec.name.as_deref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100) {
+        return Err(AdminError::invalid("--name", "--name: 1 to 100 characters"));
     }
     if !policies.has(&spec.policy) {
         return Err(AdminError::invalid(
@@ -193,6 +206,16 @@ pub async fn add_client(
         })
         .await
         .map_err(AdminError::exists_or("--id"))?;
+    if spec.name.is_some() || spec.backchannel_logout_uri.is_some() || spec.dpop {
+        store
+            .insert_client_app(&crate::store::ClientApp {
+                client_id: spec.id.clone(),
+                name: spec.name.as_ref().map(|n| n.trim().to_string()),
+                backchannel_logout_uri: spec.backchannel_logout_uri.clone(),
+                dpop_required: spec.dpop,
+            })
+            .await?;
+    }
     Ok(secret)
 }
 
@@ -204,6 +227,7 @@ pub async fn clients(store: &Store) -> Result<Vec<ClientRow>, AdminError> {
 /// Removes a client (`client remove`); an unknown id is the operator's mistake.
 pub async fn remove_client(store: &Store, id: &str, now: i64) -> Result<(), AdminError> {
     if store.remove_client(id, now).await? {
+        store.delete_client_app(id).await?;
         Ok(())
     } else {
         Err(AdminError::not_found("--id", format!("client {id}")))
@@ -354,13 +378,16 @@ pub async fn list_keys(store: &Store, insz: &str) -> Result<(String, Vec<KeyRow>
     Ok((account.username.clone(), store.keys_of_account(&account.id).await?))
 }
 
-/// Revokes every key of the person's account; answers how many.
+/// Revokes every key of the person's account and ends every broker session of theirs (their
+/// apps get a back-channel logout, SPEC §11); answers how many keys.
 pub async fn revoke_all_keys(store: &Store, insz: &str, now: i64) -> Result<u64, AdminError> {
     let person = person(store, insz).await?;
     let Some(account) = store.account_by_person(&person.id).await? else {
         return Ok(0);
     };
-    Ok(store.revoke_keys_of_account(&account.id, now).await?)
+    let revoked = store.revoke_keys_of_account(&account.id, now).await?;
+    crate::oidc::backchannel::end_person(store, &person.id, now).await?;
+    Ok(revoked)
 }
 
 /// What `policy check` answers: the decision a client's policy gives, the policy that decided,

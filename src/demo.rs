@@ -120,6 +120,8 @@ pub async fn run(
         store.remove_client(id, now).await?;
         let mut spec = ClientSpec::new(id, &format!("{DEMO_APP_URL}/{path}/callback"), policy);
         spec.post_logout_redirect_uris = vec![format!("{DEMO_APP_URL}/")];
+        spec.name = Some(title.to_string());
+        spec.backchannel_logout_uri = Some(format!("{DEMO_APP_URL}/{path}/backchannel-logout"));
         let secret = admin::add_client(&store, &policies, &spec, now).await?;
         apps.push(DemoApp {
             title: title.into(),
@@ -193,6 +195,9 @@ pub async fn run(
         "\n  cozo-broker demo is running (SQLite under ./data/)\n\n  \
          broker      {}\n  demo app    {DEMO_APP_URL}   <- open this and click \"Log in\"\n  \
          mailbox     {}/demo/mailbox   (SMS and e-mail the broker sent)\n  \
+         single logout: log in to Portal, then to the eHealth app (no second login: one broker\n    \
+         session); \"Log out\" in one of them, then reload the demo app: both sessions have ended\n    \
+         (back-channel logout). Your apps: {}/account/apps\n  \
          eIDAS node  {NODE_URL}   Bis register http://127.0.0.1:8092   CoBRHA http://127.0.0.1:8091\n\n  \
          Digital key (patient Anna Peeters): username {DEMO_USERNAME}, password {DEMO_PASSWORD}\n    \
          app code (TOTP): secret {}  current code: cargo run -q -- totp-code {}\n    \
@@ -214,6 +219,7 @@ pub async fn run(
          EU login (eIDAS): choose \"EU login\", then (NL) Nederland, then DigiD as {} ({} {});\n    \
          at the first login link the Bis number {}\n\n  \
          Ctrl-C stops everything.\n",
+        broker.cfg.issuer(),
         broker.cfg.issuer(),
         broker.cfg.issuer(),
         totp.secret_base32,

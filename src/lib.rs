@@ -316,13 +316,13 @@ pub async fn serve(cfg: Config) -> Result<Handle, StartError> {
     serve_on(cfg, Clock::default(), listener).await
 }
 
-/// Delivers the outbox every second (SMS gateway, SMTP), when either is configured.
+/// Delivers the outbox every second: back-channel logout tokens always, SMS and mail when a
+/// gateway or SMTP server is configured (else they wait in the demo mailbox).
 fn spawn_outbox(broker: &Broker, mut stop: watch::Receiver<bool>) {
-    if broker.cfg.demo_mailbox() {
-        return;
-    }
     let outbox = match outbox::Outbox::new(&broker.cfg, broker.store.clone()) {
-        Ok(o) => o.with_metrics(&broker.state.metrics),
+        Ok(o) => o
+            .with_metrics(&broker.state.metrics)
+            .with_logouts(broker.state.provider.clone() as Arc<dyn outbox::LogoutSigner>),
         Err(e) => {
             tracing::error!(error = %e, "outbox delivery disabled");
             return;

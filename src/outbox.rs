@@ -1,6 +1,7 @@
-//! Delivery of the outbox (SMS and mail), by a periodic task on every replica. Each message is
-//! claimed with a conditional update before it is sent, so two replicas never send it twice;
-//! failures retry with a backoff from 1 s up to 1 h (SPEC §7).
+//! Delivery of the outbox (SMS, mail and back-channel logout tokens), by a periodic task on
+//! every replica. Each message is claimed with a conditional update before it is sent, so two
+//! replicas never send it twice; failures retry with a backoff from 1 s up to 1 h (SPEC §7,
+//! §11); a message answered 2xx is marked sent and never tried again.
 
 use crate::config::Config;
 use crate::store::{OutboxMessage, Store, StoreError};
@@ -17,7 +18,13 @@ pub enum DeliveryError {
     Failed(String),
 }
 
+/// Signs a queued logout token at delivery (the OpenID provider's keys).
+pub trait LogoutSigner: Send + Sync {
+    fn sign(&self, body: &str, now: i64) -> Result<String, String>;
+}
+
 pub struct Outbox {
+    logouts: Option<std::sync::Arc<dyn LogoutSigner>>,
     store: Store,
     http: reqwest::Client,
     sms_gateway: Option<url::Url>,
@@ -45,6 +52,7 @@ impl Outbox {
         let http = crate::http_client::build("the SMS gateway", std::time::Duration::from_secs(10))
             .map_err(|e| e.to_string())?;
         Ok(Self {
+            logouts: None,
             store,
             http,
             sms_gateway: cfg.sms.gateway_url.clone(),
@@ -62,11 +70,18 @@ impl Outbox {
         self
     }
 
+    /// Delivers back-channel logout tokens, signed by `signer`.
+    pub fn with_logouts(mut self, signer: std::sync::Arc<dyn LogoutSigner>) -> Self {
+        self.logouts = Some(signer);
+        self
+    }
+
     /// Whether a channel has somewhere to go; without it, messages stay (the demo mailbox).
     fn delivers(&self, channel: &str) -> bool {
         match channel {
             "sms" => self.sms_gateway.is_some(),
             "mail" => self.smtp.is_some(),
+            crate::oidc::backchannel::CHANNEL => self.logouts.is_some(),
             _ => false,
         }
     }
@@ -74,7 +89,12 @@ impl Outbox {
     /// Sends what is due; returns how many messages were delivered.
     pub async fn run_once(&self, now: i64) -> Result<usize, StoreError> {
         let mut sent = 0;
-        for m in self.store.due_messages(now, 20).await? {
+        let due = if self.delivers("sms") || self.delivers("mail") {
+            self.store.due_messages(now, 20).await?
+        } else {
+            self.store.due_messages_of(crate::oidc::backchannel::CHANNEL, now, 20).await?
+        };
+        for m in due {
             if !self.delivers(&m.channel) {
                 continue;
             }
@@ -83,6 +103,9 @@ impl Outbox {
                 continue;
             }
             let result = match m.channel.as_str() {
+                crate::oidc::backchannel::CHANNEL => {
+                    self.send_logout(&m.recipient, &m.body, now).await
+                }
                 "sms" => self.sms_upstream.observe(self.send_sms(&m.recipient, &m.body)).await,
                 _ => {
                     let subject = m.subject.as_deref().unwrap_or("");
@@ -103,6 +126,27 @@ impl Outbox {
             }
         }
         Ok(sent)
+    }
+
+    /// POSTs a logout token (Back-Channel Logout 1.0 §2.5): delivered when answered 2xx.
+    async fn send_logout(&self, uri: &str, body: &str, now: i64) -> Result<(), DeliveryError> {
+        let Some(signer) = &self.logouts else {
+            return Err(DeliveryError::Failed("no signer".into()));
+        };
+        let token = signer.sign(body, now).map_err(DeliveryError::Failed)?;
+        let r = self
+            .http
+            .post(uri)
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .instrument(tracing::info_span!("backchannel_logout"))
+            .await
+            .map_err(|e| DeliveryError::Failed(e.without_url().to_string()))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::Failed(format!("the app answered {}", r.status())))
+        }
     }
 
     async fn send_sms(&self, to: &str, text: &str) -> Result<(), DeliveryError> {

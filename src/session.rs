@@ -71,6 +71,28 @@ pub struct SessionData {
     /// Where to go after a login made without an authorization request (e.g. `/office`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_to: Option<String>,
+    /// The broker session (OIDC `sid`, SPEC §11): one per person logged in in this browser,
+    /// the same for every app it logs in to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<BrokerSession>,
+}
+
+/// The `sid` of a broker session and whose it is (a login of another person starts another).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BrokerSession {
+    pub sid: String,
+    pub person_id: String,
+}
+
+impl SessionData {
+    /// A login of `person_id` joins the current broker session if it is that person's, else
+    /// starts a new one.
+    pub fn join_broker_session(&mut self, person_id: &str) {
+        if self.sid.as_ref().is_none_or(|s| s.person_id != person_id) {
+            let sid = crypto::random_token(16);
+            self.sid = Some(BrokerSession { sid, person_id: person_id.into() });
+        }
+    }
 }
 
 /// Key enrolment under way in this browser.
@@ -117,7 +139,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn id_hash(&self) -> String {
+    pub fn id_hash(&self) -> String {
         crypto::token_hash(&self.id)
     }
 

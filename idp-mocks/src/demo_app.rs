@@ -10,9 +10,12 @@
 //!   `max_age` and `login_hint` query parameters are passed through);
 //! * `GET /{path}/callback` checks `state` (bound to the browser with a cookie) and `iss`
 //!   (RFC 9207), exchanges the code, verifies the ID token and shows its claims;
+//! * `POST /{path}/backchannel-logout` receives the broker's logout tokens (OpenID Connect
+//!   Back-Channel Logout 1.0): verified with the broker's JWKS, they end this app's sessions of
+//!   that broker session (`sid`), so logging out of one app ends the others;
 //! * `GET /demo.css` is the style sheet (no inline script or style anywhere).
 //!
-//! This is a demo: pending logins live in server memory.
+//! This is a demo: pending logins and app sessions live in server memory.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,7 +28,7 @@ use anyhow::{bail, Context as _};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -314,7 +317,23 @@ struct DemoState {
     pending: ExpiringStore<String, PendingLogin>,
     /// Logout `state` → app index, to greet the user back after RP-initiated logout.
     logouts: ExpiringStore<String, usize>,
+    /// The apps' own sessions: cookie value → who is logged in to which app.
+    sessions: Mutex<HashMap<String, AppSession>>,
     secure_cookies: bool,
+}
+
+/// A person logged in to one app (the app's own session, not the broker's).
+#[derive(Clone, Debug)]
+struct AppSession {
+    app: usize,
+    sub: String,
+    /// The broker session (`sid` of the ID token).
+    sid: Option<String>,
+}
+
+/// The cookie of an app's own session.
+fn session_cookie_name(app: &DemoApp) -> String {
+    format!("demo_session_{}", app.path)
 }
 
 type Shared = Arc<DemoState>;
@@ -334,6 +353,7 @@ fn router(cfg: DemoAppConfig) -> anyhow::Result<Router> {
         discovered: tokio::sync::Mutex::new(None),
         pending: ExpiringStore::new(PENDING_TTL, STORE_CAPACITY),
         logouts: ExpiringStore::new(PENDING_TTL, STORE_CAPACITY),
+        sessions: Mutex::new(HashMap::new()),
         secure_cookies,
     });
     Ok(Router::new()
@@ -341,6 +361,7 @@ fn router(cfg: DemoAppConfig) -> anyhow::Result<Router> {
         .route("/demo.css", get(stylesheet))
         .route("/{app}/login", get(login))
         .route("/{app}/callback", get(callback))
+        .route("/{app}/backchannel-logout", post(backchannel_logout))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state))
@@ -537,7 +558,11 @@ struct HomeQuery {
     state: Option<String>,
 }
 
-async fn home(State(st): State<Shared>, Query(q): Query<HomeQuery>) -> Response {
+async fn home(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HomeQuery>,
+) -> Response {
     let mut body = String::from("<h1>Demo apps</h1>\n");
     if let Some(app) = q
         .state
@@ -572,6 +597,7 @@ async fn home(State(st): State<Shared>, Query(q): Query<HomeQuery>) -> Response 
              <dl>\n<dt>Client id</dt><dd><code>{client_id}</code></dd>\n\
              <dt>Client type</dt><dd>{kind}</dd>\n\
              <dt>Scopes</dt><dd><code>{scope}</code></dd>\n</dl>\n\
+             {session}\
              <p><a class=\"button\" href=\"/{p}/login\">Log in</a></p>\n\
              <details>\n<summary>Log in with options</summary>\n\
              <form method=\"get\" action=\"/{p}/login\">\n\
@@ -597,9 +623,148 @@ async fn home(State(st): State<Shared>, Query(q): Query<HomeQuery>) -> Response 
             description = esc(&app.description),
             client_id = esc(&app.client_id),
             scope = esc(&app.scope.join(" ")),
+            session = session_status(&st, &headers, app),
         ));
     }
     layout("Demo apps", &body).into_response()
+}
+
+/// Whether this browser is logged in to `app`, or its session was ended by the broker.
+fn session_status(st: &DemoState, headers: &HeaderMap, app: &DemoApp) -> String {
+    let Some(id) = cookie_value(headers, &session_cookie_name(app)).filter(|v| !v.is_empty())
+    else {
+        return String::new();
+    };
+    let sessions = st.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    match sessions.get(&id) {
+        Some(s) => format!(
+            "<p class=\"notice\" data-session=\"{}\">Logged in as <code>{}</code> (broker session <code>{}</code>).</p>\n",
+            esc(&app.path),
+            esc(&s.sub),
+            esc(s.sid.as_deref().unwrap_or("-"))
+        ),
+        None => format!(
+            "<p class=\"notice\" data-session-ended=\"{}\">Not logged in: the session in this app has ended (logged out here or in another app).</p>\n",
+            esc(&app.path)
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct BackchannelForm {
+    logout_token: Option<String>,
+}
+
+/// OpenID Connect Back-Channel Logout 1.0 §2.8: verifies the logout token and ends this app's
+/// sessions of its `sid` (or of its `sub` when it has no `sid`); 400 when the token is invalid.
+async fn backchannel_logout(
+    State(st): State<Shared>,
+    Path(path): Path<String>,
+    axum::extract::Form(f): axum::extract::Form<BackchannelForm>,
+) -> Response {
+    let Some(idx) = st.app_index(&path) else {
+        return not_found().await;
+    };
+    let refuse = |why: String| {
+        tracing::warn!(app = %path, "logout token refused: {why}");
+        let body = serde_json::json!({ "error": "invalid_request", "error_description": why });
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    };
+    let Some(token) = f.logout_token.filter(|t| !t.is_empty()) else {
+        return refuse("logout_token is missing".into());
+    };
+    let claims = match verify_logout_token(&st, &st.cfg.apps[idx], &token).await {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let sid = claims.get("sid").and_then(Value::as_str);
+    let sub = claims.get("sub").and_then(Value::as_str);
+    let ended = {
+        let mut sessions = st.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let before = sessions.len();
+        sessions.retain(|_, s| {
+            let of_token = match sid {
+                Some(sid) => s.sid.as_deref() == Some(sid),
+                None => sub == Some(s.sub.as_str()),
+            };
+            !(s.app == idx && of_token)
+        });
+        before - sessions.len()
+    };
+    tracing::info!(app = %path, ended, "back-channel logout");
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
+}
+
+/// A logout token's claims, once its signature (a key of the broker's JWKS), `typ`, `iss`,
+/// `aud`, `iat`/`exp`, `events` and the absence of `nonce` are checked.
+async fn verify_logout_token(
+    st: &DemoState,
+    app: &DemoApp,
+    token: &str,
+) -> Result<serde_json::Map<String, Value>, String> {
+    use openidconnect::JsonWebKey as _;
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a compact JWS".into());
+    };
+    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| "bad base64url".to_string());
+    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|e| e.to_string())?;
+    if header.get("typ").and_then(Value::as_str) != Some("logout+jwt") {
+        return Err("typ is not logout+jwt".into());
+    }
+    let alg: CoreJwsSigningAlgorithm =
+        serde_json::from_value(header.get("alg").cloned().unwrap_or_default())
+            .map_err(|_| "unknown alg".to_string())?;
+    let kid = header.get("kid").and_then(Value::as_str).unwrap_or_default().to_string();
+    let message = format!("{h}.{p}");
+    let signature = decode(sig)?;
+    let mut verified = false;
+    for refresh in [false, true] {
+        let provider = st.provider(refresh).await?;
+        let keys = provider.metadata.jwks().keys();
+        if let Some(key) = keys.iter().find(|k| k.key_id().map(|i| i.as_str()) == Some(&kid)) {
+            verified = key.verify_signature(&alg, message.as_bytes(), &signature).is_ok();
+            break;
+        }
+    }
+    if !verified {
+        return Err("the signature is not the broker's".into());
+    }
+    let claims = jwt_payload(token).ok_or("no claims")?;
+    let provider = st.provider(false).await?;
+    if claims.get("iss").and_then(Value::as_str) != Some(provider.metadata.issuer().as_str()) {
+        return Err("iss is not the broker".into());
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == app.client_id,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&app.client_id)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("aud is not this app".into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp is missing")?;
+    let iat = claims.get("iat").and_then(Value::as_i64).ok_or("iat is missing")?;
+    if exp + 30 < now || iat > now + 30 {
+        return Err("the token is expired or from the future".into());
+    }
+    let event = "http://schemas.openid.net/event/backchannel-logout";
+    if !claims.get("events").and_then(|e| e.get(event)).is_some_and(Value::is_object) {
+        return Err("events has no back-channel logout event".into());
+    }
+    if claims.contains_key("nonce") {
+        return Err("a logout token never has a nonce".into());
+    }
+    if !claims.contains_key("sid") && !claims.contains_key("sub") {
+        return Err("neither sid nor sub".into());
+    }
+    Ok(claims)
 }
 
 async fn not_found() -> Response {
@@ -755,7 +920,13 @@ async fn callback(
     let app = &st.cfg.apps[idx];
     let result = finish_login(&st, idx, &headers, q).await;
     let mut response = match result {
-        Ok(page) => page.into_response(),
+        Ok((page, session)) => {
+            let mut r = page.into_response();
+            if let Ok(v) = HeaderValue::from_str(&session) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
         Err(f) => f.for_app(idx).render(&st),
     };
     // The state cookie is single use.
@@ -770,7 +941,7 @@ async fn finish_login(
     idx: usize,
     headers: &HeaderMap,
     q: CallbackQuery,
-) -> Result<Html<String>, Failure> {
+) -> Result<(Html<String>, String), Failure> {
     let app = &st.cfg.apps[idx];
     let bad = |code: &str, d: String| Failure::new(StatusCode::BAD_REQUEST, code, d);
 
@@ -964,7 +1135,25 @@ async fn finish_login(
             )
         });
 
-    Ok(render_logged_in(app, &payload, &userinfo, logout_url.as_ref()))
+    let cookie = start_session(st, idx, &payload);
+    Ok((render_logged_in(app, &payload, &userinfo, logout_url.as_ref()), cookie))
+}
+
+/// Starts this app's own session for a verified login; answers its cookie.
+fn start_session(st: &DemoState, idx: usize, payload: &serde_json::Map<String, Value>) -> String {
+    let app = &st.cfg.apps[idx];
+    let id = CsrfToken::new_random().secret().clone();
+    let session = AppSession {
+        app: idx,
+        sub: payload.get("sub").and_then(Value::as_str).unwrap_or_default().to_string(),
+        sid: payload.get("sid").and_then(Value::as_str).map(str::to_string),
+    };
+    st.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), session);
+    format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Lax{}",
+        session_cookie_name(app),
+        if st.secure_cookies { "; Secure" } else { "" }
+    )
 }
 
 fn verify_id_token(

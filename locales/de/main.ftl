@@ -324,3 +324,21 @@ account-reauth = Um einen Schlüssel hinzuzufügen, melden Sie sich erneut mit d
 # Per-address rate limit (429)
 rate-limited-title = Zu viele Anfragen
 rate-limited = Aus Ihrem Netzwerk kamen in kurzer Zeit zu viele Anfragen. Warten Sie einige Sekunden und versuchen Sie es erneut.
+
+# Sitzungen über Apps hinweg (SPEC §11)
+account-apps-link = Apps, die Ihre Daten haben
+account-sign-out-everywhere = Überall abmelden
+account-sign-out-everywhere-help = Beendet alle Ihre Sitzungen, auf jedem Gerät und in jeder App.
+apps-title = Ihre Apps
+apps-intro = Diese Apps können Ihre Daten mit Tokens lesen, die Sie ihnen bei der Anmeldung gegeben haben. Widerrufen Sie eine App, um ihren Zugriff zu beenden; Sie können sich später wieder anmelden.
+apps-live = Apps mit Zugriff
+apps-none = Keine App hat jetzt Zugriff auf Ihre Daten.
+apps-since = Seit
+apps-last-token = Letztes Token
+apps-level = Niveau der Anmeldung
+apps-never = nie
+apps-revoke = Widerrufen
+apps-revoke-label = Zugriff von { $app } widerrufen
+apps-history = In den letzten 90 Tagen ausgestellte Tokens
+apps-no-history = In den letzten 90 Tagen wurden keine Tokens ausgestellt.
+apps-back = Zurück zu Ihrem Konto

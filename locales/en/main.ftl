@@ -324,3 +324,21 @@ account-reauth = To add a key, log in again with the security code from your app
 # Per-address rate limit (429)
 rate-limited-title = Too many requests
 rate-limited = Too many requests came from your network in a short time. Wait a few seconds and try again.
+
+# Sessions across apps (SPEC §11)
+account-apps-link = Apps that hold your data
+account-sign-out-everywhere = Sign out everywhere
+account-sign-out-everywhere-help = Ends every session of yours, on every device and in every app.
+apps-title = Your apps
+apps-intro = These apps may read your data with tokens you gave them when you logged in. Revoke an app to end its access; you can log in to it again later.
+apps-live = Apps with access now
+apps-none = No app has access to your data now.
+apps-since = Since
+apps-last-token = Last token
+apps-level = Level of the login
+apps-never = never
+apps-revoke = Revoke
+apps-revoke-label = Revoke access of { $app }
+apps-history = Tokens issued in the last 90 days
+apps-no-history = No tokens were issued in the last 90 days.
+apps-back = Back to your account

@@ -324,3 +324,21 @@ account-reauth = Pour ajouter une clé, reconnectez-vous avec le code de sécuri
 # Per-address rate limit (429)
 rate-limited-title = Trop de demandes
 rate-limited = Trop de demandes sont venues de votre réseau en peu de temps. Attendez quelques secondes et réessayez.
+
+# Sessions entre applications (SPEC §11)
+account-apps-link = Applications qui détiennent vos données
+account-sign-out-everywhere = Se déconnecter partout
+account-sign-out-everywhere-help = Met fin à toutes vos sessions, sur chaque appareil et dans chaque application.
+apps-title = Vos applications
+apps-intro = Ces applications peuvent lire vos données avec les jetons que vous leur avez donnés en vous connectant. Révoquez une application pour mettre fin à son accès ; vous pourrez vous y reconnecter plus tard.
+apps-live = Applications ayant accès maintenant
+apps-none = Aucune application n'a accès à vos données maintenant.
+apps-since = Depuis
+apps-last-token = Dernier jeton
+apps-level = Niveau de la connexion
+apps-never = jamais
+apps-revoke = Révoquer
+apps-revoke-label = Révoquer l'accès de { $app }
+apps-history = Jetons émis ces 90 derniers jours
+apps-no-history = Aucun jeton n'a été émis ces 90 derniers jours.
+apps-back = Retour à votre compte

@@ -324,3 +324,21 @@ account-reauth = Om een sleutel toe te voegen, meldt u zich opnieuw aan met de b
 # Per-address rate limit (429)
 rate-limited-title = Te veel verzoeken
 rate-limited = Er kwamen in korte tijd te veel verzoeken van uw netwerk. Wacht enkele seconden en probeer opnieuw.
+
+# Sessies over apps heen (SPEC §11)
+account-apps-link = Apps die uw gegevens hebben
+account-sign-out-everywhere = Overal afmelden
+account-sign-out-everywhere-help = Beëindigt al uw sessies, op elk toestel en in elke app.
+apps-title = Uw apps
+apps-intro = Deze apps kunnen uw gegevens lezen met tokens die u hen bij het aanmelden gaf. Trek de toegang van een app in om ze te beëindigen; u kunt zich later opnieuw aanmelden.
+apps-live = Apps die nu toegang hebben
+apps-none = Geen enkele app heeft nu toegang tot uw gegevens.
+apps-since = Sinds
+apps-last-token = Laatste token
+apps-level = Niveau van de aanmelding
+apps-never = nooit
+apps-revoke = Intrekken
+apps-revoke-label = Toegang van { $app } intrekken
+apps-history = Tokens uitgegeven in de laatste 90 dagen
+apps-no-history = Er werden de laatste 90 dagen geen tokens uitgegeven.
+apps-back = Terug naar uw account

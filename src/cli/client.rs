@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum ClientCmd {
-    Add(ClientAdd),
+    Add(Box<ClientAdd>),
     List,
     Remove {
         #[arg(long)]
@@ -37,11 +37,20 @@ pub struct ClientAdd {
     id_token_alg: String,
     #[arg(long)]
     public: bool,
+    /// The name people see (e.g. on `/account/apps`).
+    #[arg(long)]
+    name: Option<String>,
+    /// OIDC Back-Channel Logout 1.0: where logout tokens are POSTed.
+    #[arg(long = "backchannel-logout-uri")]
+    backchannel_logout_uri: Option<String>,
+    /// Token requests must carry a DPoP proof (RFC 9449).
+    #[arg(long)]
+    dpop: bool,
 }
 
 pub async fn run(cmd: ClientCmd, cfg: &Config, now: i64, out: Output) -> Result<(), CliError> {
     match cmd {
-        ClientCmd::Add(a) => add(a, cfg, now, out).await,
+        ClientCmd::Add(a) => add(*a, cfg, now, out).await,
         ClientCmd::List => list(cfg, out).await,
         ClientCmd::Remove { id } => remove(&id, cfg, now, out).await,
     }
@@ -66,6 +75,9 @@ async fn add(a: ClientAdd, cfg: &Config, now: i64, out: Output) -> Result<(), Cl
         jwks_uri: a.jwks_uri,
         id_token_alg: a.id_token_alg,
         public: a.public,
+        name: a.name,
+        backchannel_logout_uri: a.backchannel_logout_uri,
+        dpop: a.dpop,
     };
     let policies = cozo_broker::policy::PolicyEngine::load(&cfg.policy.dir)
         .map_err(|e| CliError::usage("policy.dir", format!("policy.dir: {e}")))?;

@@ -4,7 +4,7 @@
 
 use super::{KeyError, KeyService};
 use crate::audit::{Event, Kind, Outcome};
-use crate::session::{Enrolment, Login};
+use crate::session::{Enrolment, Login, Session};
 use crate::store::{AuditRow, KeyRow, KeyStatus, Person};
 
 /// What `/account` shows.
@@ -69,14 +69,16 @@ impl KeyService {
     }
 
     /// Removing a key: after a recent strong login, never the last active one (one atomic
-    /// statement, so two removals at once cannot both succeed).
+    /// statement, so two removals at once cannot both succeed). The person's other broker
+    /// sessions end (a lost device); `session`, which just logged in again, stays.
     pub async fn remove(
         &self,
-        login: &Login,
+        session: &Session,
         key_id: &str,
         address: &str,
         now: i64,
     ) -> Result<KeyChange, KeyError> {
+        let Some(login) = &session.data.login else { return Ok(KeyChange::NotFound) };
         if !super::recent_strong_login(login, now) {
             return Ok(KeyChange::LogInAgain);
         }
@@ -90,6 +92,8 @@ impl KeyService {
         if !self.store.revoke_key_unless_last(key_id, &account.id, now).await? {
             return Ok(KeyChange::LastKey);
         }
+        crate::oidc::backchannel::end_other_sessions(&self.store, session, &login.person_id, now)
+            .await?;
         let e = Event::new(Kind::KeyChange, Outcome::Removed)
             .person(&login.person_id)
             .address(address)

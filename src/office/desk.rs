@@ -258,6 +258,7 @@ impl Offices {
         if revoke_keys {
             if let Some(acct) = self.store.account_by_person(&person.id).await? {
                 self.store.revoke_keys_of_account(&acct.id, now).await?;
+                crate::oidc::backchannel::end_person(&self.store, &person.id, now).await?;
                 let detail = audit_detail(operator, &reg.id);
                 self.audit(Kind::KeyChange, Outcome::RevokedAll, Some(&person.id), detail, now)
                     .await;

@@ -488,10 +488,18 @@ impl Provider {
         login: &Login,
         person: &Person,
         facts: &super::PersonFacts,
+        sid: Option<String>,
         now: i64,
     ) -> Result<String, AuthorizeError> {
         let code = crypto::random_token(32);
+        let grant_id = crypto::random_id();
+        if let Some(sid) = &sid {
+            self.store
+                .insert_grant_session(&grant_id, sid, &person.id, &req.client_id, now)
+                .await?;
+        }
         let details = GrantDetails {
+            sid,
             scope: req.scope.clone(),
             nonce: req.nonce.clone(),
             login: login.clone(),
@@ -501,7 +509,7 @@ impl Provider {
         self.store
             .insert_code(&CodeRow {
                 code_hash: crypto::token_hash(&code),
-                grant_id: crypto::random_id(),
+                grant_id,
                 client_id: req.client_id.clone(),
                 person_id: person.id.clone(),
                 redirect_uri: req.redirect_uri.clone(),

@@ -47,6 +47,9 @@ pub struct GrantDetails {
     /// Active CoBRHA professions at login; `None` when the registry was not asked or down.
     #[serde(default)]
     pub professions: Option<Vec<ProfessionClaim>>,
+    /// The broker session the grant was issued in (`sid`, SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl GrantDetails {
@@ -71,6 +74,9 @@ pub struct BrokerClaims {
     pub professions: Option<Vec<ProfessionClaim>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eidas_person_identifier: Option<String>,
+    /// The broker session (OIDC Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 impl AdditionalClaims for BrokerClaims {}
 
@@ -122,6 +128,7 @@ impl Provider {
                 None
             },
             eidas_person_identifier: details.login.eidas_person_identifier.clone(),
+            sid: details.sid.clone(),
         };
         let login = &details.login;
         let claims = IdTokenClaims::new(

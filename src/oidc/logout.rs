@@ -30,12 +30,18 @@ impl Provider {
         Ok(Some(url.to_string()))
     }
 
-    /// The broker session of this browser ends (the caller destroys it).
-    pub async fn logged_out(&self, session: &SessionData, now: i64) {
+    /// The broker session of this browser ends (the caller destroys it): the grants issued
+    /// in it are revoked and its apps told (back-channel logout), before the answer.
+    pub async fn logged_out(&self, session: &SessionData, now: i64) -> Result<(), OidcError> {
+        if let Some(b) = &session.sid {
+            let scope = crate::store::GrantScope::Session { sid: &b.sid };
+            super::backchannel::end(&self.store, scope, now).await?;
+        }
         if let Some(login) = &session.login {
             self.audit
                 .record(Event::new(Kind::Logout, Outcome::Ok).person(&login.person_id), now)
                 .await;
         }
+        Ok(())
     }
 }

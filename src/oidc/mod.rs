@@ -4,9 +4,12 @@
 //! Protocol only: no HTML. The web layer (`crate::web`) turns its decisions into responses.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client_auth;
+pub mod dpop;
 mod error;
+pub mod grants;
 pub mod logout;
 pub mod resume;
 pub mod signing;
@@ -45,6 +48,11 @@ pub struct ExtraMetadata {
     pub code_challenge_methods_supported: Vec<String>,
     /// RFC 9207: authorization responses carry `iss`.
     pub authorization_response_iss_parameter_supported: bool,
+    /// OIDC Back-Channel Logout 1.0 (SPEC §11).
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
+    /// RFC 9449.
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -222,6 +230,9 @@ fn metadata(issuer: &str) -> Metadata {
             pushed_authorization_request_endpoint: url("/par"),
             code_challenge_methods_supported: vec!["S256".into()],
             authorization_response_iss_parameter_supported: true,
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
+            dpop_signing_alg_values_supported: dpop::ALGS.iter().map(|a| a.to_string()).collect(),
         },
     )
     .set_token_endpoint(Some(TokenUrl::from_url(parse("/token"))))
@@ -250,6 +261,7 @@ fn metadata(issuer: &str) -> Metadata {
     .set_claims_supported(Some(
         [
             "sub",
+            "sid",
             "iss",
             "aud",
             "exp",

@@ -116,6 +116,7 @@ impl Provider {
         now: i64,
     ) -> Result<Resume, AuthorizeError> {
         session.key_step = None;
+        session.join_broker_session(&login.person_id);
         session.login = Some(login.clone());
         let pending = match session.pending.clone() {
             Some(id) => self.load_pending(&id, now).await?.map(|r| (id, r)),
@@ -192,7 +193,8 @@ impl Provider {
         let resume = match (next, access, login, person) {
             (Next::Answer, _, Some(login), Some((person, facts))) => {
                 self.finish_request(session, pending_id.as_deref()).await?;
-                let url = self.issue_code(req, &login, &person, &facts, now).await?;
+                let sid = session.sid.as_ref().map(|s| s.sid.clone());
+                let url = self.issue_code(req, &login, &person, &facts, sid, now).await?;
                 Resume::Code { url }
             }
             (Next::LoginRequired, ..) => Resume::ErrorRedirect {

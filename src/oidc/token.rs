@@ -4,6 +4,7 @@
 use super::authorize::is_pkce_value;
 use super::claims::GrantDetails;
 use super::client_auth::ClientCredentials;
+use super::dpop;
 use super::signing::SigningAlg;
 use super::{OidcError, Provider};
 use crate::audit::{Event, Kind, Outcome};
@@ -63,10 +64,34 @@ impl Provider {
         form: &TokenForm,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
+        self.token_with_dpop(authorization, None, form, now).await
+    }
+
+    /// The token endpoint with the request's `DPoP` header, if any (RFC 9449): a valid proof
+    /// binds the tokens issued to its key.
+    pub async fn token_with_dpop(
+        &self,
+        authorization: Option<&str>,
+        dpop: Option<&str>,
+        form: &TokenForm,
+        now: i64,
+    ) -> Result<TokenResponse, OidcError> {
+        let jkt = match dpop {
+            Some(proof) => {
+                let url = self.endpoint("/token");
+                Some(dpop::check_proof(&self.store, proof, "POST", &url, None, now).await?)
+            }
+            None => None,
+        };
         let client = self.authenticate_client(&form.credentials(authorization), now).await?;
+        if jkt.is_none() && self.store.client_app(&client.id).await?.dpop_required {
+            return Err(dpop::DpopError::Required.into());
+        }
         match form.grant_type.as_deref() {
-            Some("authorization_code") => self.exchange_code(&client, form, now).await,
-            Some("refresh_token") => self.refresh(&client, form, now).await,
+            Some("authorization_code") => {
+                self.exchange_code(&client, form, jkt.as_ref(), now).await
+            }
+            Some("refresh_token") => self.refresh(&client, form, jkt.as_ref(), now).await,
             Some(_) => Err(OidcError::UnsupportedGrantType),
             None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
         }
@@ -79,6 +104,7 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
+        jkt: Option<&dpop::Jkt>,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
         let code = form
@@ -86,7 +112,9 @@ impl Provider {
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
         let hash = crypto::token_hash(code);
-        let (tokens, access, refresh) = self.new_tokens(client, now);
+        // A public client gets a refresh token only bound to a DPoP key (SPEC §11).
+        let public = client.auth_method == crate::store::ClientAuthMethod::None;
+        let (tokens, access, refresh) = self.new_tokens(client, !public || jkt.is_some(), now);
         let redeemed = match (form.redirect_uri.as_deref(), well_formed_verifier(form)) {
             (Some(redirect_uri), Some(verifier)) => {
                 let challenge = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
@@ -106,6 +134,9 @@ impl Provider {
         };
         let details: GrantDetails = serde_json::from_str(&redeemed.details)
             .map_err(|e| OidcError::Server(format!("code details: {e}").into()))?;
+        if let Some(jkt) = jkt {
+            self.bind_dpop(jkt, &tokens, public.then_some(redeemed.grant_id.as_str()), now).await?;
+        }
         self.audit
             .record(
                 Event::new(Kind::TokenIssued, Outcome::Ok)
@@ -126,7 +157,7 @@ impl Provider {
         )?;
         Ok(TokenResponse {
             access_token: access,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: self.cfg.access_token_ttl_s,
             refresh_token: refresh,
             id_token,
@@ -186,6 +217,7 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
+        jkt: Option<&dpop::Jkt>,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
         let presented = form
@@ -193,6 +225,11 @@ impl Provider {
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
         let hash = crypto::token_hash(presented);
+        // Only public clients' refresh tokens are bound (to the key of the code exchange).
+        let public = client.auth_method == crate::store::ClientAuthMethod::None;
+        if public {
+            self.check_refresh_binding(&hash, jkt).await?;
+        }
         if let Some(scope) = &form.scope {
             // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
             let details = self.live_refresh_token(&hash, client, now).await?;
@@ -200,7 +237,7 @@ impl Provider {
                 return Err(OidcError::InvalidScope("a refresh cannot add scopes".into()));
             }
         }
-        let (tokens, access, refresh) = self.new_tokens(client, now);
+        let (tokens, access, refresh) = self.new_tokens(client, !public || jkt.is_some(), now);
         let Some(rotated) = self.store.rotate_refresh(&hash, &client.id, now, &tokens).await?
         else {
             // Rotated by a concurrent request in between if the read finds it live: a reuse.
@@ -209,11 +246,14 @@ impl Provider {
         };
         let details: GrantDetails = serde_json::from_str(&rotated.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
+        if let Some(jkt) = jkt {
+            self.bind_dpop(jkt, &tokens, None, now).await?;
+        }
         // Same auth_time, acr and amr as the login: a refresh never raises the level.
         let id_token = self.id_token(now, client, &rotated.person_id, &details, None, &access)?;
         Ok(TokenResponse {
             access_token: access,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: self.cfg.access_token_ttl_s,
             refresh_token: refresh,
             id_token,
@@ -257,11 +297,15 @@ impl Provider {
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))
     }
 
-    /// Fresh access (and, for confidential clients, refresh) token.
-    fn new_tokens(&self, client: &ClientRow, now: i64) -> (NewTokens, String, Option<String>) {
+    /// Fresh access (and, `with_refresh`, refresh) token.
+    fn new_tokens(
+        &self,
+        _client: &ClientRow,
+        with_refresh: bool,
+        now: i64,
+    ) -> (NewTokens, String, Option<String>) {
         let access = crypto::random_token(32);
-        let refresh = (client.auth_method != crate::store::ClientAuthMethod::None)
-            .then(|| crypto::random_token(32));
+        let refresh = with_refresh.then(|| crypto::random_token(32));
         let t = NewTokens {
             id: crypto::random_id(),
             access_hash: crypto::token_hash(&access),

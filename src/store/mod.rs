@@ -5,6 +5,7 @@
 //! times (unix seconds), text and bytes only. The few statements that differ per backend branch
 //! on [`Backend`] here and nowhere else. Migrations live in `migrations/<backend>/`.
 
+mod apps;
 mod audit;
 mod clients;
 mod eidas;
@@ -15,6 +16,7 @@ mod persons;
 mod sessions;
 mod throttle;
 
+pub use apps::*;
 pub use audit::*;
 pub use clients::*;
 pub use eidas::*;
@@ -229,6 +231,7 @@ impl Store {
             "DELETE FROM pending_auth WHERE expires_at < $1",
             "DELETE FROM auth_codes WHERE expires_at < $1 - 86400",
             "DELETE FROM seen_once WHERE expires_at < $1",
+            "DELETE FROM dpop_bindings WHERE expires_at < $1",
             "DELETE FROM challenges WHERE expires_at < $1",
             "DELETE FROM saml_requests WHERE expires_at < $1 - 86400",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",

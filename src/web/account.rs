@@ -120,8 +120,10 @@ pub async fn remove_key(
     Path(id): Path<String>,
     CsrfForm { ctx, session, .. }: CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let Some(login) = &session.data.login else { return Ok(to_login()) };
-    match st.keys.remove(login, &id, &ctx.address, ctx.now).await? {
+    if session.data.login.is_none() {
+        return Ok(to_login());
+    }
+    match st.keys.remove(&session, &id, &ctx.address, ctx.now).await? {
         KeyChange::Removed => Ok(Redirect::to("/account").into_response()),
         KeyChange::LogInAgain => Ok(log_in_again(&ctx)),
         KeyChange::LastKey | KeyChange::NotFound | KeyChange::Adding(_) => {
@@ -134,7 +136,20 @@ pub async fn logout(
     State(st): State<AppState>,
     CsrfForm { mut ctx, session, .. }: CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    st.provider.logged_out(&session.data, ctx.now).await;
+    st.provider.logged_out(&session.data, ctx.now).await?;
+    ctx.session = Some(session);
+    ctx.end_session(&st).await?;
+    Ok(pages::logged_out(&ctx.tr))
+}
+
+/// "Sign out everywhere": every broker session of the person ends (their apps are told), this
+/// browser's included.
+pub async fn sign_out_everywhere(
+    State(st): State<AppState>,
+    CsrfForm { mut ctx, session, .. }: CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    let Some(login) = &session.data.login else { return Ok(to_login()) };
+    st.provider.sign_out_everywhere(login, ctx.now).await?;
     ctx.session = Some(session);
     ctx.end_session(&st).await?;
     Ok(pages::logged_out(&ctx.tr))

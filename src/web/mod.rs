@@ -3,6 +3,7 @@
 
 mod account;
 mod activate;
+mod apps;
 mod eid;
 mod eidas;
 pub mod error;
@@ -139,6 +140,9 @@ pub fn router(state: AppState) -> Router {
         .route("/account/keys/{id}/remove", post(account::remove_key))
         .route("/account", get(account::show))
         .route("/account/logout", post(account::logout))
+        .route("/account/sign-out-everywhere", post(account::sign_out_everywhere))
+        .route("/account/apps", get(apps::show))
+        .route("/account/apps/{client_id}/revoke", post(apps::revoke))
         .route("/lang/{code}", get(set_language))
         .route("/static/style.css", get(stylesheet))
         .route("/demo/mailbox", get(mailbox))

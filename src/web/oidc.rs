@@ -5,6 +5,7 @@ use super::pages::{self, render, Chrome, LogoutConfirm};
 use super::{AppState, Ctx, WebError};
 use crate::i18n::{self, Tr};
 use crate::oidc::authorize::{AuthorizeError, AuthorizeParams};
+use crate::oidc::dpop::Presented;
 use crate::oidc::token::TokenForm;
 use crate::oidc::OidcError;
 use axum::extract::{Query, State};
@@ -114,7 +115,9 @@ pub async fn token(
         return oidc_error_response(&OidcError::InvalidRequest("the body must be a form".into()));
     };
     let grant_type = form.grant_type.as_deref().unwrap_or("other");
-    match st.provider.token(authorization(&headers), &form, st.clock.now()).await {
+    let dpop = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let now = st.clock.now();
+    match st.provider.token_with_dpop(authorization(&headers), dpop, &form, now).await {
         Ok(t) => {
             st.metrics.token_grant(grant_type, "ok");
             no_store(Json(t).into_response())
@@ -126,14 +129,19 @@ pub async fn token(
     }
 }
 
-pub async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let token = authorization(&headers).and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
-    let Some(token) = token else {
+pub async fn userinfo(
+    State(st): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
+    let Some(presented) = authorization(&headers).and_then(Presented::parse) else {
         return oidc_error_response(&OidcError::InvalidToken(
             "a bearer access token is required".into(),
         ));
     };
-    match st.provider.userinfo(token, st.clock.now()).await {
+    let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let now = st.clock.now();
+    match st.provider.userinfo_presented(presented, proof, method.as_str(), now).await {
         Ok(claims) => no_store(Json(claims).into_response()),
         Err(e) => oidc_error_response(&e),
     }
@@ -255,7 +263,7 @@ async fn finish_logout(
     target: Option<String>,
 ) -> Result<Response, WebError> {
     if let Some(s) = &ctx.session {
-        st.provider.logged_out(&s.data, ctx.now).await;
+        st.provider.logged_out(&s.data, ctx.now).await?;
     }
     ctx.end_session(st).await?;
     Ok(match target {

@@ -130,6 +130,33 @@ pub struct Account {
     pub error: Option<FormError>,
 }
 
+/// An app holding a live grant (`/account/apps`).
+pub struct AppView {
+    pub client_id: String,
+    pub name: String,
+    pub since: String,
+    pub last_token: String,
+    pub level: String,
+    /// Where its revoke form posts.
+    pub revoke: String,
+}
+
+/// The tokens one app got in the last 90 days.
+pub struct AppHistoryView {
+    pub client_id: String,
+    pub name: String,
+    pub issued: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account_apps.html")]
+pub struct AccountApps {
+    pub c: Chrome,
+    pub csrf: String,
+    pub apps: Vec<AppView>,
+    pub history: Vec<AppHistoryView>,
+}
+
 #[derive(Template)]
 #[template(path = "logout_confirm.html")]
 pub struct LogoutConfirm {

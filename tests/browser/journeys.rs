@@ -471,3 +471,50 @@ async fn g_dutch_picked_once_sticks_through_the_journey() {
     })
     .await;
 }
+
+/// (h) SPEC §11: logged in to two apps, the person opens `/account/apps` in each of the four
+/// languages (checks on every page), revokes one app by keyboard, and the other stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_account_apps_lists_the_apps_and_revokes_one() {
+    let s = broker_with(|_| {}).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let demo =
+        demo_app(&s, &[("portal", "portal", "Portal"), ("other", "portal", "Other app")]).await;
+    with_chrome(1000, "en", |c| async move {
+        c.goto(&format!("{}/portal/login", demo.base)).await.unwrap();
+        wait_path(&c, "/login").await;
+        key_to_code_page(&c, &p.username, &p.password, "en").await;
+        enter_app_code(&c, &s.code(&p)).await;
+        wait_path(&c, "/portal/callback").await;
+        // The second app: the broker session answers at once.
+        c.goto(&format!("{}/other/login", demo.base)).await.unwrap();
+        wait_path(&c, "/other/callback").await;
+        c.goto(&format!("{}/account", base(&s))).await.unwrap();
+        wait_path(&c, "/account").await;
+        page_ok(&c, Some("en"), "account").await;
+        find(&c, "form[data-action=\"sign-out-everywhere\"] button").await;
+        let apps = find(&c, "a[href=\"/account/apps\"]").await;
+        press_enter(&c, &apps).await;
+        wait_path(&c, "/account/apps").await;
+        for lang in ["nl", "fr", "de", "en"] {
+            let a = find(&c, &format!("nav.lang a[hreflang=\"{lang}\"]")).await;
+            press_enter(&c, &a).await;
+            wait_path(&c, "/account/apps").await;
+            page_ok(&c, Some(lang), &format!("account apps ({lang})")).await;
+        }
+        let n = js(&c, "return document.querySelectorAll('[data-app]').length").await;
+        assert_eq!(n, json!(2));
+        let revoke =
+            find(&c, "[data-app=\"demo-portal\"] form[data-action=\"revoke-app\"] button").await;
+        press_enter(&c, &revoke).await;
+        wait_path(&c, "/account/apps").await;
+        page_ok(&c, Some("en"), "account apps after revoking one").await;
+        let left = js(
+            &c,
+            "return Array.from(document.querySelectorAll('[data-app]')).map(e => e.dataset.app)",
+        )
+        .await;
+        assert_eq!(left, json!(["demo-other"]));
+    })
+    .await;
+}
