@@ -14,6 +14,7 @@ both_backends!(
     id_tokens_of_one_broker_session_share_a_sid,
     logout_tells_every_app_of_the_session_once_and_revokes_their_refresh_tokens,
     sign_out_everywhere_and_revoked_keys_end_every_session,
+    a_key_removed_at_account_ends_the_other_sessions_only,
     apps_page_lists_the_apps_and_revokes_one_alone,
     a_person_cannot_see_or_revoke_another_persons_app,
 );
@@ -367,4 +368,39 @@ async fn a_person_cannot_see_or_revoke_another_persons_app(backend: Backend) {
     assert!(rx.tokens("a").is_empty());
     let out = s.handle.store.outbox(100).await.unwrap();
     assert!(!out.iter().any(|m| m.channel == "backchannel_logout"));
+}
+
+async fn a_key_removed_at_account_ends_the_other_sessions_only(backend: Backend) {
+    let rx = Receiver::start(0).await;
+    let s = TestServer::start(backend).await;
+    let a = app(&s, "app-a", None, Some(rx.uri("a"))).await;
+    let p = s.add_person("85073003328", "anna").await;
+    s.add_token_key(&p).await;
+    // The "lost phone" session, and the person's own browser, both in the app.
+    let lost = Browser::new();
+    let t_lost = tokens_in(&s, &lost, &a, &p).await;
+    s.next_step();
+    let own = Browser::new();
+    let t_own = tokens_in(&s, &own, &a, &p).await;
+    let account = own.get(&s.url("/account")).await;
+    let doc = account.html();
+    let remove = Selector::parse("form[data-action=\"remove-key\"]").unwrap();
+    assert_eq!(doc.select(&remove).count(), 2, "one removal form per key");
+    let card = doc
+        .select(&Selector::parse("[data-kind=\"token\"]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-key")
+        .unwrap()
+        .to_string();
+    let removed = own.submit(&s.base, &account, &format!("/account/keys/{card}/remove"), &[]).await;
+    assert_eq!(removed.location().as_deref(), Some("/account"), "{}", removed.body);
+    // The other session ended (its grant revoked, the app told); this one stays.
+    assert_eq!(lost.get(&s.url("/account")).await.location().as_deref(), Some("/login"));
+    assert_eq!(refresh(&s, &a, refresh_token(&t_lost)).await.status(), 400);
+    assert_eq!(own.get(&s.url("/account")).await.status, 200);
+    assert_eq!(refresh(&s, &a, refresh_token(&t_own)).await.status(), 200);
+    let got = rx.wait_for("a", 1).await;
+    assert_eq!(verified_logout_token(&s, &got[0]).await["sid"], sid(&t_lost).as_str());
 }
