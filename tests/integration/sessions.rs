@@ -368,6 +368,21 @@ async fn a_person_cannot_see_or_revoke_another_persons_app(backend: Backend) {
     assert!(rx.tokens("a").is_empty());
     let out = s.handle.store.outbox(100).await.unwrap();
     assert!(!out.iter().any(|m| m.channel == "backchannel_logout"));
+    // The purge keeps the broker session of a live grant: a later logout still finds it.
+    s.handle.store.purge_expired(s.now() + 3600).await.unwrap();
+    let ended = cozo_broker::oidc::backchannel::end(
+        &s.handle.store,
+        cozo_broker::store::GrantScope::Person { person_id: &anna_id(&s).await, keep: None },
+        s.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended.len(), 1);
+}
+
+async fn anna_id(s: &TestServer) -> String {
+    let insz = cozo_broker::identity::Insz::parse("85073003328").unwrap();
+    s.handle.store.person_by_insz(&insz).await.unwrap().unwrap().id
 }
 
 async fn a_key_removed_at_account_ends_the_other_sessions_only(backend: Backend) {
