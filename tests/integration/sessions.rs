@@ -194,6 +194,10 @@ async fn logout_tells_every_app_of_the_session_once_and_revokes_their_refresh_to
     // The same person in another browser: that session stays.
     s.next_step();
     let other = tokens_in(&s, &Browser::new(), &a, &p).await;
+    // A code issued in the session but exchanged only after the logout.
+    let late_pk = pkce();
+    let late = b.get(&authorize_url(&s, &c, &late_pk, &[])).await.location().unwrap();
+    let late_code = query(&late)["code"].clone();
 
     let logout = format!("{}?id_token_hint={}", s.url("/logout"), ta["id_token"].as_str().unwrap());
     let out = b.get(&logout).await;
@@ -212,6 +216,8 @@ async fn logout_tells_every_app_of_the_session_once_and_revokes_their_refresh_to
         .await
         .unwrap();
     assert_eq!(ui.status(), 401);
+    let r = exchange(&s, &c, &late_code, &late_pk.verifier).await;
+    assert_eq!(r.status(), 400, "a code of an ended session starts no grant");
     // The other browser's grant lives on.
     assert_eq!(refresh(&s, &a, refresh_token(&other)).await.status(), 200);
 
