@@ -190,6 +190,35 @@ impl Store {
                 enqueue_in(&mut tx, &m).await?;
             }
         }
+        // Codes issued in those sessions and not yet exchanged expire: a code redeemed after
+        // the logout would start a grant of a session that has ended.
+        const CODES: &str = "UPDATE auth_codes SET expires_at = $1 WHERE used_at IS NULL \
+            AND expires_at > $1 AND grant_id IN (SELECT grant_id FROM grant_sessions gs WHERE";
+        match scope {
+            GrantScope::Session { sid } => {
+                sqlx::query(&format!("{CODES} gs.sid = $2)"))
+                    .bind(now)
+                    .bind(sid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            GrantScope::Person { person_id, keep } => {
+                sqlx::query(&format!("{CODES} gs.person_id = $2 AND gs.sid <> $3)"))
+                    .bind(now)
+                    .bind(person_id)
+                    .bind(keep.map(|k| k.0).unwrap_or(""))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            GrantScope::App { person_id, client_id } => {
+                sqlx::query(&format!("{CODES} gs.person_id = $2 AND gs.client_id = $3)"))
+                    .bind(now)
+                    .bind(person_id)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         // Grants issued before broker sessions were recorded have no `sid`: revoked all the same.
         const UNRECORDED: &str =
             "AND revoked_at IS NULL AND id NOT IN (SELECT grant_id FROM grant_sessions)";

@@ -232,6 +232,8 @@ impl Store {
             "DELETE FROM auth_codes WHERE expires_at < $1 - 86400",
             "DELETE FROM seen_once WHERE expires_at < $1",
             "DELETE FROM dpop_bindings WHERE expires_at < $1",
+            "DELETE FROM grant_sessions WHERE created_at < $1 - 86400 AND grant_id NOT IN \
+             (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $1)",
             "DELETE FROM challenges WHERE expires_at < $1",
             "DELETE FROM saml_requests WHERE expires_at < $1 - 86400",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",

@@ -105,6 +105,30 @@ async fn scripted_first_login(backend: Backend) {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["client_id"], "APP");
     assert_eq!(v["client_secret"].as_str().unwrap().len(), 43);
+    // SPEC §11: the name people see, the back-channel logout URI, DPoP required.
+    let app2 = [
+        "client",
+        "add",
+        "--id",
+        "APP2",
+        "--redirect-uri",
+        "http://localhost:9/cb2",
+        "--name",
+        "Health portal",
+        "--backchannel-logout-uri",
+        "http://localhost:9/logout",
+        "--dpop",
+        "--json",
+    ];
+    let (code, _, err) = run(&app2, None);
+    assert_eq!(code, Some(0), "{err}");
+    let mut bad = app2.to_vec();
+    bad[3] = "APP3";
+    bad[9] = "http://app.example/logout";
+    let (code, _, err) = run(&bad, None);
+    assert_eq!(code, Some(2));
+    let e: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(e["key"], "--backchannel-logout-uri", "{e}");
     // Again: a conflict is a usage error, naming the option (one JSON object with --json).
     let (code, out, err) = run(
         &["client", "add", "--id", "APP", "--redirect-uri", "http://localhost:9/cb", "--json"],

@@ -600,6 +600,13 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
     let portal = s.add_client("portal-app", "portal").await;
     // Sofia already has a digital key (app code) and loses her phone.
     let sofia = s.add_person(NEWCOMER_BIS, "sofia").await;
+    // The lost phone is logged in to the portal (SPEC §11: its session must end).
+    let phone = Browser::new();
+    let pk = pkce();
+    let loc = key_login(&s, &phone, &authorize_url(&s, &portal, &pk, &[]), &sofia).await;
+    let on_phone: serde_json::Value =
+        exchange(&s, &portal, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    s.next_step();
     let desk = Browser::new();
     operator_logged_in(&s, &desk, OPERATOR, "clerk", "Office A").await;
     let result = register(&s, &desk, NEWCOMER_BIS, "sofia@example.it").await;
@@ -617,6 +624,10 @@ async fn a_lost_device_is_revoked_by_the_office_and_reactivated(backend: Backend
     let code = attr(&reissued, "[data-activation-code]", "data-activation-code").unwrap();
     let events = s.handle.store.audit_events(None, 0, 100).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "key_change" && e.outcome == "revoked_all"));
+    // The phone's broker session and its app grants ended with the keys.
+    let r = refresh(&s, &portal, on_phone["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(phone.get(&s.url("/account")).await.location().as_deref(), Some("/login"));
 
     // The old key no longer logs in.
     let b = Browser::new();

@@ -14,6 +14,7 @@ both_backends!(
     id_tokens_of_one_broker_session_share_a_sid,
     logout_tells_every_app_of_the_session_once_and_revokes_their_refresh_tokens,
     sign_out_everywhere_and_revoked_keys_end_every_session,
+    a_key_removed_at_account_ends_the_other_sessions_only,
     apps_page_lists_the_apps_and_revokes_one_alone,
     a_person_cannot_see_or_revoke_another_persons_app,
 );
@@ -193,6 +194,10 @@ async fn logout_tells_every_app_of_the_session_once_and_revokes_their_refresh_to
     // The same person in another browser: that session stays.
     s.next_step();
     let other = tokens_in(&s, &Browser::new(), &a, &p).await;
+    // A code issued in the session but exchanged only after the logout.
+    let late_pk = pkce();
+    let late = b.get(&authorize_url(&s, &c, &late_pk, &[])).await.location().unwrap();
+    let late_code = query(&late)["code"].clone();
 
     let logout = format!("{}?id_token_hint={}", s.url("/logout"), ta["id_token"].as_str().unwrap());
     let out = b.get(&logout).await;
@@ -211,6 +216,8 @@ async fn logout_tells_every_app_of_the_session_once_and_revokes_their_refresh_to
         .await
         .unwrap();
     assert_eq!(ui.status(), 401);
+    let r = exchange(&s, &c, &late_code, &late_pk.verifier).await;
+    assert_eq!(r.status(), 400, "a code of an ended session starts no grant");
     // The other browser's grant lives on.
     assert_eq!(refresh(&s, &a, refresh_token(&other)).await.status(), 200);
 
@@ -367,4 +374,54 @@ async fn a_person_cannot_see_or_revoke_another_persons_app(backend: Backend) {
     assert!(rx.tokens("a").is_empty());
     let out = s.handle.store.outbox(100).await.unwrap();
     assert!(!out.iter().any(|m| m.channel == "backchannel_logout"));
+    // The purge keeps the broker session of a live grant: a later logout still finds it.
+    s.handle.store.purge_expired(s.now() + 3600).await.unwrap();
+    let ended = cozo_broker::oidc::backchannel::end(
+        &s.handle.store,
+        cozo_broker::store::GrantScope::Person { person_id: &anna_id(&s).await, keep: None },
+        s.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended.len(), 1);
+}
+
+async fn anna_id(s: &TestServer) -> String {
+    let insz = cozo_broker::identity::Insz::parse("85073003328").unwrap();
+    s.handle.store.person_by_insz(&insz).await.unwrap().unwrap().id
+}
+
+async fn a_key_removed_at_account_ends_the_other_sessions_only(backend: Backend) {
+    let rx = Receiver::start(0).await;
+    let s = TestServer::start(backend).await;
+    let a = app(&s, "app-a", None, Some(rx.uri("a"))).await;
+    let p = s.add_person("85073003328", "anna").await;
+    s.add_token_key(&p).await;
+    // The "lost phone" session, and the person's own browser, both in the app.
+    let lost = Browser::new();
+    let t_lost = tokens_in(&s, &lost, &a, &p).await;
+    s.next_step();
+    let own = Browser::new();
+    let t_own = tokens_in(&s, &own, &a, &p).await;
+    let account = own.get(&s.url("/account")).await;
+    let doc = account.html();
+    let remove = Selector::parse("form[data-action=\"remove-key\"]").unwrap();
+    assert_eq!(doc.select(&remove).count(), 2, "one removal form per key");
+    let card = doc
+        .select(&Selector::parse("[data-kind=\"token\"]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-key")
+        .unwrap()
+        .to_string();
+    let removed = own.submit(&s.base, &account, &format!("/account/keys/{card}/remove"), &[]).await;
+    assert_eq!(removed.location().as_deref(), Some("/account"), "{}", removed.body);
+    // The other session ended (its grant revoked, the app told); this one stays.
+    assert_eq!(lost.get(&s.url("/account")).await.location().as_deref(), Some("/login"));
+    assert_eq!(refresh(&s, &a, refresh_token(&t_lost)).await.status(), 400);
+    assert_eq!(own.get(&s.url("/account")).await.status, 200);
+    assert_eq!(refresh(&s, &a, refresh_token(&t_own)).await.status(), 200);
+    let got = rx.wait_for("a", 1).await;
+    assert_eq!(verified_logout_token(&s, &got[0]).await["sid"], sid(&t_lost).as_str());
 }
