@@ -26,6 +26,17 @@ pub struct TokenForm {
     // revocation
     pub token: Option<String>,
     pub token_type_hint: Option<String>,
+    // token exchange (RFC 8693)
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub audience: Option<String>,
+    /// `resource` parameters (RFC 8707, repeatable: read from the body by the handler).
+    #[serde(skip)]
+    pub resources: Vec<String>,
+    /// The TLS client certificate chain when the request came over the mTLS listener.
+    #[serde(skip)]
+    pub tls_chain: Option<crate::eid::server::PeerChain>,
 }
 
 impl TokenForm {
@@ -36,6 +47,7 @@ impl TokenForm {
             client_secret: self.client_secret.clone(),
             client_assertion_type: self.client_assertion_type.clone(),
             client_assertion: self.client_assertion.clone(),
+            tls_chain: self.tls_chain.clone(),
         }
     }
 }
@@ -47,8 +59,12 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
-    pub id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     pub scope: String,
+    /// RFC 8693 §2.2.1, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// The request's `code_verifier` if it has the form RFC 7636 §4.1 gives it.
@@ -64,11 +80,28 @@ impl Provider {
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
         let client = self.authenticate_client(&form.credentials(authorization), now).await?;
-        match form.grant_type.as_deref() {
-            Some("authorization_code") => self.exchange_code(&client, form, now).await,
-            Some("refresh_token") => self.refresh(&client, form, now).await,
-            Some(_) => Err(OidcError::UnsupportedGrantType),
-            None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
+        let bound = self.mtls_binding(&client, form.tls_chain.as_ref());
+        let grant = form
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| OidcError::InvalidRequest("grant_type is missing".into()))?;
+        if !matches!(grant, "authorization_code" | "refresh_token" | "client_credentials")
+            && grant != super::exchange::GRANT_TYPE
+        {
+            return Err(OidcError::UnsupportedGrantType);
+        }
+        if !client.allows_grant(grant) {
+            return Err(OidcError::UnauthorizedClient(format!(
+                "this client is not registered for the {grant} grant"
+            )));
+        }
+        match grant {
+            "authorization_code" => self.exchange_code(&client, form, bound.as_deref(), now).await,
+            "refresh_token" => self.refresh(&client, form, bound.as_deref(), now).await,
+            "client_credentials" => {
+                self.client_credentials(&client, form, bound.as_deref(), now).await
+            }
+            _ => self.exchange(&client, form, bound.as_deref(), now).await,
         }
     }
 
@@ -79,12 +112,14 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
+        bound: Option<&str>,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
         let code = form
             .code
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
+        let aud = self.audience(client, &form.resources)?;
         let hash = crypto::token_hash(code);
         let (tokens, access, refresh) = self.new_tokens(client, now);
         let redeemed = match (form.redirect_uri.as_deref(), well_formed_verifier(form)) {
@@ -116,6 +151,12 @@ impl Provider {
                 now,
             )
             .await;
+        let access = self.person_access_token(
+            client,
+            &redeemed.person_id,
+            &details,
+            PersonToken { jti: &access, aud, bound, now },
+        )?;
         let id_token = self.id_token(
             now,
             client,
@@ -129,8 +170,9 @@ impl Provider {
             token_type: "Bearer",
             expires_in: self.cfg.access_token_ttl_s,
             refresh_token: refresh,
-            id_token,
+            id_token: Some(id_token),
             scope: details.scope.join(" "),
+            issued_token_type: None,
         })
     }
 
@@ -186,12 +228,14 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
+        bound: Option<&str>,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
         let presented = form
             .refresh_token
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
+        let aud = self.audience(client, &form.resources)?;
         let hash = crypto::token_hash(presented);
         if let Some(scope) = &form.scope {
             // A refresh may keep or narrow the scope, never widen it; tokens keep the grant's.
@@ -210,14 +254,21 @@ impl Provider {
         let details: GrantDetails = serde_json::from_str(&rotated.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
         // Same auth_time, acr and amr as the login: a refresh never raises the level.
+        let access = self.person_access_token(
+            client,
+            &rotated.person_id,
+            &details,
+            PersonToken { jti: &access, aud, bound, now },
+        )?;
         let id_token = self.id_token(now, client, &rotated.person_id, &details, None, &access)?;
         Ok(TokenResponse {
             access_token: access,
             token_type: "Bearer",
             expires_in: self.cfg.access_token_ttl_s,
             refresh_token: refresh,
-            id_token,
+            id_token: Some(id_token),
             scope: details.scope.join(" "),
+            issued_token_type: None,
         })
     }
 
@@ -257,6 +308,53 @@ impl Provider {
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))
     }
 
+    /// The JWT access token of a person's grant (RFC 9068): `jti` is the random value whose
+    /// hash the grant's token row keeps.
+    pub(super) fn person_access_token(
+        &self,
+        client: &ClientRow,
+        person_id: &str,
+        details: &GrantDetails,
+        t: PersonToken<'_>,
+    ) -> Result<String, OidcError> {
+        use serde_json::json;
+        let mut c = super::access_token::AccessClaims::new();
+        c.insert("iss".into(), self.issuer.clone().into());
+        c.insert("sub".into(), person_id.into());
+        c.insert("aud".into(), t.aud);
+        c.insert("client_id".into(), client.id.clone().into());
+        c.insert("iat".into(), t.now.into());
+        c.insert("exp".into(), (t.now + self.cfg.access_token_ttl_s).into());
+        c.insert("jti".into(), t.jti.into());
+        c.insert("scope".into(), details.scope.join(" ").into());
+        c.insert("acr".into(), details.login.acr.uri().into());
+        c.insert("amr".into(), json!(details.login.amr));
+        c.insert("auth_time".into(), details.login.auth_time.into());
+        if details.has_scope("insz") {
+            c.insert("insz".into(), details.person.insz.clone().into());
+        }
+        if let (true, Some(p)) = (details.has_scope("professions"), &details.professions) {
+            c.insert("professions".into(), serde_json::to_value(p).unwrap_or_default());
+        }
+        if let Some(x5t) = t.bound {
+            c.insert("cnf".into(), json!({ "x5t#S256": x5t }));
+        }
+        self.sign_access_token(&c)
+    }
+
+    /// The `x5t#S256` a token is bound to (RFC 8705): the TLS client certificate of a request
+    /// over the mTLS listener, when it is the client's registered certificate.
+    fn mtls_binding(
+        &self,
+        client: &ClientRow,
+        chain: Option<&crate::eid::server::PeerChain>,
+    ) -> Option<String> {
+        let leaf = chain?.0.first()?;
+        let registered = client.api.as_ref()?.certificate_sha256.as_deref()?;
+        let presented = crate::ehealth::thumbprint(leaf);
+        crypto::ct_eq(presented.as_bytes(), registered.as_bytes()).then_some(presented)
+    }
+
     /// Fresh access (and, for confidential clients, refresh) token.
     fn new_tokens(&self, client: &ClientRow, now: i64) -> (NewTokens, String, Option<String>) {
         let access = crypto::random_token(32);
@@ -291,11 +389,17 @@ impl Provider {
         access_token: &str,
         now: i64,
     ) -> Result<serde_json::Value, OidcError> {
+        let (hash, _) = self.access_token_key(access_token)?;
         let row = self
             .store
-            .access_token(&crypto::token_hash(access_token), now)
+            .access_token(&hash, now)
             .await?
             .ok_or_else(|| OidcError::InvalidToken("the access token is not valid".into()))?;
+        if row.grant.details.starts_with("{\"software\"") {
+            return Err(OidcError::InvalidToken(
+                "the access token was issued to software, not for a person".into(),
+            ));
+        }
         let details: GrantDetails = serde_json::from_str(&row.grant.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
         Ok(self.userinfo_claims(&row.grant.person_id, &details))
@@ -323,7 +427,10 @@ impl Provider {
                 return Ok(());
             }
         }
-        self.store.revoke_access_token(&hash, &client.id, now).await?;
+        // An access token is a JWT: its row is kept under the hash of its `jti`.
+        if let Ok((hash, _)) = self.access_token_key(token) {
+            self.store.revoke_access_token(&hash, &client.id, now).await?;
+        }
         Ok(())
     }
 
@@ -375,6 +482,14 @@ impl Provider {
         };
         Ok(IssuedIdToken { subject: data.claims.sub, audience })
     }
+}
+
+/// What a person's access token is issued with besides the grant.
+pub(super) struct PersonToken<'a> {
+    pub jti: &'a str,
+    pub aud: serde_json::Value,
+    pub bound: Option<&'a str>,
+    pub now: i64,
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 //! on [`Backend`] here and nowhere else. Migrations live in `migrations/<backend>/`.
 
 mod audit;
+mod client_api;
 mod clients;
 mod eidas;
 mod factors;
@@ -16,6 +17,7 @@ mod sessions;
 mod throttle;
 
 pub use audit::*;
+pub use client_api::*;
 pub use clients::*;
 pub use eidas::*;
 pub use factors::*;

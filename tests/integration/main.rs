@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod database_tls;
 mod demo_app;
+mod ehealth;
 mod eid;
 mod eidas;
 mod fas;
