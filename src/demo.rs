@@ -21,6 +21,8 @@ const EID_DIR: &str = "data/eid-test-ca";
 const EHEALTH_DIR: &str = "data/ehealth-test-ca";
 /// The demo API "my lab results" and its resource URI (`aud`).
 const LAB_API_URL: &str = "http://localhost:8095";
+/// The same API over mutual TLS, for certificate-bound tokens.
+const LAB_API_MTLS_URL: &str = "https://localhost:8096";
 
 async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
@@ -213,6 +215,15 @@ pub async fn run(
         stopped(),
     ));
 
+    let lab_tls = tokio::spawn(idp_mocks::lab_api::serve_tls(
+        bind("127.0.0.1:8096").await?,
+        idp_mocks::lab_api::LabApiConfig {
+            issuer: broker.cfg.issuer(),
+            audience: LAB_API_URL.into(),
+        },
+        stopped(),
+    ));
+
     let nl = idp_mocks::eidas::citizen("nl-substantial");
     let card_lines: Vec<String> = card
         .iter()
@@ -247,6 +258,7 @@ pub async fn run(
          at the first login link the Bis number {}\n\n  \
          Software package (eHealth certificates in {EHEALTH_DIR}/, client demo-software, GP Pieter Janssens):\n    \
          cargo run -q -p idp-mocks --bin demo-software     (token with gp-rsa.pem, then GET {LAB_API_URL}/lab-results)\n    \
+         cargo run -q -p idp-mocks --bin demo-software -- --mtls   (certificate-bound token, API at {LAB_API_MTLS_URL})\n    \
          mTLS token endpoint {}/token (tls_client_auth and certificate-bound tokens)\n\n  \
          Ctrl-C stops everything.\n",
         broker.cfg.issuer(),
@@ -271,6 +283,7 @@ pub async fn run(
     broker.shutdown().await;
     let _ = demo.await;
     let _ = lab.await;
+    let _ = lab_tls.await;
     Ok(())
 }
 

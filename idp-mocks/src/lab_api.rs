@@ -1,9 +1,9 @@
 //! "My lab results": a small API behind the broker for the demo (SPEC §10), the way a CoZo hub or
 //! an eHealth API would consume the broker's access tokens. It validates the JWT offline with the
 //! broker's JWKS (RS256, `typ: at+jwt`, `iss`, `exp`, and `aud` = this API), and accepts only
-//! tokens restricted to it. A certificate-bound token (`cnf.x5t#S256`) needs the holder's TLS
-//! certificate, which this plain-HTTP API cannot see: it refuses them, so a stolen bound token
-//! is useless here.
+//! tokens restricted to it. A certificate-bound token (`cnf.x5t#S256`, RFC 8705) is accepted only
+//! over mutual TLS ([`serve_tls`]) from the client holding that certificate: the plain-HTTP API
+//! refuses them, and so does the TLS one when another (or no) certificate is presented.
 //!
 //! `GET /lab-results` with `Authorization: Bearer <token>` → 200 `{"holder": …, "results": […]}`,
 //! or 401 `{"error": "invalid_token", "error_description": …}`.
@@ -44,6 +44,117 @@ pub fn router(cfg: LabApiConfig) -> Result<Router> {
     Ok(Router::new().route("/lab-results", get(lab_results)).with_state(state))
 }
 
+/// The client certificate of a request over [`serve_tls`] (DER; empty: none presented).
+#[derive(Clone, Debug, Default)]
+struct PeerCert(Arc<Vec<u8>>);
+
+/// Serves the API over TLS 1.2/1.3 on `listener`, asking for a client certificate (any: the
+/// handshake proves the client holds its key; the token's `cnf` says which one it must be).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    cfg: LabApiConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    use tower::ServiceExt as _;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+        .map_err(|e| anyhow!("{e}"))?;
+    let tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(Arc::new(AnyClientCert(provider)))
+        .with_single_cert(vec![ck.cert.der().clone()], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let app = router(cfg)?;
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            r = listener.accept() => match r { Ok((tcp, _)) => tcp, Err(_) => continue },
+            _ = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let peer = PeerCert(Arc::new(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.to_vec())
+                    .unwrap_or_default(),
+            ));
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer.clone());
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(tls);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await;
+        });
+    }
+}
+
+/// Accepts any client certificate but checks the handshake signature made with its key.
+#[derive(Debug)]
+struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -63,7 +174,11 @@ fn refused(why: &str) -> Response {
     r
 }
 
-async fn lab_results(State(api): State<Arc<LabApi>>, headers: HeaderMap) -> Response {
+async fn lab_results(
+    State(api): State<Arc<LabApi>>,
+    peer: Option<axum::Extension<PeerCert>>,
+    headers: HeaderMap,
+) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -71,7 +186,8 @@ async fn lab_results(State(api): State<Arc<LabApi>>, headers: HeaderMap) -> Resp
     let Some(token) = token else {
         return refused("a bearer access token is required");
     };
-    let claims = match api.validate(token.trim()).await {
+    let peer = peer.map(|p| p.0 .0).filter(|c| !c.is_empty());
+    let claims = match api.validate(token.trim(), peer.as_deref().map(Vec::as_slice)).await {
         Ok(c) => c,
         Err(e) => return refused(&e.to_string()),
     };
@@ -105,7 +221,12 @@ impl LabApi {
         Ok(set)
     }
 
-    async fn validate(&self, jwt: &str) -> Result<serde_json::Map<String, Value>> {
+    /// Checks the token; `peer` is the TLS client certificate (DER) when there is one.
+    async fn validate(
+        &self,
+        jwt: &str,
+        peer: Option<&[u8]>,
+    ) -> Result<serde_json::Map<String, Value>> {
         let parts: Vec<&str> = jwt.split('.').collect();
         let [h, p, s] = parts.as_slice() else {
             return Err(anyhow!("not a JWT"));
@@ -144,10 +265,17 @@ impl LabApi {
         if !aud_ok {
             return Err(anyhow!("the token is not for this API (aud)"));
         }
-        if claims.contains_key("cnf") {
-            return Err(anyhow!(
-                "a certificate-bound token needs the holder's TLS certificate, which this API does not see"
-            ));
+        if let Some(cnf) = claims.get("cnf") {
+            use sha2::Digest as _;
+            let bound = cnf["x5t#S256"].as_str().ok_or_else(|| anyhow!("unknown cnf"))?;
+            let Some(der) = peer else {
+                return Err(anyhow!(
+                    "a certificate-bound token needs the holder's TLS client certificate (mTLS)"
+                ));
+            };
+            if b64.encode(sha2::Sha256::digest(der)) != bound {
+                return Err(anyhow!("the token is bound to another certificate"));
+            }
         }
         Ok(claims)
     }

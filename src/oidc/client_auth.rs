@@ -152,7 +152,11 @@ impl ClientCache {
 impl Provider {
     /// The registered client `id`, from [`ClientCache`] when it was read less than
     /// [`CLIENT_TTL_S`] ago.
-    async fn registered_client(&self, id: &str, now: i64) -> Result<Option<ClientRow>, OidcError> {
+    pub(super) async fn registered_client(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<ClientRow>, OidcError> {
         if let Some(c) = self.client_cache.fresh(id, now) {
             return Ok(Some(c));
         }

@@ -1,7 +1,8 @@
 //! Token introspection (RFC 7662, SPEC §10) for resource servers: clients registered with
 //! `--introspect`, authenticated as at `/token`. An active token is one of our access tokens
-//! whose row is live (not expired, not revoked, its grant not revoked); the answer then holds
-//! every claim of the token.
+//! whose row is live (not expired, not revoked, its grant not revoked) and, for a client with an
+//! eHealth certificate, whose client's certificate is still valid and not revoked; the answer
+//! then holds every claim of the token.
 
 use super::token::TokenForm;
 use super::{OidcError, Provider};
@@ -27,8 +28,15 @@ impl Provider {
         let Ok((hash, claims)) = self.access_token_key(token) else {
             return Ok(json!({ "active": false }));
         };
-        if self.store.access_token(&hash, now).await?.is_none() {
+        let Some(row) = self.store.access_token(&hash, now).await? else {
             return Ok(json!({ "active": false }));
+        };
+        // A revoked certificate ends its client's tokens at once.
+        if let Some(holder) = self.registered_client(&row.grant.client_id, now).await? {
+            let has_certificate = holder.api.as_ref().is_some_and(|a| a.certificate.is_some());
+            if has_certificate && self.check_client_certificate(&holder, now).is_err() {
+                return Ok(json!({ "active": false }));
+            }
         }
         let mut out = claims;
         out.insert("active".into(), true.into());

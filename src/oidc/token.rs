@@ -389,7 +389,27 @@ impl Provider {
         access_token: &str,
         now: i64,
     ) -> Result<serde_json::Value, OidcError> {
-        let (hash, _) = self.access_token_key(access_token)?;
+        self.userinfo_over(access_token, None, now).await
+    }
+
+    /// `/userinfo` with the TLS client certificate of the request, if any: a token bound to a
+    /// certificate (`cnf`, RFC 8705 §3) opens nothing without that certificate.
+    pub async fn userinfo_over(
+        &self,
+        access_token: &str,
+        chain: Option<&crate::eid::server::PeerChain>,
+        now: i64,
+    ) -> Result<serde_json::Value, OidcError> {
+        let (hash, claims) = self.access_token_key(access_token)?;
+        if let Some(bound) = claims.get("cnf").and_then(|c| c.get("x5t#S256")) {
+            let presented = chain.and_then(|c| c.0.first()).map(|c| crate::ehealth::thumbprint(c));
+            if presented.as_deref() != bound.as_str() {
+                return Err(OidcError::InvalidToken(
+                    "the access token is bound to a certificate this request did not present"
+                        .into(),
+                ));
+            }
+        }
         let row = self
             .store
             .access_token(&hash, now)

@@ -164,14 +164,19 @@ pub async fn introspect(
     }
 }
 
-pub async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn userinfo(
+    State(st): State<AppState>,
+    chain: Option<axum::Extension<crate::eid::server::PeerChain>>,
+    headers: HeaderMap,
+) -> Response {
     let token = authorization(&headers).and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
     let Some(token) = token else {
         return oidc_error_response(&OidcError::InvalidToken(
             "a bearer access token is required".into(),
         ));
     };
-    match st.provider.userinfo(token, st.clock.now()).await {
+    let chain = chain.map(|c| c.0);
+    match st.provider.userinfo_over(token, chain.as_ref(), st.clock.now()).await {
         Ok(claims) => no_store(Json(claims).into_response()),
         Err(e) => oidc_error_response(&e),
     }

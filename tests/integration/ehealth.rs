@@ -22,7 +22,8 @@ both_backends!(
     browser_logins_get_jwt_access_tokens,
     token_exchange_never_widens_and_names_the_actor,
     discovery_advertises_the_mtls_aliases,
-    the_demo_lab_api_takes_only_its_own_unbound_tokens,
+    the_demo_lab_api_takes_only_its_own_tokens_and_checks_the_binding,
+    client_add_checks_the_certificate_on_the_command_line,
 );
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -284,8 +285,13 @@ async fn hostile_assertions_are_refused(backend: Backend) {
 async fn a_certificate_revoked_while_running_gets_no_token(backend: Backend) {
     let e = start(backend).await;
     e.software("gp", "gp-ec", "private_key_jwt", "portal").await;
+    let mut rs = ClientSpec::new("rs", "http://127.0.0.1:9/cb", "portal");
+    rs.introspect = true;
+    let rs_secret = e.add(&rs).await.unwrap();
     let (status, body) = e.cc("gp", "gp-ec", &[]).await;
     assert_eq!(status, 200, "{body}");
+    let issued = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(e.introspect("rs", rs_secret.as_deref(), &issued).await.1["active"], true);
     let crl = e.dir.path().join("crl.pem");
     std::fs::write(&crl, pki().crl_pem_revoking(&["gp-ec"]).unwrap()).unwrap();
     // Checked every second in this test (within a minute by default).
@@ -299,6 +305,9 @@ async fn a_certificate_revoked_while_running_gets_no_token(backend: Backend) {
     }
     assert_eq!(last.0, 401, "{}", last.1);
     assert!(last.1["error_description"].as_str().unwrap().contains("revoked"), "{}", last.1);
+    // The token issued before the revocation is inactive at once.
+    let (_, i) = e.introspect("rs", rs_secret.as_deref(), &issued).await;
+    assert_eq!(i, json!({"active": false}));
 }
 
 async fn policy_and_grant_refusals_say_why(backend: Backend) {
@@ -565,7 +574,7 @@ async fn discovery_advertises_the_mtls_aliases(backend: Backend) {
         .contains(&json!("tls_client_auth")));
 }
 
-async fn the_demo_lab_api_takes_only_its_own_unbound_tokens(backend: Backend) {
+async fn the_demo_lab_api_takes_only_its_own_tokens_and_checks_the_binding(backend: Backend) {
     let e = start(backend).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -609,8 +618,79 @@ async fn the_demo_lab_api_takes_only_its_own_unbound_tokens(backend: Backend) {
         .await
         .unwrap();
     let body: Value = r.json().await.unwrap();
-    let (status, answer) = call(body["access_token"].as_str().expect("bound token").into()).await;
-    assert_eq!(status, 401, "bound: {answer}");
+    let bound = body["access_token"].as_str().expect("bound token").to_string();
+    let (status, answer) = call(bound.clone()).await;
+    assert_eq!(status, 401, "bound, over plain HTTP: {answer}");
     let (status, _) = call("x.y.z".into()).await;
     assert_eq!(status, 401);
+    // The same API over mutual TLS: the bound token with its certificate, and with others.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_api =
+        format!("https://127.0.0.1:{}/lab-results", listener.local_addr().unwrap().port());
+    let cfg = idp_mocks::lab_api::LabApiConfig { issuer: e.s.base.clone(), audience: api.clone() };
+    tokio::spawn(idp_mocks::lab_api::serve_tls(listener, cfg, std::future::pending()));
+    for (cert, expected) in [(Some("gp-ec"), 200), (Some("gp-rsa"), 401), (None, 401)] {
+        let r = tls_client(cert, Version::TLS_1_3)
+            .get(&tls_api)
+            .bearer_auth(&bound)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status, expected, "{cert:?}: {answer}");
+    }
+}
+
+async fn client_add_checks_the_certificate_on_the_command_line(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    pki().write_files(dir.path()).unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cozo-broker"))
+            .args(args)
+            .env("COZO_DATABASE__URL", &db)
+            .env("COZO_SECRETS__MASTER_KEY_FILE", dir.path().join("master.key"))
+            .env("COZO_POLICY__DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .env("COZO_EHEALTH__CA_BUNDLE", dir.path().join("ca-bundle.pem"))
+            .env("COZO_EHEALTH__CRL", dir.path().join("crl.pem"))
+            .output()
+            .unwrap()
+    };
+    let cert = |k: &str| dir.path().join(format!("{k}.pem")).display().to_string();
+    let add = |id: &str, c: &str, method: &str| {
+        run(&[
+            "client",
+            "add",
+            "--id",
+            id,
+            "--grant",
+            "client_credentials",
+            "--certificate",
+            &cert(c),
+            "--auth-method",
+            method,
+            "--scope",
+            "lab.read",
+            "--resource",
+            "https://lab.example/api",
+            "--json",
+        ])
+    };
+    let out = add("sw", "org-ec", "tls_client_auth");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["client_id"], "sw");
+    assert!(v["client_secret"].is_null());
+    for (c, why) in [("revoked", "revoked"), ("expired", "expired"), ("foreign", "trusted")] {
+        let out = add(c, c, "private_key_jwt");
+        assert_eq!(out.status.code(), Some(2), "{c}");
+        let e: Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(e["key"], "--certificate", "{e}");
+        assert!(e["error"].as_str().unwrap().contains(why), "{e}");
+    }
+    let out = run(&["client", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["clients"][0]["grant_types"], json!(["client_credentials"]));
+    assert_eq!(v["clients"].as_array().unwrap().len(), 1, "refused clients are not stored");
 }

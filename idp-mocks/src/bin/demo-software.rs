@@ -3,7 +3,12 @@
 //! calls the demo API "my lab results" with it.
 //!
 //! Usage (the defaults are those of `make demo`):
-//! `demo-software [--broker URL] [--client-id ID] [--cert PEM] [--key PEM] [--api URL] [--resource URI]`
+//! `demo-software [--mtls] [--broker URL] [--client-id ID] [--cert PEM] [--key PEM] [--api URL] [--resource URI]`
+//!
+//! With `--mtls` the token comes from the broker's mTLS endpoint (`https://localhost:8444`)
+//! with the certificate as TLS client certificate, so it is bound to it (`cnf.x5t#S256`), and
+//! the API is called over mutual TLS (`https://localhost:8096`) with the same certificate.
+//! The demo servers' own certificates are self-signed: this demo client does not check them.
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
@@ -16,6 +21,7 @@ struct Args {
     key: String,
     api: String,
     resource: String,
+    mtls: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -26,9 +32,16 @@ fn args() -> anyhow::Result<Args> {
         key: "data/ehealth-test-ca/gp-rsa.key".into(),
         api: "http://localhost:8095/lab-results".into(),
         resource: "http://localhost:8095".into(),
+        mtls: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--mtls" {
+            a.mtls = true;
+            a.broker = "https://localhost:8444".into();
+            a.api = "https://localhost:8096/lab-results".into();
+            continue;
+        }
         let slot = match flag.as_str() {
             "--broker" => &mut a.broker,
             "--client-id" => &mut a.client_id,
@@ -37,7 +50,7 @@ fn args() -> anyhow::Result<Args> {
             "--api" => &mut a.api,
             "--resource" => &mut a.resource,
             "-h" | "--help" => {
-                println!("usage: demo-software [--broker URL] [--client-id ID] [--cert PEM] [--key PEM] [--api URL] [--resource URI]");
+                println!("usage: demo-software [--mtls] [--broker URL] [--client-id ID] [--cert PEM] [--key PEM] [--api URL] [--resource URI]");
                 std::process::exit(0);
             }
             other => bail!("unknown option {other} (see --help)"),
@@ -67,7 +80,15 @@ async fn main() -> anyhow::Result<()> {
     let header = serde_json::json!({ "alg": alg, "typ": "JWT", "x5t#S256": x5t });
     let assertion = idp_mocks::ehealth_ca::sign_jws(&key_pem, alg, &header, &claims)?;
     println!("1. POST {broker}/token (client_credentials, private_key_jwt {alg}, x5t#S256 {x5t})");
-    let http = reqwest::Client::new();
+    let http = if a.mtls {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(true)
+            .identity(reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())?)
+            .build()?
+    } else {
+        reqwest::Client::new()
+    };
     let r = http
         .post(format!("{broker}/token"))
         .form(&[
