@@ -83,6 +83,16 @@ pub struct ClientSpec {
     pub name: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     pub dpop: bool,
+    /// `authorization_code` (the default) and/or `client_credentials` (SPEC §10).
+    pub grant_types: Vec<String>,
+    /// PEM of the client's eHealth certificate (`client_credentials`).
+    pub certificate: Option<String>,
+    /// What `client_credentials` may grant (default `api`).
+    pub scopes: Vec<String>,
+    /// Resource URIs (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
+    pub introspect: bool,
+    pub token_exchange: bool,
 }
 
 impl ClientSpec {
@@ -100,6 +110,23 @@ impl ClientSpec {
             name: None,
             backchannel_logout_uri: None,
             dpop: false,
+            grant_types: vec![],
+            certificate: None,
+            scopes: vec![],
+            resources: vec![],
+            introspect: false,
+            token_exchange: false,
+        }
+    }
+
+    /// A software client (`--grant client_credentials --certificate …`).
+    pub fn software(id: &str, certificate_pem: &str, auth_method: &str, policy: &str) -> Self {
+        Self {
+            redirect_uris: vec![],
+            auth_method: auth_method.into(),
+            grant_types: vec!["client_credentials".into()],
+            certificate: Some(certificate_pem.into()),
+            ..Self::new(id, "", policy)
         }
     }
 }
@@ -126,13 +153,39 @@ pub async fn add_client(
     spec: &ClientSpec,
     now: i64,
 ) -> Result<Option<String>, AdminError> {
+    add_client_trusting(store, policies, None, spec, now).await
+}
+
+/// Registers a client, checking its eHealth certificate (if any) against `ehealth` at `now`.
+pub async fn add_client_trusting(
+    store: &Store,
+    policies: &crate::policy::PolicyEngine,
+    ehealth: Option<&crate::ehealth::Ehealth>,
+    spec: &ClientSpec,
+    now: i64,
+) -> Result<Option<String>, AdminError> {
     if spec.id.is_empty()
         || spec.id.len() > 128
         || !spec.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
         return Err(AdminError::invalid("--id", "--id: letters, digits, - _ . only"));
     }
-    if spec.redirect_uris.is_empty() {
+    let grants: Vec<String> = if spec.grant_types.is_empty() {
+        vec!["authorization_code".into()]
+    } else {
+        spec.grant_types.clone()
+    };
+    for g in &grants {
+        if !matches!(g.as_str(), "authorization_code" | "client_credentials") {
+            return Err(AdminError::invalid(
+                "--grant",
+                format!("--grant {g}: authorization_code or client_credentials"),
+            ));
+        }
+    }
+    let browser = grants.iter().any(|g| g == "authorization_code");
+    let software = grants.iter().any(|g| g == "client_credentials");
+    if browser && spec.redirect_uris.is_empty() {
         return Err(AdminError::invalid("--redirect-uri", "--redirect-uri is required"));
     }
     for u in &spec.redirect_uris {
@@ -146,6 +199,14 @@ pub async fn add_client(
     }
     if spec.name.as_deref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100) {
         return Err(AdminError::invalid("--name", "--name: 1 to 100 characters"));
+    }
+    for u in &spec.resources {
+        check_uri(u, "--resource")?;
+    }
+    for sc in &spec.scopes {
+        if sc.is_empty() || !sc.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            return Err(AdminError::invalid("--scope", format!("--scope {sc:?} is not a scope")));
+        }
     }
     if !policies.has(&spec.policy) {
         return Err(AdminError::invalid(
@@ -162,8 +223,44 @@ pub async fn add_client(
         return Err(AdminError::invalid("--id-token-alg", "--id-token-alg: RS256, ES256 or EdDSA"));
     }
     let auth_method = if spec.public { "none".to_string() } else { spec.auth_method.clone() };
+    // A certificate, checked now as at every token request (SPEC §10).
+    let certificate = match &spec.certificate {
+        None if software => {
+            return Err(AdminError::invalid(
+                "--certificate",
+                "--grant client_credentials needs --certificate CERT.pem",
+            ))
+        }
+        None => None,
+        Some(_) if !software => {
+            return Err(AdminError::invalid(
+                "--certificate",
+                "--certificate is for --grant client_credentials",
+            ))
+        }
+        Some(pem) => {
+            let ehealth = ehealth.ok_or_else(|| {
+                AdminError::invalid(
+                    "ehealth.ca_bundle",
+                    "--certificate needs the eHealth CAs: set [ehealth] ca_bundle and crl",
+                )
+            })?;
+            let verified = ehealth
+                .verify_pem(pem, now)
+                .map_err(|e| AdminError::invalid("--certificate", format!("--certificate: {e}")))?;
+            if !matches!(auth_method.as_str(), "private_key_jwt" | "tls_client_auth") {
+                return Err(AdminError::invalid(
+                    "--auth-method",
+                    "a certificate client authenticates with private_key_jwt or tls_client_auth",
+                ));
+            }
+            Some((pem.clone(), verified.x5t_s256))
+        }
+    };
     match auth_method.as_str() {
         "client_secret_basic" | "client_secret_post" | "none" => {}
+        "tls_client_auth" if certificate.is_some() => {}
+        "private_key_jwt" if certificate.is_some() => {}
         "private_key_jwt" => {
             if spec.jwks.is_none() == spec.jwks_uri.is_none() {
                 return Err(AdminError::invalid(
@@ -184,6 +281,24 @@ pub async fn add_client(
             ))
         }
     }
+    let api = (software
+        || spec.introspect
+        || spec.token_exchange
+        || !spec.resources.is_empty()
+        || !spec.scopes.is_empty())
+    .then(|| crate::store::ClientApi {
+        grant_types: grants.clone(),
+        certificate_sha256: certificate.as_ref().map(|(_, t)| t.clone()),
+        certificate: certificate.map(|(pem, _)| pem),
+        scopes: if spec.scopes.is_empty() && software {
+            vec!["api".into()]
+        } else {
+            spec.scopes.clone()
+        },
+        resources: spec.resources.clone(),
+        introspect: spec.introspect,
+        token_exchange: spec.token_exchange,
+    });
     let secret = matches!(auth_method.as_str(), "client_secret_basic" | "client_secret_post")
         .then(|| crypto::random_token(32));
     store
@@ -203,6 +318,7 @@ pub async fn add_client(
             id_token_alg: spec.id_token_alg.clone(),
             policy: spec.policy.clone(),
             created_at: now,
+            api,
         })
         .await
         .map_err(AdminError::exists_or("--id"))?;

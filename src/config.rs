@@ -19,6 +19,8 @@ pub struct Config {
     pub login: LoginConfig,
     pub ui: UiConfig,
     pub eid: EidConfig,
+    pub ehealth: EhealthConfig,
+    pub mtls: MtlsConfig,
     pub policy: PolicyConfig,
     pub cobrha: RegistryConfig,
     pub bis_register: RegistryConfig,
@@ -241,6 +243,49 @@ pub struct EidConfig {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub handshake_timeout_ms: u64,
+}
+
+/// eHealth certificates of software clients (SPEC §10).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EhealthConfig {
+    /// PEM file of the eHealth CAs. Unset: no software client can be registered.
+    pub ca_bundle: Option<PathBuf>,
+    /// Revocation lists (PEM or DER), one for every issuing CA; a changed file takes effect
+    /// within two `reload_interval_s`.
+    pub crl: PathList,
+    /// How often the CRL files are checked for changes (seconds, 1–30).
+    pub reload_interval_s: u64,
+}
+
+impl Default for EhealthConfig {
+    fn default() -> Self {
+        Self { ca_bundle: None, crl: PathList::None, reload_interval_s: 30 }
+    }
+}
+
+/// The mutual-TLS listener for `tls_client_auth` and certificate-bound tokens (RFC 8705).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtlsConfig {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    /// The listener's own certificate and key (PEM); generated when unset.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for MtlsConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            public_url: url("https://localhost:8444"),
+            cert: None,
+            key: None,
+            handshake_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// One path or a list of paths.

@@ -18,6 +18,11 @@ const NODE_URL: &str = "http://localhost:8093";
 const FAS_URL: &str = "http://localhost:8094";
 const FAS_SECRET: &str = "demo-fas-secret";
 const EID_DIR: &str = "data/eid-test-ca";
+const EHEALTH_DIR: &str = "data/ehealth-test-ca";
+/// The demo API "my lab results" and its resource URI (`aud`).
+const LAB_API_URL: &str = "http://localhost:8095";
+/// The same API over mutual TLS, for certificate-bound tokens.
+const LAB_API_MTLS_URL: &str = "https://localhost:8096";
 
 async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
@@ -79,6 +84,13 @@ pub async fn run(
         cfg.eid.ca_bundle = Some(format!("{EID_DIR}/ca-bundle.pem").into());
         cfg.eid.crl = crate::config::PathList::One(format!("{EID_DIR}/crl.pem").into());
     }
+    // A test eHealth PKI for software clients (client_credentials) and the mTLS listener.
+    if cfg.ehealth.ca_bundle.is_none() {
+        let pki = idp_mocks::ehealth_ca::EhealthPki::generate()?;
+        pki.write_files(std::path::Path::new(EHEALTH_DIR))?;
+        cfg.ehealth.ca_bundle = Some(format!("{EHEALTH_DIR}/ca-bundle.pem").into());
+        cfg.ehealth.crl = crate::config::PathList::One(format!("{EHEALTH_DIR}/crl.pem").into());
+    }
     cfg.cobrha.url.get_or_insert(url::Url::parse("http://127.0.0.1:8091")?);
     cfg.bis_register.url.get_or_insert(url::Url::parse("http://127.0.0.1:8092")?);
     cfg.eidas.node_metadata.get_or_insert(node.metadata_url());
@@ -133,6 +145,19 @@ pub async fn run(
         });
     }
 
+    // The demo software package: the GP's eHealth certificate, tokens for the lab API.
+    store.remove_client("demo-software", now).await?;
+    let ehealth = crate::ehealth::Ehealth::new(&cfg.ehealth)?;
+    let mut software = ClientSpec::software(
+        "demo-software",
+        &std::fs::read_to_string(format!("{EHEALTH_DIR}/gp-rsa.pem"))?,
+        "private_key_jwt",
+        "ehealth-professional",
+    );
+    software.scopes = vec!["lab.read".into()];
+    software.resources = vec![LAB_API_URL.into()];
+    admin::add_client_trusting(&store, &policies, ehealth.as_deref(), &software, now).await?;
+
     // Demo people: a patient with every digital key, and a GP known to CoBRHA.
     fresh_person(&store, DEMO_INSZ, "Anna", "Peeters", "1985-07-30", now).await?;
     let totp = admin::add_totp_key(
@@ -183,6 +208,24 @@ pub async fn run(
         stopped(),
     ));
 
+    let lab = tokio::spawn(idp_mocks::lab_api::serve(
+        bind("127.0.0.1:8095").await?,
+        idp_mocks::lab_api::LabApiConfig {
+            issuer: broker.cfg.issuer(),
+            audience: LAB_API_URL.into(),
+        },
+        stopped(),
+    ));
+
+    let lab_tls = tokio::spawn(idp_mocks::lab_api::serve_tls(
+        bind("127.0.0.1:8096").await?,
+        idp_mocks::lab_api::LabApiConfig {
+            issuer: broker.cfg.issuer(),
+            audience: LAB_API_URL.into(),
+        },
+        stopped(),
+    ));
+
     let nl = idp_mocks::eidas::citizen("nl-substantial");
     let card_lines: Vec<String> = card
         .iter()
@@ -218,6 +261,10 @@ pub async fn run(
          Other cards there: pieter-ec, noor-ec, revoked, expired, foreign, bad-insz (each gets a page saying what to check).\n\n  \
          EU login (eIDAS): choose \"EU login\", then (NL) Nederland, then DigiD as {} ({} {});\n    \
          at the first login link the Bis number {}\n\n  \
+         Software package (eHealth certificates in {EHEALTH_DIR}/, client demo-software, GP Pieter Janssens):\n    \
+         cargo run -q -p idp-mocks --bin demo-software     (token with gp-rsa.pem, then GET {LAB_API_URL}/lab-results)\n    \
+         cargo run -q -p idp-mocks --bin demo-software -- --mtls   (certificate-bound token, API at {LAB_API_MTLS_URL})\n    \
+         mTLS token endpoint {}/token (tls_client_auth and certificate-bound tokens)\n\n  \
          Ctrl-C stops everything.\n",
         broker.cfg.issuer(),
         broker.cfg.issuer(),
@@ -234,12 +281,15 @@ pub async fn run(
         nl.map(|c| c.given_name).unwrap_or_default(),
         nl.map(|c| c.family_name).unwrap_or_default(),
         idp_mocks::bis_register::DUTCH_PATIENT,
+        broker.cfg.mtls.public_url.as_str().trim_end_matches('/'),
     );
 
     shutdown.await;
     let _ = stop_tx.send(true);
     broker.shutdown().await;
     let _ = demo.await;
+    let _ = lab.await;
+    let _ = lab_tls.await;
     Ok(())
 }
 

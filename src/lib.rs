@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cobrha;
 pub mod config;
 pub mod crypto;
+pub mod ehealth;
 pub mod eid;
 pub mod eidas;
 pub mod fas;
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod keys;
 pub mod linking;
 pub mod metrics;
+pub mod mtls;
 pub mod office;
 pub mod oidc;
 pub mod outbox;
@@ -27,6 +29,7 @@ pub mod policy;
 pub mod saml;
 pub mod session;
 pub mod store;
+pub mod trust;
 pub mod web;
 
 #[cfg(feature = "demo")]
@@ -64,6 +67,8 @@ pub enum StartError {
     Eidas(#[from] eidas::EidasError),
     #[error(transparent)]
     Eid(#[from] eid::EidError),
+    #[error(transparent)]
+    Ehealth(#[from] ehealth::EhealthError),
     #[error("policy error: {0}")]
     Policy(#[from] policy::PolicyError),
     #[error(transparent)]
@@ -165,6 +170,7 @@ impl Broker {
             policies,
             registry,
             audit.clone(),
+            ehealth::Ehealth::new(&cfg.ehealth)?,
         )?;
         let eidas = eidas::Eidas::setup(
             &cfg,
@@ -283,6 +289,27 @@ pub async fn serve_on(
             loop {
                 tokio::select! {
                     _ = tick.tick() => eid.reload_if_changed(),
+                    _ = stop.wait_for(|v| *v) => break,
+                }
+            }
+        });
+    }
+    if let Some(ehealth) = broker.state.provider.ehealth.clone() {
+        let l = tokio::net::TcpListener::bind(broker.cfg.mtls.listen)
+            .await
+            .map_err(|e| StartError::Listen(broker.cfg.mtls.listen, e))?;
+        let tls = mtls::tls_config(&broker.cfg.mtls, &ehealth.current())?;
+        let app = web::mtls_router(broker.state.clone())
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(broker.cfg.server.max_body_bytes));
+        let timeout = std::time::Duration::from_millis(broker.cfg.mtls.handshake_timeout_ms);
+        tokio::spawn(eid::server::serve(l, tls, app, timeout, tx.subscribe()));
+        let mut stop = tx.subscribe();
+        let every = broker.cfg.ehealth.reload_interval_s.clamp(1, 30);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => ehealth.reload_if_changed(),
                     _ = stop.wait_for(|v| *v) => break,
                 }
             }

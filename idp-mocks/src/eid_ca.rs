@@ -188,7 +188,7 @@ pub struct Card {
 }
 
 #[derive(Clone, Copy)]
-enum KeyKind {
+pub(crate) enum KeyKind {
     Rsa2048,
     P256,
     P384,
@@ -306,8 +306,8 @@ const CARDS: &[CardSpec] = &[
     },
 ];
 
-const DAY: Duration = Duration::DAY;
-const YEAR: Duration = Duration::days(365);
+pub(crate) const DAY: Duration = Duration::DAY;
+pub(crate) const YEAR: Duration = Duration::days(365);
 
 /// Where a CA's certificates point for its own certificate, OCSP and CRL.
 struct Urls {
@@ -342,7 +342,7 @@ const FOREIGN_URLS: Urls = Urls {
     crl: "http://crl.foreign.invalid/citizen209901.crl",
 };
 
-type Ca = CertifiedIssuer<'static, KeyPair>;
+pub(crate) type Ca = CertifiedIssuer<'static, KeyPair>;
 
 impl TestPki {
     /// Generates the PKI with the current time.
@@ -593,7 +593,7 @@ impl Card {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     if secret {
@@ -612,7 +612,7 @@ fn first_given(given: &str) -> &str {
 
 /// A fresh key: OpenSSL makes it (rcgen's ring backend cannot generate RSA), rcgen signs with it
 /// (RSA keys sign sha256WithRSAEncryption, P-384 keys ecdsa-with-SHA384).
-fn new_key(kind: KeyKind) -> Result<(KeyPair, String)> {
+pub(crate) fn new_key(kind: KeyKind) -> Result<(KeyPair, String)> {
     let ec = |curve: Nid| -> Result<PKey<Private>> {
         let group = EcGroup::from_curve_name(curve)?;
         Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
@@ -628,19 +628,19 @@ fn new_key(kind: KeyKind) -> Result<(KeyPair, String)> {
 }
 
 /// Positive 16-byte serial, like the real eID certificates' serials.
-fn new_serial() -> SerialNumber {
+pub(crate) fn new_serial() -> SerialNumber {
     let mut bytes: [u8; 16] = rand::random();
     bytes[0] = 0x10 | (bytes[0] & 0x3f);
     SerialNumber::from_slice(&bytes)
 }
 
-fn printable(s: &str) -> Result<DnValue> {
+pub(crate) fn printable(s: &str) -> Result<DnValue> {
     Ok(DnValue::PrintableString(
         PrintableString::try_from(s).map_err(|e| anyhow!("{s:?} is not a PrintableString: {e}"))?,
     ))
 }
 
-fn ca_params(
+pub(crate) fn ca_params(
     subject: DistinguishedName,
     window: (OffsetDateTime, OffsetDateTime),
 ) -> CertificateParams {
@@ -690,7 +690,7 @@ fn new_citizen_ca(
 }
 
 /// A CRL of `issuer` listing `revoked`, valid 7 days from `now`.
-fn crl(
+pub(crate) fn crl(
     issuer: &Ca,
     now: OffsetDateTime,
     revoked: Vec<RevokedCertParams>,
@@ -768,7 +768,7 @@ fn issue_leaf(
 
 // --- minimal DER for the extensions rcgen has no type for ---
 
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn der(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -783,11 +783,11 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-fn der_seq(items: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn der_seq(items: &[Vec<u8>]) -> Vec<u8> {
     der(0x30, &items.concat())
 }
 
-fn der_oid(arcs: &[u64]) -> Vec<u8> {
+pub(crate) fn der_oid(arcs: &[u64]) -> Vec<u8> {
     let mut body = Vec::new();
     let mut push = |mut v: u64| {
         let mut chunk = vec![(v & 0x7f) as u8];

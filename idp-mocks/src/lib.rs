@@ -1,7 +1,9 @@
 pub mod bis_register;
 pub mod cobrha;
 pub mod demo_app;
+pub mod ehealth_ca;
 pub mod eid_ca;
 pub mod eidas;
 pub mod fas;
+pub mod lab_api;
 pub mod registry_mock;

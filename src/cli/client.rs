@@ -21,7 +21,8 @@ pub enum ClientCmd {
 pub struct ClientAdd {
     #[arg(long)]
     id: String,
-    #[arg(long = "redirect-uri", required = true)]
+    /// Required for browser clients (`--grant authorization_code`, the default).
+    #[arg(long = "redirect-uri")]
     redirect_uri: Vec<String>,
     #[arg(long = "post-logout-redirect-uri")]
     post_logout_redirect_uri: Vec<String>,
@@ -46,6 +47,24 @@ pub struct ClientAdd {
     /// Token requests must carry a DPoP proof (RFC 9449).
     #[arg(long)]
     dpop: bool,
+    /// `authorization_code` (default) or `client_credentials`; repeatable.
+    #[arg(long = "grant")]
+    grant: Vec<String>,
+    /// The eHealth certificate (PEM) of a `client_credentials` client.
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+    /// A scope the client may get with `client_credentials` (default `api`); repeatable.
+    #[arg(long = "scope")]
+    scope: Vec<String>,
+    /// A resource URI (RFC 8707) the client may get tokens for; repeatable.
+    #[arg(long = "resource")]
+    resource: Vec<String>,
+    /// The client is a resource server: it may call `/introspect`.
+    #[arg(long)]
+    introspect: bool,
+    /// The client may exchange tokens (RFC 8693).
+    #[arg(long = "token-exchange")]
+    token_exchange: bool,
 }
 
 pub async fn run(cmd: ClientCmd, cfg: &Config, now: i64, out: Output) -> Result<(), CliError> {
@@ -65,6 +84,18 @@ async fn add(a: ClientAdd, cfg: &Config, now: i64, out: Output) -> Result<(), Cl
         ),
         None => None,
     };
+    let certificate = match &a.certificate {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| CliError::usage("--certificate", format!("--certificate: {e}")))?,
+        ),
+        None => None,
+    };
+    let ehealth = cozo_broker::ehealth::Ehealth::new(&cfg.ehealth).map_err(|e| match e {
+        cozo_broker::ehealth::EhealthError::Config(key, m) => {
+            CliError::usage(&format!("ehealth.{key}"), format!("ehealth.{key}: {m}"))
+        }
+    })?;
     let spec = ClientSpec {
         id: a.id,
         redirect_uris: a.redirect_uri,
@@ -78,10 +109,17 @@ async fn add(a: ClientAdd, cfg: &Config, now: i64, out: Output) -> Result<(), Cl
         name: a.name,
         backchannel_logout_uri: a.backchannel_logout_uri,
         dpop: a.dpop,
+        grant_types: a.grant,
+        certificate,
+        scopes: a.scope,
+        resources: a.resource,
+        introspect: a.introspect,
+        token_exchange: a.token_exchange,
     };
     let policies = cozo_broker::policy::PolicyEngine::load(&cfg.policy.dir)
         .map_err(|e| CliError::usage("policy.dir", format!("policy.dir: {e}")))?;
-    let secret = admin::add_client(&store, &policies, &spec, now).await?;
+    let secret =
+        admin::add_client_trusting(&store, &policies, ehealth.as_deref(), &spec, now).await?;
     out.result(json!({ "client_id": spec.id, "client_secret": secret }), || match &secret {
         Some(s) => format!("client {} added\nclient secret (shown once): {s}", spec.id),
         None => format!("client {} added", spec.id),
@@ -97,6 +135,8 @@ async fn list(cfg: &Config, out: Output) -> Result<(), CliError> {
             json!({
                 "client_id": c.id, "redirect_uris": c.redirect_uris, "policy": c.policy,
                 "auth_method": c.auth_method.as_str(), "id_token_alg": c.id_token_alg,
+                "grant_types": c.api.as_ref().map(|a| a.grant_types.clone())
+                    .unwrap_or_else(|| vec!["authorization_code".into()]),
             })
         })
         .collect();

@@ -11,6 +11,9 @@ pub async fn serve(cfg: Config) -> Result<(), CliError> {
         cozo_broker::StartError::Policy(p) => {
             CliError::usage("policy.dir", format!("policy.dir: {p}"))
         }
+        cozo_broker::StartError::Ehealth(cozo_broker::ehealth::EhealthError::Config(key, m)) => {
+            CliError::usage(&format!("ehealth.{key}"), format!("ehealth.{key}: {m}"))
+        }
         other => CliError::runtime(other),
     })?;
     shutdown_signal().await;

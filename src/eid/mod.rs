@@ -8,13 +8,8 @@
 //! non-repudiation signature certificate) and reads the INSZ from the subject `serialNumber`.
 
 use crate::identity::Insz;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-use std::path::PathBuf;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 pub mod login;
 pub mod server;
 
@@ -90,140 +85,28 @@ pub struct Card {
     pub family_name: String,
 }
 
-/// Lets every certificate through the handshake but keeps the handshake-signature checks (the
-/// client proves it holds the card's key); the chain is checked afterwards by [`verify_card`].
-#[derive(Debug)]
-struct DeferredVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-}
-
-impl ClientCertVerifier for DeferredVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// The TLS side of the listener: server config plus the real chain verifier.
 pub struct EidTls {
     pub server: Arc<rustls::ServerConfig>,
     verifier: Arc<dyn ClientCertVerifier>,
 }
 
-/// Every CRL in every file: a file may hold several (the real eID publishes one per CA, and an
-/// operator concatenates them), PEM blocks one after the other or DER CRLs one after the other.
-fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, EidError> {
-    let mut out = Vec::new();
-    for p in paths {
-        let bad = |e: String| EidError::Config("crl", format!("{}: {e}", p.display()));
-        let bytes = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
-        let before = out.len();
-        if bytes.trim_ascii_start().starts_with(b"-----") {
-            for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
-                out.push(crl.map_err(|e| bad(e.to_string()))?);
-            }
-        } else {
-            out.extend(split_der(&bytes).map_err(bad)?.into_iter().map(|d| d.to_vec().into()));
-        }
-        if out.len() == before {
-            return Err(bad("no CRL in the file".into()));
-        }
-    }
-    Ok(out)
-}
-
-/// Splits concatenated DER values (each a SEQUENCE) by their own lengths.
-fn split_der(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let len = der_len(bytes).ok_or("not a DER CRL")?;
-        let (one, rest) = bytes.split_at(len);
-        out.push(one);
-        bytes = rest;
-    }
-    Ok(out)
-}
-
-/// Total length (header included) of the DER SEQUENCE at the start of `b`.
-fn der_len(b: &[u8]) -> Option<usize> {
-    if *b.first()? != 0x30 {
-        return None;
-    }
-    let first = *b.get(1)?;
-    let (header, body) = if first < 0x80 {
-        (2, usize::from(first))
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let len = b.get(2..2 + n)?.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x));
-        (2 + n, len)
-    };
-    let total = header.checked_add(body)?;
-    (total <= b.len()).then_some(total)
-}
-
 impl EidTls {
     pub fn build(cfg: &crate::config::EidConfig) -> Result<Self, EidError> {
         let bundle =
             cfg.ca_bundle.as_ref().ok_or(EidError::Config("ca_bundle", "not set".into()))?;
-        let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(bundle)
-            .map_err(|e| EidError::Config("ca_bundle", e.to_string()))?
-        {
-            let c = c.map_err(|e| EidError::Config("ca_bundle", e.to_string()))?;
-            roots.add(c).map_err(|e| EidError::Config("ca_bundle", e.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(EidError::Config("ca_bundle", "no certificate in the bundle".into()));
-        }
-        let crls = read_crls(&cfg.crl.paths())?;
+        let revocation = crate::trust::Revocation { end_entity_only: true, enforce_expiry: false };
+        let verifier = crate::trust::client_verifier(bundle, &cfg.crl.paths(), revocation)
+            .map_err(|e| EidError::Config(e.key, e.message))?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .with_crls(crls)
-                .only_check_end_entity_revocation()
-                .build()
-                .map_err(|e| EidError::Config("ca_bundle", e.to_string()))?;
         let (chain, key) = server_identity(cfg)?;
         // TLS 1.2 is offered because RSA cards can only sign PKCS#1 v1.5 (not allowed in TLS 1.3).
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| EidError::Config("listen", e.to_string()))?
-            .with_client_cert_verifier(Arc::new(DeferredVerifier { inner: verifier.clone() }))
+            .with_client_cert_verifier(Arc::new(crate::trust::DeferredVerifier {
+                inner: verifier.clone(),
+            }))
             .with_single_cert(chain, key)
             .map_err(|e| EidError::Config("cert", e.to_string()))?;
         Ok(Self { server: Arc::new(server), verifier })
@@ -304,34 +187,15 @@ fn read_card(der: &[u8]) -> Result<Card, (CardProblem, String)> {
 fn server_identity(
     cfg: &crate::config::EidConfig,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), EidError> {
-    if let (Some(c), Some(k)) = (&cfg.cert, &cfg.key) {
-        let chain = CertificateDer::pem_file_iter(c)
-            .map_err(|e| EidError::Config("cert", e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| EidError::Config("cert", e.to_string()))?;
-        let key =
-            PrivateKeyDer::from_pem_file(k).map_err(|e| EidError::Config("key", e.to_string()))?;
-        return Ok((chain, key));
-    }
-    let host = cfg.public_url.host_str().unwrap_or("localhost").to_string();
-    let names = vec![host, "localhost".to_string(), "127.0.0.1".to_string()];
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| EidError::Config("cert", e.to_string()))?;
-    let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
-        .map_err(|e| EidError::Config("key", e.to_string()))?;
-    Ok((vec![ck.cert.der().clone()], key))
+    crate::trust::server_identity(cfg.cert.as_deref(), cfg.key.as_deref(), &cfg.public_url)
+        .map_err(|e| EidError::Config(e.key, e.message))
 }
 
 /// The eID configuration in use, rebuilt when a CRL file changes (checked every 30 s, so a new
 /// list takes effect within a minute).
 pub struct EidState {
     cfg: crate::config::EidConfig,
-    current: std::sync::RwLock<Arc<EidTls>>,
-    stamps: std::sync::Mutex<Vec<Option<std::time::SystemTime>>>,
-}
-
-fn stamps(paths: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
-    paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+    tls: crate::trust::Reloading<EidTls>,
 }
 
 impl EidState {
@@ -341,31 +205,18 @@ impl EidState {
         }
         let tls = EidTls::build(cfg)?;
         Ok(Some(Arc::new(Self {
-            stamps: std::sync::Mutex::new(stamps(&cfg.crl.paths())),
+            tls: crate::trust::Reloading::new(cfg.crl.paths(), tls),
             cfg: cfg.clone(),
-            current: std::sync::RwLock::new(Arc::new(tls)),
         })))
     }
 
     pub fn current(&self) -> Arc<EidTls> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.tls.current()
     }
 
     /// Rebuilds the verifier when a CRL file changed; keeps the old one if the new one is broken.
     pub fn reload_if_changed(&self) {
-        let now = stamps(&self.cfg.crl.paths());
-        let mut seen = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == now {
-            return;
-        }
-        match EidTls::build(&self.cfg) {
-            Ok(tls) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
-                *seen = now;
-                tracing::info!("eID revocation lists reloaded");
-            }
-            Err(e) => tracing::error!(error = %e, "eID revocation lists could not be reloaded"),
-        }
+        self.tls.reload_if_changed("eID", || EidTls::build(&self.cfg));
     }
 }
 
@@ -374,6 +225,7 @@ mod tests {
     use super::*;
     use crate::config::PathList;
     use idp_mocks::eid_ca::TestPki;
+    use rustls::pki_types::pem::PemObject;
     use std::sync::OnceLock;
 
     /// One test PKI for the module (generating RSA keys is slow), written to a directory.
@@ -425,17 +277,17 @@ mod tests {
     #[test]
     fn every_crl_of_a_file_is_read() {
         let dir = pki().1.path();
-        assert_eq!(read_crls(&[dir.join("crl.pem")]).unwrap().len(), 4);
-        let der = read_crls(&[dir.join("crl.der")]).unwrap();
+        assert_eq!(crate::trust::read_crls(&[dir.join("crl.pem")]).unwrap().len(), 4);
+        let der = crate::trust::read_crls(&[dir.join("crl.der")]).unwrap();
         assert_eq!(der.len(), 4);
-        let pem = read_crls(&[dir.join("crl.pem")]).unwrap();
+        let pem = crate::trust::read_crls(&[dir.join("crl.pem")]).unwrap();
         assert_eq!(der, pem, "the DER file holds the same CRLs");
         let junk = dir.join("junk.der");
         std::fs::write(&junk, [0x30, 0x82, 0xff, 0xff, 0x00]).unwrap();
-        assert!(read_crls(&[junk]).is_err(), "a truncated DER CRL is refused");
+        assert!(crate::trust::read_crls(&[junk]).is_err(), "a truncated DER CRL is refused");
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap();
-        assert!(read_crls(&[empty]).is_err(), "a file without a CRL is refused");
+        assert!(crate::trust::read_crls(&[empty]).is_err(), "a file without a CRL is refused");
     }
 
     #[test]

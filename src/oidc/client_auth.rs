@@ -31,6 +31,8 @@ pub struct ClientCredentials {
     pub client_secret: Option<String>,
     pub client_assertion_type: Option<String>,
     pub client_assertion: Option<String>,
+    /// The TLS client certificate chain of a request over the mTLS listener (RFC 8705).
+    pub tls_chain: Option<crate::eid::server::PeerChain>,
 }
 
 impl ClientCredentials {
@@ -150,7 +152,11 @@ impl ClientCache {
 impl Provider {
     /// The registered client `id`, from [`ClientCache`] when it was read less than
     /// [`CLIENT_TTL_S`] ago.
-    async fn registered_client(&self, id: &str, now: i64) -> Result<Option<ClientRow>, OidcError> {
+    pub(super) async fn registered_client(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<ClientRow>, OidcError> {
         if let Some(c) = self.client_cache.fresh(id, now) {
             return Ok(Some(c));
         }
@@ -197,13 +203,34 @@ impl Provider {
             }
             return self.check_assertion(c.client_id.as_deref(), assertion, now).await;
         }
-        // No credentials: only a public client may do that.
+        // No credentials: only a public client may do that, or one that authenticates with its
+        // TLS client certificate (RFC 8705 §2.1: the registered certificate itself).
         let id = c.client_id.as_deref().ok_or_else(bad)?;
         let client = self.registered_client(id, now).await?.ok_or_else(bad)?;
-        if client.auth_method == ClientAuthMethod::None {
-            Ok(client)
-        } else {
-            Err(bad())
+        match client.auth_method {
+            ClientAuthMethod::None => Ok(client),
+            ClientAuthMethod::TlsClientAuth => {
+                let leaf = c.tls_chain.as_ref().and_then(|ch| ch.0.first()).ok_or_else(|| {
+                    OidcError::InvalidClient(
+                        "tls_client_auth: present the registered certificate on the mTLS endpoint"
+                            .into(),
+                    )
+                })?;
+                let registered = client
+                    .api
+                    .as_ref()
+                    .and_then(|a| a.certificate_sha256.as_deref())
+                    .ok_or_else(bad)?;
+                let presented = crate::ehealth::thumbprint(leaf);
+                if !crypto::ct_eq(presented.as_bytes(), registered.as_bytes()) {
+                    return Err(OidcError::InvalidClient(
+                        "tls_client_auth: the TLS certificate is not the registered one".into(),
+                    ));
+                }
+                self.check_client_certificate(&client, now)?;
+                Ok(client)
+            }
+            _ => Err(bad()),
         }
     }
 
@@ -229,6 +256,9 @@ impl Provider {
             .ok_or_else(|| bad("unknown client"))?;
         if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
             return Err(bad("client is not registered for private_key_jwt"));
+        }
+        if client.api.as_ref().is_some_and(|a| a.certificate.is_some()) {
+            return self.check_certificate_assertion(client, &header, jwt, now).await;
         }
         let keys = self.client_keys(&client, false, now).await?;
         let pick = |set: &JwkSet| -> Option<DecodingKey> {
@@ -263,6 +293,77 @@ impl Provider {
         if !self.store.see_once(&key, data.claims.exp + 60).await? {
             return Err(bad("assertion replayed"));
         }
+        Ok(client)
+    }
+
+    /// `private_key_jwt` signed with the key of the client's registered eHealth certificate
+    /// (SPEC §10): the header names that certificate (`x5t#S256`, or `x5c` carrying it),
+    /// RS256/PS256/ES256 as its key allows, `aud` the token endpoint or the issuer, `exp` within
+    /// five minutes, `jti` once on every replica; then the certificate is checked again (a
+    /// revoked or expired one authenticates nobody, also for clients registered before).
+    async fn check_certificate_assertion(
+        &self,
+        client: ClientRow,
+        header: &jsonwebtoken::Header,
+        jwt: &str,
+        now: i64,
+    ) -> Result<ClientRow, OidcError> {
+        use base64::Engine as _;
+        let bad = |why: &str| OidcError::InvalidClient(format!("client assertion rejected: {why}"));
+        let pem = client.api.as_ref().and_then(|a| a.certificate.as_deref()).unwrap_or_default();
+        let chain = crate::ehealth::parse_pem(pem.as_bytes()).map_err(|e| {
+            OidcError::Server(format!("stored certificate of {}: {e}", client.id).into())
+        })?;
+        let der = chain.first().map(|c| c.as_ref()).unwrap_or_default();
+        let registered = crate::ehealth::thumbprint(der);
+        let named_by_x5t =
+            header.x5t_s256.as_deref().map(|t| crypto::ct_eq(t.as_bytes(), registered.as_bytes()));
+        let named_by_x5c = header.x5c.as_ref().map(|x5c| {
+            x5c.first()
+                .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+                .is_some_and(|c| crypto::ct_eq(&c, der))
+        });
+        match (named_by_x5t, named_by_x5c) {
+            (None, None) => {
+                return Err(bad("the header must name the certificate (x5t#S256 or x5c)"))
+            }
+            (Some(false), _) | (_, Some(false)) => {
+                return Err(bad("the header names another certificate than the registered one"))
+            }
+            _ => {}
+        }
+        let (key, kind) = crate::ehealth::verification_key(der).map_err(|e| {
+            OidcError::Server(format!("stored certificate of {}: {e}", client.id).into())
+        })?;
+        if !kind.allows(header.alg) {
+            return Err(bad("the algorithm does not fit the certificate's key"));
+        }
+        let mut v = Validation::new(header.alg);
+        let mut audiences = vec![self.endpoint("/token"), self.issuer.clone()];
+        if let Some(m) = &self.mtls_issuer {
+            audiences.push(format!("{m}/token"));
+        }
+        v.set_audience(&audiences);
+        v.set_issuer(&[client.id.as_str()]);
+        v.sub = Some(client.id.clone());
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        // Expiry is judged by the broker's clock below (5 s leeway), not the library's.
+        v.validate_exp = false;
+        let data = jsonwebtoken::decode::<AssertionClaims>(jwt, &key, &v)
+            .map_err(|e| bad(&e.to_string()))?;
+        const LEEWAY: i64 = 5;
+        if data.claims.exp + LEEWAY <= now {
+            return Err(bad("expired"));
+        }
+        if data.claims.exp > now + 300 + LEEWAY {
+            return Err(bad("exp more than 5 minutes ahead"));
+        }
+        let jti = data.claims.jti.ok_or_else(|| bad("no jti"))?;
+        let seen = format!("jti:{}:{}", client.id, crypto::token_hash(&jti));
+        if !self.store.see_once(&seen, data.claims.exp + 60).await? {
+            return Err(bad("assertion replayed"));
+        }
+        self.check_client_certificate(&client, now)?;
         Ok(client)
     }
 
@@ -351,6 +452,7 @@ mod tests {
             id_token_alg: "RS256".into(),
             policy: "portal".into(),
             created_at: 0,
+            api: None,
         }
     }
 

@@ -95,22 +95,16 @@ impl<'a> Presented<'a> {
 }
 
 impl super::Provider {
-    /// Binds freshly issued tokens to `jkt`: the access token, and with `grant` its refresh
-    /// tokens (public clients), before the response leaves.
+    /// Binds a public client's grant (its refresh tokens) to `jkt`, before the response leaves.
+    /// Access tokens need no row: their binding is the signed `cnf.jkt` claim (RFC 9068).
     pub(crate) async fn bind_dpop(
         &self,
         jkt: &Jkt,
-        tokens: &crate::store::NewTokens,
-        grant: Option<&str>,
+        grant: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let at = format!("at:{}", tokens.access_hash);
-        self.store.bind_dpop(&at, &jkt.0, tokens.access_expires_at).await?;
-        if let Some(g) = grant {
-            let ttl = self.cfg.refresh_token_ttl_s;
-            self.store.bind_dpop(&format!("grant:{g}"), &jkt.0, now + ttl).await?;
-        }
-        Ok(())
+        let ttl = self.cfg.refresh_token_ttl_s;
+        self.store.bind_dpop(&format!("grant:{grant}"), &jkt.0, now + ttl).await
     }
 
     /// A bound refresh token is refreshed only with a proof by its key.
@@ -132,25 +126,43 @@ impl super::Provider {
         }
     }
 
-    /// `/userinfo` with the token as presented: a DPoP-bound token only as `DPoP` with a proof
-    /// by its key (`ath` included), never as `Bearer`.
+    /// `/userinfo` with the token as presented: a DPoP-bound token (`cnf.jkt`) only as `DPoP`
+    /// with a proof by its key (`ath` included), never as `Bearer`; a certificate-bound one
+    /// (`cnf.x5t#S256`) only with that TLS client certificate.
     pub async fn userinfo_presented(
         &self,
         presented: Presented<'_>,
         proof: Option<&str>,
         method: &str,
+        chain: Option<&crate::eid::server::PeerChain>,
         now: i64,
     ) -> Result<serde_json::Value, super::OidcError> {
-        use super::OidcError::InvalidToken;
         let token = match presented {
             Presented::Bearer(t) | Presented::Dpop(t) => t,
         };
-        let bound = self.store.dpop_binding(&format!("at:{}", crypto::token_hash(token))).await?;
+        let (_, claims) = self.access_token_key(token)?;
+        let url = self.endpoint("/userinfo");
+        self.check_dpop_presentation(&claims, presented, proof, method, &url, now).await?;
+        self.userinfo_over(token, chain, now).await
+    }
+
+    /// RFC 9449 §7 at a resource endpoint: the access token's `cnf.jkt` against the way it
+    /// was presented and the proof that came with it.
+    pub async fn check_dpop_presentation(
+        &self,
+        claims: &super::access_token::AccessClaims,
+        presented: Presented<'_>,
+        proof: Option<&str>,
+        method: &str,
+        url: &str,
+        now: i64,
+    ) -> Result<(), super::OidcError> {
+        use super::OidcError::InvalidToken;
+        let bound = claims.get("cnf").and_then(|c| c.get("jkt")).and_then(|v| v.as_str());
         match (bound, presented) {
-            (Some(jkt), Presented::Dpop(_)) => {
+            (Some(jkt), Presented::Dpop(token)) => {
                 let proof = proof.ok_or_else(|| InvalidToken("a DPoP proof is required".into()))?;
-                let url = self.endpoint("/userinfo");
-                let got = check_proof(&self.store, proof, method, &url, Some(token), now)
+                let got = check_proof(&self.store, proof, method, url, Some(token), now)
                     .await
                     .map_err(|e| match e {
                         DpopError::Store(s) => super::OidcError::Server(s.into()),
@@ -159,19 +171,17 @@ impl super::Provider {
                 if !crypto::ct_eq(got.0.as_bytes(), jkt.as_bytes()) {
                     return Err(InvalidToken(DpopError::WrongKey.to_string()));
                 }
+                Ok(())
             }
-            (Some(_), Presented::Bearer(_)) => {
-                return Err(InvalidToken(
-                    "this access token is DPoP-bound: send it as Authorization: DPoP with a proof"
-                        .into(),
-                ))
-            }
+            (Some(_), Presented::Bearer(_)) => Err(InvalidToken(
+                "this access token is DPoP-bound: send it as Authorization: DPoP with a proof"
+                    .into(),
+            )),
             (None, Presented::Dpop(_)) => {
-                return Err(InvalidToken("this access token is not DPoP-bound".into()))
+                Err(InvalidToken("this access token is not DPoP-bound".into()))
             }
-            (None, Presented::Bearer(_)) => {}
+            (None, Presented::Bearer(_)) => Ok(()),
         }
-        self.userinfo(token, now).await
     }
 }
 

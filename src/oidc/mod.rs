@@ -3,13 +3,17 @@
 //!
 //! Protocol only: no HTML. The web layer (`crate::web`) turns its decisions into responses.
 
+pub mod access_token;
 pub mod authorize;
 pub mod backchannel;
 pub mod claims;
 pub mod client_auth;
+pub mod client_credentials;
 pub mod dpop;
 mod error;
 pub mod grants;
+pub mod exchange;
+pub mod introspect;
 pub mod logout;
 pub mod resume;
 pub mod signing;
@@ -53,6 +57,14 @@ pub struct ExtraMetadata {
     pub backchannel_logout_session_supported: bool,
     /// RFC 9449.
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// RFC 7662 (SPEC §10).
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8705 §5: the endpoints on the mTLS listener, when eHealth certificates are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls_endpoint_aliases: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -95,6 +107,10 @@ pub struct Provider {
     pub audit: crate::audit::Audit,
     /// CoBRHA (professions); `None` when not configured.
     pub registry: Option<Arc<dyn crate::cobrha::Registry>>,
+    /// eHealth certificate trust (software clients); `None` when not configured.
+    pub ehealth: Option<Arc<crate::ehealth::Ehealth>>,
+    /// The mTLS listener's public URL (no trailing slash), when it runs.
+    pub mtls_issuer: Option<String>,
     discovery_json: bytes::Bytes,
     http: reqwest::Client,
     jwks_cache: client_auth::RemoteJwksCache,
@@ -113,9 +129,15 @@ impl Provider {
         policies: Arc<PolicyEngine>,
         registry: Option<Arc<dyn crate::cobrha::Registry>>,
         audit: crate::audit::Audit,
+        ehealth: Option<Arc<crate::ehealth::Ehealth>>,
     ) -> Result<Arc<Self>, crate::http_client::HttpClientError> {
         let issuer = cfg.issuer();
-        let discovery_json = serde_json::to_vec(&metadata(&issuer)).unwrap_or_default().into();
+        let mtls_issuer = ehealth
+            .is_some()
+            .then(|| cfg.mtls.public_url.as_str().trim_end_matches('/').to_string());
+        let discovery_json = serde_json::to_vec(&metadata(&issuer, mtls_issuer.as_deref()))
+            .unwrap_or_default()
+            .into();
         let http = crate::http_client::build("client JWKS", std::time::Duration::from_secs(5))?;
         Ok(Arc::new(Self {
             store,
@@ -128,6 +150,8 @@ impl Provider {
             policies,
             audit,
             registry,
+            ehealth,
+            mtls_issuer,
             discovery_json,
             http,
             jwks_cache: Default::default(),
@@ -208,7 +232,7 @@ impl Provider {
     }
 }
 
-fn metadata(issuer: &str) -> Metadata {
+fn metadata(issuer: &str, mtls: Option<&str>) -> Metadata {
     let url = |p: &str| format!("{issuer}{p}");
     let parse =
         |p: &str| url::Url::parse(&url(p)).unwrap_or_else(|_| unreachable!("issuer is a URL"));
@@ -226,6 +250,7 @@ fn metadata(issuer: &str) -> Metadata {
                 "client_secret_basic".into(),
                 "client_secret_post".into(),
                 "private_key_jwt".into(),
+                "tls_client_auth".into(),
             ],
             pushed_authorization_request_endpoint: url("/par"),
             code_challenge_methods_supported: vec!["S256".into()],
@@ -233,6 +258,21 @@ fn metadata(issuer: &str) -> Metadata {
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
             dpop_signing_alg_values_supported: dpop::ALGS.iter().map(|a| a.to_string()).collect(),
+            introspection_endpoint: url("/introspect"),
+            introspection_endpoint_auth_methods_supported: vec![
+                "client_secret_basic".into(),
+                "client_secret_post".into(),
+                "private_key_jwt".into(),
+                "tls_client_auth".into(),
+            ],
+            mtls_endpoint_aliases: mtls.map(|m| {
+                serde_json::json!({
+                    "token_endpoint": format!("{m}/token"),
+                    "introspection_endpoint": format!("{m}/introspect"),
+                    "revocation_endpoint": format!("{m}/revoke"),
+                })
+            }),
+            tls_client_certificate_bound_access_tokens: mtls.map(|_| true),
         },
     )
     .set_token_endpoint(Some(TokenUrl::from_url(parse("/token"))))
@@ -242,11 +282,14 @@ fn metadata(issuer: &str) -> Metadata {
     .set_grant_types_supported(Some(vec![
         CoreGrantType::AuthorizationCode,
         CoreGrantType::RefreshToken,
+        CoreGrantType::ClientCredentials,
+        CoreGrantType::Extension(exchange::GRANT_TYPE.into()),
     ]))
     .set_token_endpoint_auth_methods_supported(Some(vec![
         CoreClientAuthMethod::ClientSecretBasic,
         CoreClientAuthMethod::ClientSecretPost,
         CoreClientAuthMethod::PrivateKeyJwt,
+        CoreClientAuthMethod::Extension("tls_client_auth".into()),
         CoreClientAuthMethod::None,
     ]))
     .set_token_endpoint_auth_signing_alg_values_supported(Some(
@@ -276,6 +319,13 @@ fn metadata(issuer: &str) -> Metadata {
             "birthdate",
             "professions",
             "eidas_person_identifier",
+            "client_id",
+            "scope",
+            "cbe",
+            "nihii",
+            "nihii_type",
+            "cnf",
+            "act",
         ]
         .iter()
         .map(|c| CoreClaimName::new(c.to_string()))

@@ -27,6 +27,17 @@ pub struct TokenForm {
     // revocation
     pub token: Option<String>,
     pub token_type_hint: Option<String>,
+    // token exchange (RFC 8693)
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub audience: Option<String>,
+    /// `resource` parameters (RFC 8707, repeatable: read from the body by the handler).
+    #[serde(skip)]
+    pub resources: Vec<String>,
+    /// The TLS client certificate chain when the request came over the mTLS listener.
+    #[serde(skip)]
+    pub tls_chain: Option<crate::eid::server::PeerChain>,
 }
 
 impl TokenForm {
@@ -37,6 +48,7 @@ impl TokenForm {
             client_secret: self.client_secret.clone(),
             client_assertion_type: self.client_assertion_type.clone(),
             client_assertion: self.client_assertion.clone(),
+            tls_chain: self.tls_chain.clone(),
         }
     }
 }
@@ -48,8 +60,12 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
-    pub id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     pub scope: String,
+    /// RFC 8693 §2.2.1, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// The request's `code_verifier` if it has the form RFC 7636 §4.1 gives it.
@@ -87,13 +103,31 @@ impl Provider {
         if jkt.is_none() && self.store.client_app(&client.id).await?.dpop_required {
             return Err(dpop::DpopError::Required.into());
         }
-        match form.grant_type.as_deref() {
-            Some("authorization_code") => {
-                self.exchange_code(&client, form, jkt.as_ref(), now).await
+        let bound = self.mtls_binding(&client, form.tls_chain.as_ref());
+        let grant = form
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| OidcError::InvalidRequest("grant_type is missing".into()))?;
+        if !matches!(grant, "authorization_code" | "refresh_token" | "client_credentials")
+            && grant != super::exchange::GRANT_TYPE
+        {
+            return Err(OidcError::UnsupportedGrantType);
+        }
+        if !client.allows_grant(grant) {
+            return Err(OidcError::UnauthorizedClient(format!(
+                "this client is not registered for the {grant} grant"
+            )));
+        }
+        let binding = Binding { x5t: bound.as_deref(), jkt: jkt.as_ref() };
+        match grant {
+            "authorization_code" => self.exchange_code(&client, form, binding, now).await,
+            "refresh_token" => self.refresh(&client, form, binding, now).await,
+            // Software and exchanged tokens are bound by mTLS only (SPEC §10); a DPoP proof
+            // there is checked but binds nothing, and `token_type` says `Bearer`.
+            "client_credentials" => {
+                self.client_credentials(&client, form, bound.as_deref(), now).await
             }
-            Some("refresh_token") => self.refresh(&client, form, jkt.as_ref(), now).await,
-            Some(_) => Err(OidcError::UnsupportedGrantType),
-            None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
+            _ => self.exchange(&client, form, bound.as_deref(), now).await,
         }
     }
 
@@ -104,13 +138,15 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
-        jkt: Option<&dpop::Jkt>,
+        binding: Binding<'_>,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
+        let Binding { x5t: bound, jkt } = binding;
         let code = form
             .code
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
+        let aud = self.audience(client, &form.resources)?;
         let hash = crypto::token_hash(code);
         // A public client gets a refresh token only bound to a DPoP key (SPEC §11).
         let public = client.auth_method == crate::store::ClientAuthMethod::None;
@@ -134,8 +170,8 @@ impl Provider {
         };
         let details: GrantDetails = serde_json::from_str(&redeemed.details)
             .map_err(|e| OidcError::Server(format!("code details: {e}").into()))?;
-        if let Some(jkt) = jkt {
-            self.bind_dpop(jkt, &tokens, public.then_some(redeemed.grant_id.as_str()), now).await?;
+        if let (Some(jkt), true) = (jkt, public) {
+            self.bind_dpop(jkt, &redeemed.grant_id, now).await?;
         }
         self.audit
             .record(
@@ -147,6 +183,12 @@ impl Provider {
                 now,
             )
             .await;
+        let access = self.person_access_token(
+            client,
+            &redeemed.person_id,
+            &details,
+            PersonToken { jti: &access, aud, bound, jkt, now },
+        )?;
         let id_token = self.id_token(
             now,
             client,
@@ -160,8 +202,9 @@ impl Provider {
             token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: self.cfg.access_token_ttl_s,
             refresh_token: refresh,
-            id_token,
+            id_token: Some(id_token),
             scope: details.scope.join(" "),
+            issued_token_type: None,
         })
     }
 
@@ -217,13 +260,15 @@ impl Provider {
         &self,
         client: &ClientRow,
         form: &TokenForm,
-        jkt: Option<&dpop::Jkt>,
+        binding: Binding<'_>,
         now: i64,
     ) -> Result<TokenResponse, OidcError> {
+        let Binding { x5t: bound, jkt } = binding;
         let presented = form
             .refresh_token
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
+        let aud = self.audience(client, &form.resources)?;
         let hash = crypto::token_hash(presented);
         // Only public clients' refresh tokens are bound (to the key of the code exchange).
         let public = client.auth_method == crate::store::ClientAuthMethod::None;
@@ -246,18 +291,22 @@ impl Provider {
         };
         let details: GrantDetails = serde_json::from_str(&rotated.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
-        if let Some(jkt) = jkt {
-            self.bind_dpop(jkt, &tokens, None, now).await?;
-        }
         // Same auth_time, acr and amr as the login: a refresh never raises the level.
+        let access = self.person_access_token(
+            client,
+            &rotated.person_id,
+            &details,
+            PersonToken { jti: &access, aud, bound, jkt, now },
+        )?;
         let id_token = self.id_token(now, client, &rotated.person_id, &details, None, &access)?;
         Ok(TokenResponse {
             access_token: access,
             token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: self.cfg.access_token_ttl_s,
             refresh_token: refresh,
-            id_token,
+            id_token: Some(id_token),
             scope: details.scope.join(" "),
+            issued_token_type: None,
         })
     }
 
@@ -295,6 +344,62 @@ impl Provider {
         }
         serde_json::from_str(&grant.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))
+    }
+
+    /// The JWT access token of a person's grant (RFC 9068): `jti` is the random value whose
+    /// hash the grant's token row keeps.
+    pub(super) fn person_access_token(
+        &self,
+        client: &ClientRow,
+        person_id: &str,
+        details: &GrantDetails,
+        t: PersonToken<'_>,
+    ) -> Result<String, OidcError> {
+        use serde_json::json;
+        let mut c = super::access_token::AccessClaims::new();
+        c.insert("iss".into(), self.issuer.clone().into());
+        c.insert("sub".into(), person_id.into());
+        c.insert("aud".into(), t.aud);
+        c.insert("client_id".into(), client.id.clone().into());
+        c.insert("iat".into(), t.now.into());
+        c.insert("exp".into(), (t.now + self.cfg.access_token_ttl_s).into());
+        c.insert("jti".into(), t.jti.into());
+        c.insert("scope".into(), details.scope.join(" ").into());
+        c.insert("acr".into(), details.login.acr.uri().into());
+        c.insert("amr".into(), json!(details.login.amr));
+        c.insert("auth_time".into(), details.login.auth_time.into());
+        if details.has_scope("insz") {
+            c.insert("insz".into(), details.person.insz.clone().into());
+        }
+        if let (true, Some(p)) = (details.has_scope("professions"), &details.professions) {
+            c.insert("professions".into(), serde_json::to_value(p).unwrap_or_default());
+        }
+        match (t.bound, t.jkt) {
+            (Some(x5t), Some(jkt)) => {
+                c.insert("cnf".into(), json!({ "x5t#S256": x5t, "jkt": jkt.0 }));
+            }
+            (Some(x5t), None) => {
+                c.insert("cnf".into(), json!({ "x5t#S256": x5t }));
+            }
+            (None, Some(jkt)) => {
+                c.insert("cnf".into(), json!({ "jkt": jkt.0 }));
+            }
+            (None, None) => {}
+        }
+        self.sign_access_token(&c)
+    }
+
+    /// The `x5t#S256` a token is bound to (RFC 8705): the TLS client certificate of a request
+    /// over the mTLS listener, when it is the client's registered certificate.
+    fn mtls_binding(
+        &self,
+        client: &ClientRow,
+        chain: Option<&crate::eid::server::PeerChain>,
+    ) -> Option<String> {
+        let leaf = chain?.0.first()?;
+        let registered = client.api.as_ref()?.certificate_sha256.as_deref()?;
+        let presented = crate::ehealth::thumbprint(leaf);
+        crypto::ct_eq(presented.as_bytes(), registered.as_bytes()).then_some(presented)
     }
 
     /// Fresh access (and, `with_refresh`, refresh) token.
@@ -335,11 +440,37 @@ impl Provider {
         access_token: &str,
         now: i64,
     ) -> Result<serde_json::Value, OidcError> {
+        self.userinfo_over(access_token, None, now).await
+    }
+
+    /// `/userinfo` with the TLS client certificate of the request, if any: a token bound to a
+    /// certificate (`cnf`, RFC 8705 §3) opens nothing without that certificate.
+    pub async fn userinfo_over(
+        &self,
+        access_token: &str,
+        chain: Option<&crate::eid::server::PeerChain>,
+        now: i64,
+    ) -> Result<serde_json::Value, OidcError> {
+        let (hash, claims) = self.access_token_key(access_token)?;
+        if let Some(bound) = claims.get("cnf").and_then(|c| c.get("x5t#S256")) {
+            let presented = chain.and_then(|c| c.0.first()).map(|c| crate::ehealth::thumbprint(c));
+            if presented.as_deref() != bound.as_str() {
+                return Err(OidcError::InvalidToken(
+                    "the access token is bound to a certificate this request did not present"
+                        .into(),
+                ));
+            }
+        }
         let row = self
             .store
-            .access_token(&crypto::token_hash(access_token), now)
+            .access_token(&hash, now)
             .await?
             .ok_or_else(|| OidcError::InvalidToken("the access token is not valid".into()))?;
+        if row.grant.details.starts_with("{\"software\"") {
+            return Err(OidcError::InvalidToken(
+                "the access token was issued to software, not for a person".into(),
+            ));
+        }
         let details: GrantDetails = serde_json::from_str(&row.grant.details)
             .map_err(|e| OidcError::Server(format!("grant details: {e}").into()))?;
         Ok(self.userinfo_claims(&row.grant.person_id, &details))
@@ -367,7 +498,10 @@ impl Provider {
                 return Ok(());
             }
         }
-        self.store.revoke_access_token(&hash, &client.id, now).await?;
+        // An access token is a JWT: its row is kept under the hash of its `jti`.
+        if let Ok((hash, _)) = self.access_token_key(token) {
+            self.store.revoke_access_token(&hash, &client.id, now).await?;
+        }
         Ok(())
     }
 
@@ -419,6 +553,24 @@ impl Provider {
         };
         Ok(IssuedIdToken { subject: data.claims.sub, audience })
     }
+}
+
+/// What a person's access token is issued with besides the grant.
+pub(super) struct PersonToken<'a> {
+    pub jti: &'a str,
+    pub aud: serde_json::Value,
+    pub bound: Option<&'a str>,
+    /// RFC 9449 `cnf.jkt`: the DPoP key the token is bound to.
+    pub jkt: Option<&'a dpop::Jkt>,
+    pub now: i64,
+}
+
+/// What the tokens of a person's grant are bound to: the mTLS client certificate (RFC 8705)
+/// and/or the DPoP proof's key (RFC 9449).
+#[derive(Clone, Copy)]
+struct Binding<'a> {
+    x5t: Option<&'a str>,
+    jkt: Option<&'a dpop::Jkt>,
 }
 
 #[derive(Deserialize)]

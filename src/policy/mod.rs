@@ -235,6 +235,37 @@ impl PolicyEngine {
         subject: &Subject,
         login: &LoginFacts,
     ) -> Result<(bool, Vec<String>), PolicyError> {
+        let method = login.method.as_str();
+        self.evaluate_as(policy, client_id, subject, method, login)
+    }
+
+    /// [`PolicyEngine::evaluate`] for software authenticated by an eHealth certificate (SPEC
+    /// §10): method `swk`, level substantial, no upstream.
+    pub fn evaluate_software(
+        &self,
+        policy: &str,
+        client_id: &str,
+        subject: &Subject,
+        now: i64,
+    ) -> Result<(bool, Vec<String>), PolicyError> {
+        let facts = LoginFacts {
+            // Only the level and time are read from here; the method is given as `swk`.
+            method: Method::Eid,
+            level: AssuranceLevel::Substantial,
+            upstream: None,
+            auth_time: now,
+        };
+        self.evaluate_as(policy, client_id, subject, "swk", &facts)
+    }
+
+    fn evaluate_as(
+        &self,
+        policy: &str,
+        client_id: &str,
+        subject: &Subject,
+        method: &str,
+        login: &LoginFacts,
+    ) -> Result<(bool, Vec<String>), PolicyError> {
         let set = self.sets.get(policy).ok_or_else(|| PolicyError::Unknown(policy.into()))?;
         let mut person_attrs = serde_json::json!({
             "professions": subject.professions.clone().unwrap_or_default(),
@@ -246,7 +277,7 @@ impl PolicyEngine {
         let entities = serde_json::json!([
             { "uid": { "type": "Person", "id": "p" }, "attrs": person_attrs, "parents": [] },
             { "uid": { "type": "Login", "id": "l" }, "attrs": {
-                "method": login.method.as_str(),
+                "method": method,
                 "level": level_number(login.level),
                 "upstream": login.upstream.unwrap_or(""),
                 "auth_time": login.auth_time,

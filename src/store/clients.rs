@@ -9,18 +9,26 @@ pub enum ClientAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
     PrivateKeyJwt,
+    /// RFC 8705: the registered certificate on the mTLS listener.
+    TlsClientAuth,
     None,
 }
 
 impl ClientAuthMethod {
-    pub const ALL: [ClientAuthMethod; 4] =
-        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+    pub const ALL: [ClientAuthMethod; 5] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::None,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
             Self::None => "none",
         }
     }
@@ -53,6 +61,8 @@ pub struct ClientRow {
     pub id_token_alg: String,
     pub policy: String,
     pub created_at: i64,
+    /// Grants, certificate, resources, introspection and exchange (SPEC §10), when registered.
+    pub api: Option<super::ClientApi>,
 }
 
 impl ClientRow {
@@ -72,6 +82,7 @@ impl ClientRow {
             id_token_alg: col(r, "id_token_alg")?,
             policy: col(r, "policy")?,
             created_at: col(r, "created_at")?,
+            api: None,
         })
     }
 }
@@ -92,6 +103,7 @@ const CLIENT_COLS: &str =
 
 impl Store {
     pub async fn insert_client(&self, c: &ClientRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
@@ -106,27 +118,43 @@ impl Store {
             .bind(&c.id_token_alg)
             .bind(&c.policy)
             .bind(c.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_or(e, "a client with this id"))?;
+        if let Some(api) = &c.api {
+            super::client_api::insert_client_api(&mut tx, &c.id, api).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn client(&self, id: &str) -> Result<Option<ClientRow>> {
         let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
-        row.as_ref().map(ClientRow::from_row).transpose()
+        let Some(mut client) = row.as_ref().map(ClientRow::from_row).transpose()? else {
+            return Ok(None);
+        };
+        client.api = self.client_api(id).await?;
+        Ok(Some(client))
     }
 
     pub async fn clients(&self) -> Result<Vec<ClientRow>> {
         let sql = format!("SELECT {CLIENT_COLS} FROM clients ORDER BY id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(ClientRow::from_row).collect()
+        let mut clients = rows.iter().map(ClientRow::from_row).collect::<Result<Vec<_>>>()?;
+        for c in &mut clients {
+            c.api = self.client_api(&c.id).await?;
+        }
+        Ok(clients)
     }
 
     /// Removes a client and revokes every grant it holds.
     pub async fn remove_client(&self, id: &str, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM client_api WHERE client_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let n = sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

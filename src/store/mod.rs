@@ -7,6 +7,7 @@
 
 mod apps;
 mod audit;
+mod client_api;
 mod clients;
 mod eidas;
 mod factors;
@@ -18,6 +19,7 @@ mod throttle;
 
 pub use apps::*;
 pub use audit::*;
+pub use client_api::*;
 pub use clients::*;
 pub use eidas::*;
 pub use factors::*;

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/token", post(oidc::token))
         .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/revoke", post(oidc::revoke))
+        .route("/introspect", post(oidc::introspect))
         .route("/par", post(oidc::par))
         .route("/logout", get(oidc::logout_get).post(oidc::logout_post))
         .route("/login", get(login::chooser))
@@ -192,6 +193,18 @@ pub fn eid_router(state: AppState) -> Router {
         .route("/eid/start", get(eid::listener_start))
         .route("/static/style.css", get(stylesheet))
         .layer(axum::middleware::from_fn_with_state(state.clone(), extract::cookie_layer))
+        .with_state(state);
+    with_security_headers(app, true)
+}
+
+/// The mTLS listener's routes (RFC 8705): the endpoints a client may authenticate at with its
+/// TLS certificate (`mtls_endpoint_aliases` in discovery).
+pub fn mtls_router(state: AppState) -> Router {
+    let app = Router::new()
+        .route("/token", post(oidc::token))
+        .route("/introspect", post(oidc::introspect))
+        .route("/revoke", post(oidc::revoke))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .with_state(state);
     with_security_headers(app, true)
 }

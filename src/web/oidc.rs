@@ -1,4 +1,5 @@
-//! Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revoke, PAR, logout.
+//! Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revoke, introspect, PAR,
+//! logout. The token, revocation and introspection endpoints also answer on the mTLS listener.
 
 use super::error::oidc_error_response;
 use super::pages::{self, render, Chrome, LogoutConfirm};
@@ -105,16 +106,37 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
+/// A token-endpoint form body: the fields, the repeatable `resource`s (RFC 8707), and the TLS
+/// client certificate when the request came over the mTLS listener.
+fn token_form(
+    body: &[u8],
+    chain: Option<crate::eid::server::PeerChain>,
+) -> Result<TokenForm, OidcError> {
+    let mut form: TokenForm = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OidcError::InvalidRequest("the body must be a form".into()))?;
+    form.resources = crate::oidc::access_token::resources(&String::from_utf8_lossy(body));
+    form.tls_chain = chain;
+    Ok(form)
+}
+
 pub async fn token(
     State(st): State<AppState>,
+    chain: Option<axum::Extension<crate::eid::server::PeerChain>>,
     headers: HeaderMap,
-    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+    body: bytes::Bytes,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        st.metrics.token_grant("other", "invalid_request");
-        return oidc_error_response(&OidcError::InvalidRequest("the body must be a form".into()));
+    let form = match token_form(&body, chain.map(|c| c.0)) {
+        Ok(f) => f,
+        Err(e) => {
+            st.metrics.token_grant("other", "invalid_request");
+            return oidc_error_response(&e);
+        }
     };
-    let grant_type = form.grant_type.as_deref().unwrap_or("other");
+    let grant_type = match form.grant_type.as_deref() {
+        Some(g @ ("authorization_code" | "refresh_token" | "client_credentials")) => g,
+        Some(crate::oidc::exchange::GRANT_TYPE) => "token_exchange",
+        _ => "other",
+    };
     let dpop = headers.get("dpop").and_then(|v| v.to_str().ok());
     let now = st.clock.now();
     match st.provider.token_with_dpop(authorization(&headers), dpop, &form, now).await {
@@ -129,9 +151,26 @@ pub async fn token(
     }
 }
 
+pub async fn introspect(
+    State(st): State<AppState>,
+    chain: Option<axum::Extension<crate::eid::server::PeerChain>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let form = match token_form(&body, chain.map(|c| c.0)) {
+        Ok(f) => f,
+        Err(e) => return oidc_error_response(&e),
+    };
+    match st.provider.introspect(authorization(&headers), &form, st.clock.now()).await {
+        Ok(v) => no_store(Json(v).into_response()),
+        Err(e) => oidc_error_response(&e),
+    }
+}
+
 pub async fn userinfo(
     State(st): State<AppState>,
     method: axum::http::Method,
+    chain: Option<axum::Extension<crate::eid::server::PeerChain>>,
     headers: HeaderMap,
 ) -> Response {
     let Some(presented) = authorization(&headers).and_then(Presented::parse) else {
@@ -140,8 +179,9 @@ pub async fn userinfo(
         ));
     };
     let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let chain = chain.map(|c| c.0);
     let now = st.clock.now();
-    match st.provider.userinfo_presented(presented, proof, method.as_str(), now).await {
+    match st.provider.userinfo_presented(presented, proof, method.as_str(), chain.as_ref(), now).await {
         Ok(claims) => no_store(Json(claims).into_response()),
         Err(e) => oidc_error_response(&e),
     }
@@ -149,11 +189,13 @@ pub async fn userinfo(
 
 pub async fn revoke(
     State(st): State<AppState>,
+    chain: Option<axum::Extension<crate::eid::server::PeerChain>>,
     headers: HeaderMap,
-    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+    body: bytes::Bytes,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return oidc_error_response(&OidcError::InvalidRequest("the body must be a form".into()));
+    let form = match token_form(&body, chain.map(|c| c.0)) {
+        Ok(f) => f,
+        Err(e) => return oidc_error_response(&e),
     };
     match st.provider.revoke(authorization(&headers), &form, st.clock.now()).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),

@@ -10,6 +10,7 @@ mod common;
 mod database_tls;
 mod demo_app;
 mod dpop;
+mod ehealth;
 mod eid;
 mod eidas;
 mod fas;
