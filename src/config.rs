@@ -26,6 +26,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub eidas: EidasConfig,
     pub fas: FasConfig,
+    pub eudiw: EudiwConfig,
 }
 
 /// The federal authentication service (FAS/CSAM) as upstream OpenID provider (SPEC §6).
@@ -122,6 +123,38 @@ impl Default for EidasConfig {
             encryption_cert: None,
             ec_encryption_key: None,
             ec_encryption_cert: None,
+        }
+    }
+}
+
+/// The EU Digital Identity Wallet login: the broker as OpenID4VP verifier (SPEC §12).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EudiwConfig {
+    pub enabled: bool,
+    /// PEM file of the PID providers' certificates (or their CAs): the issuer's `x5c` must
+    /// chain to one of them.
+    pub trust_anchors: Option<PathBuf>,
+    /// The highest level a wallet login gives (the PID is issued at high).
+    pub max_level: crate::assurance::AssuranceLevel,
+    /// The verifier's certificate (its SAN DNS name is the client id) and P-256 key, PEM;
+    /// generated (self-signed, for the DNS name of `[server] public_url`) when unset.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Where "Open my wallet" points on this device, with the request's `client_id` and
+    /// `request_uri` added; unset: `openid4vp://` (the wallet the phone registered for it).
+    pub wallet_url: Option<Url>,
+}
+
+impl Default for EudiwConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            trust_anchors: None,
+            max_level: crate::assurance::AssuranceLevel::High,
+            cert: None,
+            key: None,
+            wallet_url: None,
         }
     }
 }
@@ -561,6 +594,15 @@ impl Config {
                 "eidas.ec_encryption_key",
                 "ec_encryption_key and ec_encryption_cert go together",
             ));
+        }
+        if self.eudiw.enabled && self.eudiw.trust_anchors.is_none() {
+            return Err(ConfigError::new(
+                "eudiw.trust_anchors",
+                "the wallet login needs the PID providers' certificates (a PEM file)",
+            ));
+        }
+        if self.eudiw.cert.is_some() != self.eudiw.key.is_some() {
+            return Err(ConfigError::new("eudiw.cert", "cert and key go together"));
         }
         Ok(())
     }

@@ -324,3 +324,29 @@ account-reauth = Um einen Schlüssel hinzuzufügen, melden Sie sich erneut mit d
 # Per-address rate limit (429)
 rate-limited-title = Zu viele Anfragen
 rate-limited = Aus Ihrem Netzwerk kamen in kurzer Zeit zu viele Anfragen. Warten Sie einige Sekunden und versuchen Sie es erneut.
+
+# EU Digital Identity Wallet (SPEC §12)
+method-eudiw = EU-Brieftasche für die Digitale Identität
+method-eudiw-help = Zeigen Sie die Personenidentifizierungsdaten (PID) aus Ihrer EU-Brieftasche für die Digitale Identität.
+eudiw-title = Mit Ihrer EU-Brieftasche für die Digitale Identität anmelden
+eudiw-same-device = Brieftasche auf diesem Gerät
+eudiw-open-wallet = Meine Brieftasche öffnen
+eudiw-other-device = Brieftasche auf einem anderen Gerät
+eudiw-scan = Scannen Sie diesen Code mit Ihrer Brieftaschen-App.
+eudiw-show-uri = Den Link des Codes zeigen (zum Einfügen in eine Brieftasche)
+eudiw-qr-alt = QR-Code zum Scannen mit Ihrer Brieftaschen-App
+eudiw-waiting = Wir warten auf Ihre Brieftasche. Bestätigen Sie in der Brieftasche, dass Sie Ihre Identitätsdaten teilen; diese Seite geht von selbst weiter.
+eudiw-waiting-title = Ihre Brieftasche hat noch nicht geantwortet
+eudiw-answered = Ich habe in meiner Brieftasche bestätigt: weiter
+eudiw-check-again = Erneut prüfen
+eudiw-cancelled-title = Sie haben in Ihrer Brieftasche abgelehnt
+eudiw-cancelled = Sie haben Ihre Identitätsdaten nicht geteilt. Sie können erneut eine Anmeldeart wählen.
+eudiw-refused-title = Die Antwort Ihrer Brieftasche konnte nicht angenommen werden
+eudiw-refused-issuer = Ihre Identitätsdaten wurden nicht von einem Anbieter ausgestellt, dem dieser Dienst vertraut. Verwenden Sie die Identitätsdaten (PID), die Ihr Land in Ihre Brieftasche gelegt hat, oder wählen Sie eine andere Anmeldeart.
+eudiw-refused-expired = Die Identitätsdaten in Ihrer Brieftasche sind abgelaufen. Erneuern Sie sie in Ihrer Brieftaschen-App und versuchen Sie es erneut.
+eudiw-refused-revoked = Die Identitätsdaten in Ihrer Brieftasche wurden widerrufen oder ausgesetzt. Wenden Sie sich an den Aussteller oder wählen Sie eine andere Anmeldeart.
+eudiw-refused-status = Wir konnten nicht prüfen, ob Ihre Identitätsdaten noch gültig sind. Versuchen Sie es in einigen Minuten erneut.
+eudiw-refused-claims = Ihre Brieftasche hat nicht alle nötigen Daten geteilt: Ihre Namen, Ihr Geburtsdatum, Ihre Staatsangehörigkeiten und das ausstellende Land. Beginnen Sie erneut und erlauben Sie alle.
+eudiw-refused-replayed = Diese Antwort Ihrer Brieftasche wurde bereits verwendet. Beginnen Sie erneut in der App.
+eudiw-refused-wallet = Die Antwort Ihrer Brieftasche gehört nicht zu dieser Anmeldung oder wurde verändert. Beginnen Sie erneut in der App; wenn das wieder passiert, aktualisieren Sie Ihre Brieftaschen-App.
+eudiw-other-session = Diese Antwort der Brieftasche gehört zu einem anderen Browser oder wurde bereits verwendet. Beginnen Sie erneut in der App in diesem Browser.

@@ -324,3 +324,29 @@ account-reauth = To add a key, log in again with the security code from your app
 # Per-address rate limit (429)
 rate-limited-title = Too many requests
 rate-limited = Too many requests came from your network in a short time. Wait a few seconds and try again.
+
+# EU Digital Identity Wallet (SPEC §12)
+method-eudiw = EU Digital Identity Wallet
+method-eudiw-help = Show the person identification data (PID) in your EU Digital Identity Wallet.
+eudiw-title = Log in with your EU Digital Identity Wallet
+eudiw-same-device = Wallet on this device
+eudiw-open-wallet = Open my wallet
+eudiw-other-device = Wallet on another device
+eudiw-scan = Scan this code with your wallet app.
+eudiw-show-uri = Show the code's link (to paste into a wallet)
+eudiw-qr-alt = QR code to scan with your wallet app
+eudiw-waiting = Waiting for your wallet. Confirm in the wallet that you share your identity data; this page continues by itself.
+eudiw-waiting-title = Your wallet has not answered yet
+eudiw-answered = I have confirmed in my wallet: continue
+eudiw-check-again = Check again
+eudiw-cancelled-title = You declined in your wallet
+eudiw-cancelled = You did not share your identity data. You can choose a way to log in again.
+eudiw-refused-title = Your wallet's answer could not be accepted
+eudiw-refused-issuer = Your identity data was not issued by a provider this service trusts. Use the identity data (PID) your country issued in your wallet, or choose another way to log in.
+eudiw-refused-expired = The identity data in your wallet has expired. Renew it in your wallet app and try again.
+eudiw-refused-revoked = The identity data in your wallet has been revoked or suspended. Contact the provider that issued it, or choose another way to log in.
+eudiw-refused-status = We could not check whether your identity data is still valid. Try again in a few minutes.
+eudiw-refused-claims = Your wallet did not share all the data we need: your names, birth date, nationalities and issuing country. Start again and allow all of them.
+eudiw-refused-replayed = This answer from your wallet was already used. Start again from the app.
+eudiw-refused-wallet = Your wallet's answer does not belong to this login or was changed. Start again from the app; if this keeps happening, update your wallet app.
+eudiw-other-session = This wallet answer belongs to another browser or was already used. Start again from the app in this browser.

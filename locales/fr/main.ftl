@@ -324,3 +324,29 @@ account-reauth = Pour ajouter une clé, reconnectez-vous avec le code de sécuri
 # Per-address rate limit (429)
 rate-limited-title = Trop de demandes
 rate-limited = Trop de demandes sont venues de votre réseau en peu de temps. Attendez quelques secondes et réessayez.
+
+# EU Digital Identity Wallet (SPEC §12)
+method-eudiw = Portefeuille européen d'identité numérique
+method-eudiw-help = Présentez les données d'identification personnelle (PID) de votre portefeuille européen d'identité numérique.
+eudiw-title = Se connecter avec votre portefeuille européen d'identité numérique
+eudiw-same-device = Portefeuille sur cet appareil
+eudiw-open-wallet = Ouvrir mon portefeuille
+eudiw-other-device = Portefeuille sur un autre appareil
+eudiw-scan = Scannez ce code avec l'application de votre portefeuille.
+eudiw-show-uri = Afficher le lien du code (à coller dans un portefeuille)
+eudiw-qr-alt = Code QR à scanner avec l'application de votre portefeuille
+eudiw-waiting = Nous attendons votre portefeuille. Confirmez dans le portefeuille que vous partagez vos données d'identité ; cette page continue d'elle-même.
+eudiw-waiting-title = Votre portefeuille n'a pas encore répondu
+eudiw-answered = J'ai confirmé dans mon portefeuille : continuer
+eudiw-check-again = Vérifier à nouveau
+eudiw-cancelled-title = Vous avez refusé dans votre portefeuille
+eudiw-cancelled = Vous n'avez pas partagé vos données d'identité. Vous pouvez choisir à nouveau un moyen de connexion.
+eudiw-refused-title = La réponse de votre portefeuille n'a pas pu être acceptée
+eudiw-refused-issuer = Vos données d'identité n'ont pas été émises par un fournisseur auquel ce service fait confiance. Utilisez les données d'identité (PID) émises par votre pays dans votre portefeuille, ou choisissez un autre moyen de connexion.
+eudiw-refused-expired = Les données d'identité de votre portefeuille ont expiré. Renouvelez-les dans l'application de votre portefeuille et réessayez.
+eudiw-refused-revoked = Les données d'identité de votre portefeuille ont été révoquées ou suspendues. Contactez le fournisseur qui les a émises, ou choisissez un autre moyen de connexion.
+eudiw-refused-status = Nous n'avons pas pu vérifier si vos données d'identité sont encore valables. Réessayez dans quelques minutes.
+eudiw-refused-claims = Votre portefeuille n'a pas partagé toutes les données nécessaires : vos noms, date de naissance, nationalités et pays d'émission. Recommencez et autorisez-les toutes.
+eudiw-refused-replayed = Cette réponse de votre portefeuille a déjà été utilisée. Recommencez depuis l'application.
+eudiw-refused-wallet = La réponse de votre portefeuille n'appartient pas à cette connexion ou a été modifiée. Recommencez depuis l'application ; si cela se reproduit, mettez à jour l'application de votre portefeuille.
+eudiw-other-session = Cette réponse du portefeuille appartient à un autre navigateur ou a déjà été utilisée. Recommencez depuis l'application dans ce navigateur.

@@ -324,3 +324,29 @@ account-reauth = Om een sleutel toe te voegen, meldt u zich opnieuw aan met de b
 # Per-address rate limit (429)
 rate-limited-title = Te veel verzoeken
 rate-limited = Er kwamen in korte tijd te veel verzoeken van uw netwerk. Wacht enkele seconden en probeer opnieuw.
+
+# EU Digital Identity Wallet (SPEC §12)
+method-eudiw = Europese digitale-identiteitsportemonnee
+method-eudiw-help = Toon de persoonsidentificatiegegevens (PID) in uw Europese digitale-identiteitsportemonnee.
+eudiw-title = Aanmelden met uw Europese digitale-identiteitsportemonnee
+eudiw-same-device = Portemonnee op dit toestel
+eudiw-open-wallet = Mijn portemonnee openen
+eudiw-other-device = Portemonnee op een ander toestel
+eudiw-scan = Scan deze code met uw portemonnee-app.
+eudiw-show-uri = Toon de link van de code (om in een portemonnee te plakken)
+eudiw-qr-alt = QR-code om te scannen met uw portemonnee-app
+eudiw-waiting = We wachten op uw portemonnee. Bevestig in de portemonnee dat u uw identiteitsgegevens deelt; deze pagina gaat vanzelf verder.
+eudiw-waiting-title = Uw portemonnee heeft nog niet geantwoord
+eudiw-answered = Ik heb bevestigd in mijn portemonnee: verder
+eudiw-check-again = Opnieuw nagaan
+eudiw-cancelled-title = U hebt geweigerd in uw portemonnee
+eudiw-cancelled = U hebt uw identiteitsgegevens niet gedeeld. U kunt opnieuw een manier kiezen om aan te melden.
+eudiw-refused-title = Het antwoord van uw portemonnee kon niet aanvaard worden
+eudiw-refused-issuer = Uw identiteitsgegevens zijn niet uitgegeven door een verstrekker die deze dienst vertrouwt. Gebruik de identiteitsgegevens (PID) die uw land in uw portemonnee heeft gezet, of kies een andere manier om aan te melden.
+eudiw-refused-expired = De identiteitsgegevens in uw portemonnee zijn verlopen. Vernieuw ze in uw portemonnee-app en probeer opnieuw.
+eudiw-refused-revoked = De identiteitsgegevens in uw portemonnee zijn ingetrokken of geschorst. Neem contact op met de verstrekker, of kies een andere manier om aan te melden.
+eudiw-refused-status = We konden niet nagaan of uw identiteitsgegevens nog geldig zijn. Probeer over enkele minuten opnieuw.
+eudiw-refused-claims = Uw portemonnee heeft niet alle gegevens gedeeld die we nodig hebben: uw namen, geboortedatum, nationaliteiten en het land van uitgifte. Begin opnieuw en sta ze allemaal toe.
+eudiw-refused-replayed = Dit antwoord van uw portemonnee werd al gebruikt. Begin opnieuw vanuit de app.
+eudiw-refused-wallet = Het antwoord van uw portemonnee hoort niet bij deze aanmelding of werd gewijzigd. Begin opnieuw vanuit de app; blijft dit gebeuren, werk dan uw portemonnee-app bij.
+eudiw-other-session = Dit antwoord van de portemonnee hoort bij een andere browser of werd al gebruikt. Begin opnieuw vanuit de app in deze browser.

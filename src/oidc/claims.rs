@@ -71,6 +71,9 @@ pub struct BrokerClaims {
     pub professions: Option<Vec<ProfessionClaim>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eidas_person_identifier: Option<String>,
+    /// The member state that issued the PID of a wallet login (SPEC §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eudiw_issuing_country: Option<String>,
 }
 impl AdditionalClaims for BrokerClaims {}
 
@@ -122,6 +125,7 @@ impl Provider {
                 None
             },
             eidas_person_identifier: details.login.eidas_person_identifier.clone(),
+            eudiw_issuing_country: details.login.eudiw_issuing_country.clone(),
         };
         let login = &details.login;
         let claims = IdTokenClaims::new(
@@ -170,6 +174,9 @@ impl Provider {
         }
         if let Some(e) = &details.login.eidas_person_identifier {
             m.insert("eidas_person_identifier".into(), e.clone().into());
+        }
+        if let Some(c) = &details.login.eudiw_issuing_country {
+            m.insert("eudiw_issuing_country".into(), c.clone().into());
         }
         serde_json::Value::Object(m)
     }

@@ -264,6 +264,7 @@ fn metadata(issuer: &str) -> Metadata {
             "birthdate",
             "professions",
             "eidas_person_identifier",
+            "eudiw_issuing_country",
         ]
         .iter()
         .map(|c| CoreClaimName::new(c.to_string()))

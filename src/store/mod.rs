@@ -8,6 +8,7 @@
 mod audit;
 mod clients;
 mod eidas;
+mod eudiw;
 mod factors;
 mod offices;
 mod oidc;
@@ -18,6 +19,7 @@ mod throttle;
 pub use audit::*;
 pub use clients::*;
 pub use eidas::*;
+pub use eudiw::*;
 pub use factors::*;
 pub use offices::*;
 pub use oidc::*;
@@ -231,6 +233,7 @@ impl Store {
             "DELETE FROM seen_once WHERE expires_at < $1",
             "DELETE FROM challenges WHERE expires_at < $1",
             "DELETE FROM saml_requests WHERE expires_at < $1 - 86400",
+            "DELETE FROM eudiw_requests WHERE expires_at < $1 - 86400",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",
         ] {
             n += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();

@@ -11,6 +11,7 @@ mod database_tls;
 mod demo_app;
 mod eid;
 mod eidas;
+mod eudiw;
 mod fas;
 mod flow;
 mod hostile;
