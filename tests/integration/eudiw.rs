@@ -15,6 +15,7 @@ both_backends!(
     hostile_presentations_are_refused_and_store_nothing,
     unbound_answers_are_refused_and_store_nothing,
     the_answer_belongs_to_the_browser_that_asked,
+    test_wallet_page_same_device_and_answer_command_cross_device,
 );
 
 struct Wallets {
@@ -127,6 +128,8 @@ async fn dutch_pid_links_a_bis_number_then_logs_in_directly(backend: Backend) {
     let back = b2.follow(&w.s.base, b2.get(a2.body["redirect_uri"].as_str().unwrap()).await).await;
     let loc2 = back.location().unwrap_or_else(|| panic!("{} {}", back.status, back.body));
     assert!(loc2.starts_with(&c.redirect_uri), "{loc2}");
+    // The status list was fetched once and then taken from the cache (its ttl is 300 s).
+    assert_eq!(w.provider.status_fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 fn uri_param(uri: &str, name: &str) -> String {
@@ -294,4 +297,64 @@ async fn the_answer_belongs_to_the_browser_that_asked(backend: Backend) {
     assert!(done.location().is_some_and(|l| l.starts_with(&c.redirect_uri)), "{}", done.body);
     let again = victim.get(&w.s.url(&next)).await;
     assert_eq!(again.data_error().as_deref(), Some("other-session"));
+}
+
+/// The demo's path: "Open my wallet" goes to the test wallet's page (`[eudiw] wallet_url`),
+/// sharing there sends the browser back to the broker; the QR code's URI is answered through the
+/// wallet's `/answer` (what `mock-eudi-wallet answer` calls) while the page polls.
+async fn test_wallet_page_same_device_and_answer_command_cross_device(backend: Backend) {
+    let provider = provider::start("Mock PID Provider").await.unwrap();
+    let wallet_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wallet_url = format!("http://127.0.0.1:{}/", wallet_listener.local_addr().unwrap().port());
+    tokio::spawn(idp_mocks::eudiw::wallet::serve(wallet_listener, provider.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("pid-anchors.pem");
+    std::fs::write(&anchors, provider.trust_anchor_pem()).unwrap();
+    let (bis_url, _) = bis_register::start().await;
+    let s = TestServer::start_with(backend, |cfg| {
+        cfg.eudiw.enabled = true;
+        cfg.eudiw.trust_anchors = Some(anchors);
+        cfg.eudiw.wallet_url = Some(url::Url::parse(&wallet_url).unwrap());
+        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    })
+    .await;
+    let w = Wallets { s, provider, _anchors: dir };
+    let c = w.s.add_client("portal", "portal").await;
+    // Same device.
+    let b = Browser::new();
+    let chooser = b.follow(&w.s.base, b.get(&authorize_url(&w.s, &c, &pkce(), &[])).await).await;
+    assert!(chooser.body.contains("/login/eudiw"));
+    let page = b.get(&w.s.url("/login/eudiw")).await;
+    let link = {
+        let doc = page.html();
+        let sel = scraper::Selector::parse("a[data-wallet-uri]").unwrap();
+        doc.select(&sel).next().unwrap().value().attr("href").unwrap().to_string()
+    };
+    assert!(link.starts_with(&wallet_url), "{link}");
+    let at_wallet = b.get(&link).await;
+    assert_eq!(at_wallet.status, 200, "{}", at_wallet.body);
+    let shared = b
+        .submit(wallet_url.trim_end_matches('/'), &at_wallet, "/share", &[("holder", "be-anna")])
+        .await;
+    assert_eq!(shared.status, 303, "{}", shared.body);
+    let back = b.follow(&w.s.base, b.get(&shared.location().unwrap()).await).await;
+    assert!(back.location().is_some_and(|l| l.starts_with(&c.redirect_uri)), "{}", back.body);
+    // Cross device: the QR code's URI answered by the wallet's command endpoint.
+    let b = Browser::new();
+    let (uri, next, poll) = to_wallet_page(&w, &b, &authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let answered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{wallet_url}answer"))
+        .json(&serde_json::json!({ "holder": "nl-sanne", "uri": uri }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answered["status"], 200, "{answered}");
+    let polled: serde_json::Value =
+        b.http.get(w.s.url(&poll)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(polled["status"], "answered");
+    let link = b.follow(&w.s.base, b.get(&w.s.url(&next)).await).await;
+    assert!(link.url.ends_with("/link"), "{} {}", link.url, link.body);
 }

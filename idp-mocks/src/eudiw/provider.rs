@@ -99,6 +99,8 @@ pub struct PidProvider {
     issuer_cert_der: Vec<u8>,
     /// Where the status list is served (`status.status_list.uri`).
     pub status_uri: String,
+    /// How often the status list was fetched (the verifier caches it for its `ttl`).
+    pub status_fetches: std::sync::atomic::AtomicUsize,
 }
 
 fn window(now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
@@ -130,6 +132,7 @@ impl PidProvider {
             issuer_key,
             issuer_cert_der: cert.der().to_vec(),
             status_uri: status_uri.to_string(),
+            status_fetches: Default::default(),
         })
     }
 
@@ -225,6 +228,7 @@ pub async fn start_on(
             let p = p.clone();
             async move {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
+                p.status_fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 match p.status_list_jwt(now) {
                     Ok(jwt) => {
                         ([(axum::http::header::CONTENT_TYPE, "application/statuslist+jwt")], jwt)
