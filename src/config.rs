@@ -635,6 +635,21 @@ mod tests {
         Config::from_figment(Figment::from(Config::defaults()).merge(Toml::string(toml)))
     }
 
+    /// The wallet login cannot start without the PID providers to trust (SPEC §12).
+    #[test]
+    fn eudiw_needs_trust_anchors_and_a_whole_key_pair() {
+        let e = load_str("[eudiw]\nenabled = true\n", &[]).unwrap_err();
+        assert_eq!(e.key, "eudiw.trust_anchors");
+        let e = load_str("[eudiw]\ncert = \"c.pem\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "eudiw.cert");
+        let ok = load_str(
+            "[eudiw]\nenabled = true\ntrust_anchors = \"a.pem\"\nmax_level = \"substantial\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.eudiw.max_level, crate::assurance::AssuranceLevel::Substantial);
+    }
+
     /// A configured `[fas.levels]` (or `[fas.means]`) is the whole table: an `acr` it leaves out
     /// is refused, even one the built-in table knows (SPEC §6).
     #[test]

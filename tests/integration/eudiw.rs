@@ -262,17 +262,27 @@ async fn unbound_answers_are_refused_and_store_nothing(backend: Backend) {
     assert_eq!(footprint(&w.s).await, before);
     // The genuine answer is accepted once; the same answer again is a replay, and the same
     // presentation in another request fails that request's nonce.
-    let good = sanne.presentation(&req, &Tweaks::default(), w.s.now()).unwrap();
     let a = sanne.respond(&req, &Tweaks::default(), w.s.now()).await.unwrap();
     assert_eq!(a.status, 200, "{}", a.body);
     let a = sanne.respond(&req, &Tweaks::default(), w.s.now()).await.unwrap();
     assert_eq!((a.status, a.body["error_description"].as_str()), (400, Some("replayed")));
-    let _ = good;
     let a = sanne
         .respond(&req2, &Tweaks { nonce: Some(req.nonce.clone()), ..Default::default() }, w.s.now())
         .await
         .unwrap();
     assert_eq!((a.status, a.body["error_description"].as_str()), (400, Some("wrong_nonce")));
+    // A key no request of ours has, and an answer after the request's ten minutes.
+    let b3 = Browser::new();
+    let (uri3, _, _) = to_wallet_page(&w, &b3, &authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let req3 = sanne.fetch_request(&uri3).await.unwrap();
+    let mut stranger = req3.enc_jwk.clone();
+    stranger["kid"] = serde_json::json!("no-such-key");
+    let t = Tweaks { encrypt_to: Some(stranger), ..Default::default() };
+    let a = sanne.respond(&req3, &t, w.s.now()).await.unwrap();
+    assert_eq!((a.status, a.body["error_description"].as_str()), (400, Some("unsolicited")));
+    w.s.handle.clock.advance(cozo_broker::eudiw::REQUEST_TTL_S + 1);
+    let a = sanne.respond(&req3, &Tweaks::default(), w.s.now()).await.unwrap();
+    assert_eq!((a.status, a.body["error_description"].as_str()), (400, Some("expired")));
 }
 
 async fn the_answer_belongs_to_the_browser_that_asked(backend: Backend) {
