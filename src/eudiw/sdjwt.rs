@@ -276,3 +276,40 @@ fn place(v: &Value, pool: &mut HashMap<String, Value>, depth: usize) -> Result<V
         other => other.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn disclosure(v: Value) -> (String, String) {
+        let d = b64url(v.to_string().as_bytes());
+        let digest = b64url(&sha256(d.as_bytes()));
+        (d, digest)
+    }
+
+    /// Object properties and array elements (`...`) are put in place; a disclosure whose digest
+    /// is nowhere, or that would overwrite a claim, refuses the presentation.
+    #[test]
+    fn disclosures_go_where_their_digests_are_and_nowhere_else() {
+        let (name, name_d) = disclosure(json!(["s1", "family_name", "de Vries"]));
+        let (nl, nl_d) = disclosure(json!(["s2", "NL"]));
+        let claims = json!({
+            "_sd": [name_d, "decoy"],
+            "nationalities": [{ "...": nl_d }, "BE"],
+            "issuing_country": "NL",
+        });
+        let out = disclose(&claims, &[&name, &nl]).unwrap();
+        assert_eq!(out["family_name"], "de Vries");
+        assert_eq!(out["nationalities"], json!(["NL", "BE"]));
+        assert!(out.get("_sd").is_none());
+        // Withheld: the element's digest stays unresolved and is dropped.
+        assert_eq!(disclose(&claims, &[&name]).unwrap()["nationalities"], json!(["BE"]));
+        let (stray, _) = disclosure(json!(["s3", "age_over_18", true]));
+        assert_eq!(disclose(&claims, &[&name, &stray]), Err(Refusal::UndisclosedDigest));
+        let (over, over_d) = disclosure(json!(["s4", "issuing_country", "BE"]));
+        let claims = json!({ "_sd": [over_d], "issuing_country": "NL" });
+        assert_eq!(disclose(&claims, &[&over]), Err(Refusal::Malformed));
+        assert_eq!(disclose(&claims, &[&over, &over]), Err(Refusal::Malformed));
+    }
+}
