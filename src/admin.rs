@@ -544,12 +544,14 @@ pub async fn policy_check(
     let method = Method::parse(method).ok_or_else(|| {
         AdminError::invalid(
             "--method",
-            "--method: eid, totp, webauthn, sms, token, eidas, itsme, fas",
+            "--method: eid, totp, webauthn, sms, token, eidas, eudiw, itsme, fas",
         )
     })?;
     let level = match level {
         Some(l) => AssuranceLevel::parse(l)
             .ok_or_else(|| AdminError::invalid("--level", "--level: low, substantial or high"))?,
+        // A wallet's PID is issued at high, capped by `[eudiw] max_level`.
+        None if method == Method::Eudiw => cfg.eudiw.max_level,
         None => method.own_level().unwrap_or(AssuranceLevel::Low),
     };
     let professions = match (&cfg.cobrha.url, engine.needs_registry(&client.policy)) {
@@ -560,6 +562,7 @@ pub async fn policy_check(
     // itsme exists only through FAS; eIDAS is its own upstream.
     let upstream = match method {
         Method::Eidas => Some("eidas"),
+        Method::Eudiw => Some("eudiw"),
         Method::Itsme | Method::Fas => Some("fas"),
         _ => None,
     };

@@ -76,6 +76,8 @@ pub enum Method {
     Eidas,
     Itsme,
     Fas,
+    /// EU Digital Identity Wallet presenting its PID (SPEC §12).
+    Eudiw,
 }
 
 impl Method {
@@ -89,6 +91,7 @@ impl Method {
             Self::Eidas => "eidas",
             Self::Itsme => "itsme",
             Self::Fas => "fas",
+            Self::Eudiw => "eudiw",
         }
     }
 
@@ -102,18 +105,20 @@ impl Method {
             Self::Eidas,
             Self::Itsme,
             Self::Fas,
+            Self::Eudiw,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
     }
 
-    /// The level a method gives on its own (SPEC §3). eIDAS and FAS get theirs from upstream.
+    /// The level a method gives on its own (SPEC §3). eIDAS, FAS and the wallet get theirs from
+    /// upstream (the wallet: high, capped by `[eudiw] max_level`).
     pub fn own_level(self) -> Option<AssuranceLevel> {
         match self {
             Self::Eid | Self::Itsme => Some(AssuranceLevel::High),
             Self::Totp | Self::Webauthn => Some(AssuranceLevel::Substantial),
             Self::Sms | Self::Token => Some(AssuranceLevel::Low),
-            Self::Eidas | Self::Fas => None,
+            Self::Eidas | Self::Fas | Self::Eudiw => None,
         }
     }
 

@@ -28,6 +28,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub eidas: EidasConfig,
     pub fas: FasConfig,
+    pub eudiw: EudiwConfig,
 }
 
 /// The federal authentication service (FAS/CSAM) as upstream OpenID provider (SPEC §6).
@@ -124,6 +125,38 @@ impl Default for EidasConfig {
             encryption_cert: None,
             ec_encryption_key: None,
             ec_encryption_cert: None,
+        }
+    }
+}
+
+/// The EU Digital Identity Wallet login: the broker as OpenID4VP verifier (SPEC §12).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EudiwConfig {
+    pub enabled: bool,
+    /// PEM file of the PID providers' certificates (or their CAs): the issuer's `x5c` must
+    /// chain to one of them.
+    pub trust_anchors: Option<PathBuf>,
+    /// The highest level a wallet login gives (the PID is issued at high).
+    pub max_level: crate::assurance::AssuranceLevel,
+    /// The verifier's certificate (its SAN DNS name is the client id) and P-256 key, PEM;
+    /// generated (self-signed, for the DNS name of `[server] public_url`) when unset.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Where "Open my wallet" points on this device, with the request's `client_id` and
+    /// `request_uri` added; unset: `openid4vp://` (the wallet the phone registered for it).
+    pub wallet_url: Option<Url>,
+}
+
+impl Default for EudiwConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            trust_anchors: None,
+            max_level: crate::assurance::AssuranceLevel::High,
+            cert: None,
+            key: None,
+            wallet_url: None,
         }
     }
 }
@@ -607,6 +640,15 @@ impl Config {
                 "ec_encryption_key and ec_encryption_cert go together",
             ));
         }
+        if self.eudiw.enabled && self.eudiw.trust_anchors.is_none() {
+            return Err(ConfigError::new(
+                "eudiw.trust_anchors",
+                "the wallet login needs the PID providers' certificates (a PEM file)",
+            ));
+        }
+        if self.eudiw.cert.is_some() != self.eudiw.key.is_some() {
+            return Err(ConfigError::new("eudiw.cert", "cert and key go together"));
+        }
         Ok(())
     }
 
@@ -636,6 +678,21 @@ mod tests {
 
     fn load_str(toml: &str, _env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_figment(Figment::from(Config::defaults()).merge(Toml::string(toml)))
+    }
+
+    /// The wallet login cannot start without the PID providers to trust (SPEC §12).
+    #[test]
+    fn eudiw_needs_trust_anchors_and_a_whole_key_pair() {
+        let e = load_str("[eudiw]\nenabled = true\n", &[]).unwrap_err();
+        assert_eq!(e.key, "eudiw.trust_anchors");
+        let e = load_str("[eudiw]\ncert = \"c.pem\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "eudiw.cert");
+        let ok = load_str(
+            "[eudiw]\nenabled = true\ntrust_anchors = \"a.pem\"\nmax_level = \"substantial\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.eudiw.max_level, crate::assurance::AssuranceLevel::Substantial);
     }
 
     /// A configured `[fas.levels]` (or `[fas.means]`) is the whole table: an `acr` it leaves out

@@ -23,6 +23,8 @@ const EHEALTH_DIR: &str = "data/ehealth-test-ca";
 const LAB_API_URL: &str = "http://localhost:8095";
 /// The same API over mutual TLS, for certificate-bound tokens.
 const LAB_API_MTLS_URL: &str = "https://localhost:8096";
+const WALLET_URL: &str = "http://localhost:8098";
+const PID_ANCHORS: &str = "data/eudiw/pid-provider-ca.pem";
 
 async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
@@ -94,6 +96,25 @@ pub async fn run(
     cfg.cobrha.url.get_or_insert(url::Url::parse("http://127.0.0.1:8091")?);
     cfg.bis_register.url.get_or_insert(url::Url::parse("http://127.0.0.1:8092")?);
     cfg.eidas.node_metadata.get_or_insert(node.metadata_url());
+    // The EU wallet: a PID provider (its status list on 8097) and the test wallet on 8098.
+    let pid_provider =
+        idp_mocks::eudiw::provider::start_on(bind("127.0.0.1:8097").await?, "Mock PID Provider")
+            .await?;
+    tokio::spawn({
+        let (listener, provider) = (bind("127.0.0.1:8098").await?, pid_provider.clone());
+        async move {
+            if let Err(e) = idp_mocks::eudiw::wallet::serve(listener, provider).await {
+                tracing::error!(error = %e, "test wallet stopped");
+            }
+        }
+    });
+    if !cfg.eudiw.enabled {
+        std::fs::create_dir_all("data/eudiw")?;
+        std::fs::write(PID_ANCHORS, pid_provider.trust_anchor_pem())?;
+        cfg.eudiw.enabled = true;
+        cfg.eudiw.trust_anchors = Some(PID_ANCHORS.into());
+        cfg.eudiw.wallet_url.get_or_insert(url::Url::parse(WALLET_URL)?);
+    }
 
     let store = crate::open_store(&cfg).await?;
     let master = crate::master_key(&cfg)?;
@@ -265,6 +286,12 @@ pub async fn run(
          cargo run -q -p idp-mocks --bin demo-software     (token with gp-rsa.pem, then GET {LAB_API_URL}/lab-results)\n    \
          cargo run -q -p idp-mocks --bin demo-software -- --mtls   (certificate-bound token, API at {LAB_API_MTLS_URL})\n    \
          mTLS token endpoint {}/token (tls_client_auth and certificate-bound tokens)\n\n  \
+         EU Digital Identity Wallet (test wallet {WALLET_URL}, PID provider status list http://127.0.0.1:8097):\n    \
+         same device: choose \"EU Digital Identity Wallet\", \"Open my wallet\", pick Sanne de Vries (NL), Share;\n    \
+         at the first login link the Bis number {}; Anna Peeters' Belgian PID (with her INSZ) logs in directly.\n    \
+         cross device: copy the openid4vp:// link under the QR code (or scan it) and run\n    \
+         cargo run -q -p idp-mocks --bin mock-eudi-wallet -- answer --holder nl-sanne '<openid4vp://…>'\n    \
+         (holders: nl-sanne, be-anna, de-erika, nl-revoked: the revoked one gets a page saying so).\n\n  \
          Ctrl-C stops everything.\n",
         broker.cfg.issuer(),
         broker.cfg.issuer(),
@@ -282,6 +309,7 @@ pub async fn run(
         nl.map(|c| c.family_name).unwrap_or_default(),
         idp_mocks::bis_register::DUTCH_PATIENT,
         broker.cfg.mtls.public_url.as_str().trim_end_matches('/'),
+        idp_mocks::bis_register::DUTCH_PATIENT,
     );
 
     shutdown.await;

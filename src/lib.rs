@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod ehealth;
 pub mod eid;
 pub mod eidas;
+pub mod eudiw;
 pub mod fas;
 pub mod http_client;
 pub mod i18n;
@@ -65,6 +66,8 @@ pub enum StartError {
     KeyService(#[from] keys::KeyError),
     #[error(transparent)]
     Eidas(#[from] eidas::EidasError),
+    #[error(transparent)]
+    Eudiw(#[from] eudiw::EudiwError),
     #[error(transparent)]
     Eid(#[from] eid::EidError),
     #[error(transparent)]
@@ -120,6 +123,14 @@ pub fn offered_methods(cfg: &Config) -> Vec<policy::Candidate> {
                 upstream: Some("fas"),
             }),
         );
+    }
+    if cfg.eudiw.enabled {
+        // The PID is issued at high; the deployment may cap it.
+        c.push(policy::Candidate {
+            method: Method::Eudiw,
+            level: cfg.eudiw.max_level,
+            upstream: Some("eudiw"),
+        });
     }
     if cfg.eidas.node_metadata.is_some() {
         // A node vouches for each level up to what it is configured for.
@@ -182,6 +193,16 @@ impl Broker {
         )
         .await?
         .map(Arc::new);
+        let eudiw = eudiw::Eudiw::setup(
+            &cfg,
+            &store,
+            &master,
+            &audit,
+            now,
+            metrics.upstream("eudiw_status_list"),
+        )
+        .await?
+        .map(Arc::new);
         let bis_register = match &cfg.bis_register.url {
             Some(url) => Some(Arc::new(
                 linking::HttpBisRegister::new(
@@ -212,6 +233,7 @@ impl Broker {
             sessions,
             keys,
             eidas,
+            eudiw,
             linking: linking::Linking::new(store.clone(), audit.clone(), bis_register),
             fas,
             eid,

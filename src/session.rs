@@ -18,6 +18,9 @@ pub struct Login {
     pub method: Method,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eidas_person_identifier: Option<String>,
+    /// The member state that issued the wallet's PID (method `eudiw`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eudiw_issuing_country: Option<String>,
 }
 
 impl Login {
@@ -27,6 +30,8 @@ impl Login {
             Some("fas")
         } else if self.method == Method::Eidas {
             Some("eidas")
+        } else if self.method == Method::Eudiw {
+            Some("eudiw")
         } else {
             None
         }
@@ -127,6 +132,9 @@ pub struct EidasLink {
     pub identity: crate::linking::ForeignIdentity,
     pub level: AssuranceLevel,
     pub at: i64,
+    /// Who vouched for the identity: the eIDAS node, or a wallet's PID.
+    #[serde(default)]
+    pub via: crate::linking::LinkVia,
 }
 
 #[derive(Debug, Clone)]

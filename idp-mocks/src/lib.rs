@@ -4,6 +4,7 @@ pub mod demo_app;
 pub mod ehealth_ca;
 pub mod eid_ca;
 pub mod eidas;
+pub mod eudiw;
 pub mod fas;
 pub mod lab_api;
 pub mod registry_mock;

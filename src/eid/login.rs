@@ -122,6 +122,7 @@ impl EidLogins {
             amr: vec!["eid".into()],
             method: Method::Eid,
             eidas_person_identifier: None,
+            eudiw_issuing_country: None,
         }))
     }
 }

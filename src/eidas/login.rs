@@ -214,7 +214,9 @@ impl Eidas {
         let answer: Answer = serde_json::from_str(request.result.as_deref().unwrap_or("null"))
             .map_err(|e| EidasError::Corrupt(format!("stored answer: {e}")))?;
         let link = match answer {
-            Answer::Ok { identity, level } => EidasLink { identity, level, at: now },
+            Answer::Ok { identity, level } => {
+                EidasLink { identity, level, at: now, via: linking::LinkVia::Eidas }
+            }
             Answer::Cancelled => return Ok(Finished::Cancelled),
             Answer::Failed => return Ok(Finished::Failed),
             Answer::LevelTooLow => return Ok(Finished::LevelTooLow),

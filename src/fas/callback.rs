@@ -111,6 +111,7 @@ impl FederalLogin {
             amr: fed.amr,
             method: fed.method,
             eidas_person_identifier: None,
+            eudiw_issuing_country: None,
         }))
     }
 }

@@ -251,5 +251,6 @@ pub(super) fn key_login(step: &KeyStep, method: Method, now: i64) -> Login {
         amr: vec!["pwd".into(), method.as_str().into()],
         method,
         eidas_person_identifier: None,
+        eudiw_issuing_country: None,
     }
 }

@@ -192,6 +192,7 @@ mod tests {
             amr: vec!["pwd".into()],
             method: Method::Totp,
             eidas_person_identifier: None,
+            eudiw_issuing_country: None,
         }
     }
 

@@ -3,8 +3,7 @@
 //! who has none. Five failed tries lock linking for that identity for a day; an invalid number
 //! names the rule it breaks and is not counted.
 
-use super::{matches, BisRegister, EIDAS};
-use crate::assurance::Method;
+use super::{matches, BisRegister, LinkVia};
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::i18n::Tr;
 use crate::identity::Insz;
@@ -41,18 +40,27 @@ pub enum BisRequested {
 
 /// The login of a linked foreign identity.
 pub fn login_of(person_id: &str, link: &EidasLink, now: i64) -> Login {
+    let method = link.via.method();
+    let (eidas_person_identifier, eudiw_issuing_country) = match &link.via {
+        LinkVia::Eidas => (Some(link.identity.person_identifier.clone()), None),
+        LinkVia::Eudiw { issuing_country } => (None, Some(issuing_country.clone())),
+    };
     Login {
         person_id: person_id.to_string(),
         auth_time: now,
         acr: link.level,
-        amr: vec!["eidas".into()],
-        method: Method::Eidas,
-        eidas_person_identifier: Some(link.identity.person_identifier.clone()),
+        amr: vec![method.as_str().into()],
+        method,
+        eidas_person_identifier,
+        eudiw_issuing_country,
     }
 }
 
-fn lock_key(pid: &str) -> String {
-    format!("link:{}", crate::crypto::token_hash(pid))
+fn lock_key(via: &LinkVia, pid: &str) -> String {
+    match via {
+        LinkVia::Eidas => format!("link:{}", crate::crypto::token_hash(pid)),
+        LinkVia::Eudiw { .. } => format!("link:eudiw:{}", crate::crypto::token_hash(pid)),
+    }
 }
 
 pub struct Linking {
@@ -79,7 +87,7 @@ impl Linking {
         now: i64,
     ) -> Result<Linked, StoreError> {
         let pid = &link.identity.person_identifier;
-        if let Some(until) = self.store.locked_until(&lock_key(pid), now).await? {
+        if let Some(until) = self.store.locked_until(&lock_key(&link.via, pid), now).await? {
             return Ok(Linked::Locked { until });
         }
         let bis = match Insz::parse(bis) {
@@ -94,13 +102,13 @@ impl Linking {
                 return Ok(Linked::Unavailable);
             }
         };
-        let event = |outcome| Event::new(Kind::Link, outcome).factor(Method::Eidas);
+        let event = |outcome| Event::new(Kind::Link, outcome).factor(link.via.method());
         let Some(entry) = entry.filter(|e| matches(e, &link.identity) && e.bis == bis.as_str())
         else {
             let c = self
                 .store
                 .record_failure(
-                    &lock_key(pid),
+                    &lock_key(&link.via, pid),
                     now,
                     LINK_WINDOW_S,
                     LINK_MAX_FAILURES,
@@ -125,9 +133,9 @@ impl Linking {
                 p
             }
         };
-        if let Err(e) = self.store.link_identity(EIDAS, pid, &person.id, now).await {
+        if let Err(e) = self.store.link_identity(link.via.provider(), pid, &person.id, now).await {
             // Linked meanwhile (another tab, another replica): one identifier, one INSZ.
-            tracing::warn!(error = %e, "eIDAS identity already linked");
+            tracing::warn!(error = %e, "foreign identity already linked");
             let refused = event(Outcome::Refused)
                 .person(&person.id)
                 .detail(serde_json::json!({ "reason": "already_linked" }));
@@ -176,7 +184,7 @@ impl Linking {
             })
             .await?;
         self.audit
-            .record(Event::new(Kind::BisRequest, Outcome::Ok).factor(Method::Eidas), now)
+            .record(Event::new(Kind::BisRequest, Outcome::Ok).factor(link.via.method()), now)
             .await;
         Ok(BisRequested::Filed { email })
     }

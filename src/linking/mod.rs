@@ -13,6 +13,35 @@ use unicode_normalization::UnicodeNormalization;
 
 /// The provider name of eIDAS identities in the link table (SPEC §2).
 pub const EIDAS: &str = "eidas";
+/// The provider name of wallet PIDs in the link table (SPEC §12).
+pub const EUDIW: &str = "eudiw";
+
+/// Who vouched for a foreign identity waiting to be linked: the same flow serves both.
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LinkVia {
+    #[default]
+    Eidas,
+    /// A wallet's PID, issued by `issuing_country`.
+    Eudiw { issuing_country: String },
+}
+
+impl LinkVia {
+    /// The provider in the identity link table.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Self::Eidas => EIDAS,
+            Self::Eudiw { .. } => EUDIW,
+        }
+    }
+
+    pub fn method(&self) -> crate::assurance::Method {
+        match self {
+            Self::Eidas => crate::assurance::Method::Eidas,
+            Self::Eudiw { .. } => crate::assurance::Method::Eudiw,
+        }
+    }
+}
 
 /// A person as the Bis register knows them.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

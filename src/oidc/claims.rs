@@ -77,6 +77,9 @@ pub struct BrokerClaims {
     /// The broker session (OIDC Back-Channel Logout 1.0 §2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The member state that issued the PID of a wallet login (SPEC §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eudiw_issuing_country: Option<String>,
 }
 impl AdditionalClaims for BrokerClaims {}
 
@@ -129,6 +132,7 @@ impl Provider {
             },
             eidas_person_identifier: details.login.eidas_person_identifier.clone(),
             sid: details.sid.clone(),
+            eudiw_issuing_country: details.login.eudiw_issuing_country.clone(),
         };
         let login = &details.login;
         let claims = IdTokenClaims::new(
@@ -177,6 +181,9 @@ impl Provider {
         }
         if let Some(e) = &details.login.eidas_person_identifier {
             m.insert("eidas_person_identifier".into(), e.clone().into());
+        }
+        if let Some(c) = &details.login.eudiw_issuing_country {
+            m.insert("eudiw_issuing_country".into(), c.clone().into());
         }
         serde_json::Value::Object(m)
     }

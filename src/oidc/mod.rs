@@ -326,6 +326,7 @@ fn metadata(issuer: &str, mtls: Option<&str>) -> Metadata {
             "nihii_type",
             "cnf",
             "act",
+            "eudiw_issuing_country",
         ]
         .iter()
         .map(|c| CoreClaimName::new(c.to_string()))

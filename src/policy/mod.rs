@@ -100,6 +100,11 @@ pub fn every_method(cfg: &crate::config::Config) -> Vec<Candidate> {
             upstream: Some("eidas"),
         }),
     );
+    out.push(Candidate {
+        method: Method::Eudiw,
+        level: cfg.eudiw.max_level,
+        upstream: Some("eudiw"),
+    });
     out.extend(crate::fas::means_levels(&cfg.fas).into_iter().map(|(method, level)| Candidate {
         method,
         level,
@@ -508,11 +513,12 @@ mod tests {
         cfg.eid.ca_bundle = Some("ca-bundle.pem".into());
         cfg.fas.issuer = Some(url::Url::parse("https://fas.example").unwrap());
         cfg.eidas.node_metadata = Some("node.xml".into());
+        cfg.eudiw.enabled = true;
         let offered = crate::offered_methods(&cfg);
         let every = every_method(&cfg);
         assert!(every.iter().all(|c| offered.contains(c)), "{every:?} vs {offered:?}");
         assert!(offered.iter().all(|c| every.contains(c)), "{offered:?} vs {every:?}");
-        for m in [Method::Eid, Method::Webauthn, Method::Eidas, Method::Itsme] {
+        for m in [Method::Eid, Method::Webauthn, Method::Eidas, Method::Eudiw, Method::Itsme] {
             assert!(every.iter().any(|c| c.method == m), "{m}");
         }
     }

@@ -10,6 +10,7 @@ mod audit;
 mod client_api;
 mod clients;
 mod eidas;
+mod eudiw;
 mod factors;
 mod offices;
 mod oidc;
@@ -22,6 +23,7 @@ pub use audit::*;
 pub use client_api::*;
 pub use clients::*;
 pub use eidas::*;
+pub use eudiw::*;
 pub use factors::*;
 pub use offices::*;
 pub use oidc::*;
@@ -238,6 +240,7 @@ impl Store {
              (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $1)",
             "DELETE FROM challenges WHERE expires_at < $1",
             "DELETE FROM saml_requests WHERE expires_at < $1 - 86400",
+            "DELETE FROM eudiw_requests WHERE expires_at < $1 - 86400",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",
         ] {
             n += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();

@@ -226,7 +226,7 @@ pub async fn keys(State(st): State<AppState>, e: Enrolling) -> Result<Response, 
     keys_page(&st, &e, None, StatusCode::OK).await
 }
 
-fn qr_data_uri(text: &str) -> String {
+pub(super) fn qr_data_uri(text: &str) -> String {
     match qrcode::QrCode::new(text.as_bytes()) {
         Ok(code) => {
             let svg = code

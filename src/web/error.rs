@@ -65,6 +65,7 @@ internal_from!(
     crate::store::StoreError,
     crate::policy::PolicyError,
     crate::eidas::EidasError,
+    crate::eudiw::EudiwError,
     crate::keys::KeyError,
     crate::office::OfficeError,
     crate::oidc::authorize::AuthorizeError,

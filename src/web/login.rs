@@ -43,6 +43,9 @@ pub async fn chooser(State(st): State<AppState>, ctx: Ctx) -> Result<Response, W
     if st.eidas.is_some() && can(Method::Eidas) {
         methods.push(link("eidas", "/login/eidas"));
     }
+    if st.eudiw.is_some() && can(Method::Eudiw) {
+        methods.push(link("eudiw", "/login/eudiw"));
+    }
     let page = Chooser {
         c: Chrome::new(tr.clone(), "/login"),
         client: allowed.client,

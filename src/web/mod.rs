@@ -7,6 +7,7 @@ mod apps;
 mod eid;
 mod eidas;
 pub mod error;
+mod eudiw;
 pub mod extract;
 mod fas;
 mod login;
@@ -45,6 +46,7 @@ pub struct Inner {
     pub sessions: Sessions,
     pub keys: KeyService,
     pub eidas: Option<Arc<crate::eidas::Eidas>>,
+    pub eudiw: Option<Arc<crate::eudiw::Eudiw>>,
     pub linking: crate::linking::Linking,
     pub fas: Option<Arc<crate::fas::callback::FederalLogin>>,
     pub eid: Option<Arc<crate::eid::EidState>>,
@@ -119,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .route("/saml/eidas/metadata", get(eidas::metadata))
         .route("/saml/eidas/acs", post(eidas::acs))
         .route("/saml/eidas/continue", get(eidas::continue_login))
+        .route("/login/eudiw", get(eudiw::start))
+        .route("/eudiw/request/{id}", get(eudiw::request_object))
+        .route("/eudiw/response", post(eudiw::response))
+        .route("/eudiw/poll/{id}", get(eudiw::poll))
+        .route("/eudiw/continue", get(eudiw::continue_login))
+        .route("/static/eudiw.js", get(eudiw::script))
         .route("/link", get(eidas::link_form).post(eidas::link_submit))
         .route("/link/request-bis", post(eidas::request_bis))
         .route("/static/autosubmit.js", get(autosubmit_js))

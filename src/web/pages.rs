@@ -225,6 +225,21 @@ pub struct CountryLink {
     pub name: String,
 }
 
+/// The wallet login's waiting page (SPEC §12).
+#[derive(Template)]
+#[template(path = "eudiw_wait.html")]
+pub struct WalletWait {
+    pub c: Chrome,
+    /// `openid4vp://…`: opened by a wallet on this device.
+    pub wallet_uri: String,
+    /// The link to the wallet on this device (`[eudiw] wallet_url`, else `wallet_uri`).
+    pub same_device_uri: String,
+    /// The same URI as a QR code (data URI), for a wallet on another device.
+    pub qr: String,
+    pub poll: String,
+    pub next: String,
+}
+
 #[derive(Template)]
 #[template(path = "countries.html")]
 pub struct Countries {

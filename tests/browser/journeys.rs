@@ -518,3 +518,64 @@ async fn h_account_apps_lists_the_apps_and_revokes_one() {
     })
     .await;
 }
+
+/// (i) EU Digital Identity Wallet: the chooser's wallet method, the waiting page (QR code and
+/// "Open my wallet"), the test wallet on this device sharing Sanne's Dutch PID, first-login
+/// linking with her Bis number, back in the app; then the waiting page in the other languages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i_eu_wallet_same_device_links_the_bis_number_and_the_qr_page_in_four_languages() {
+    use idp_mocks::bis_register;
+    use idp_mocks::eudiw::{provider, wallet};
+    let pid = provider::start("Mock PID Provider").await.unwrap();
+    let wallet_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wallet_url = format!("http://127.0.0.1:{}/", wallet_listener.local_addr().unwrap().port());
+    tokio::spawn(wallet::serve(wallet_listener, pid.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("pid-anchors.pem");
+    std::fs::write(&anchors, pid.trust_anchor_pem()).unwrap();
+    let (bis_url, _) = bis_register::start().await;
+    let s = broker_with(|cfg| {
+        cfg.eudiw.enabled = true;
+        cfg.eudiw.trust_anchors = Some(anchors);
+        cfg.eudiw.wallet_url = Some(url::Url::parse(&wallet_url).unwrap());
+        cfg.bis_register.url = Some(url::Url::parse(&bis_url).unwrap());
+    })
+    .await;
+    let demo = demo_app(&s, &[("portal", "portal", "Portal")]).await;
+    let app = demo.base.clone();
+    with_chrome(1000, "en", |c| async move {
+        c.goto(&format!("{app}/portal/login")).await.unwrap();
+        wait_path(&c, "/login").await;
+        let w = find(&c, "[data-method=eudiw] a").await;
+        press_enter(&c, &w).await;
+        assert_eq!(path(&c).await, "/login/eudiw");
+        page_ok(&c, Some("en"), "EU wallet: waiting page").await;
+        assert!(attr(&c, "img.qr", "src").await.starts_with("data:image/svg+xml;base64,"));
+        let open = find(&c, "a[data-wallet-uri]").await;
+        press_enter(&c, &open).await;
+        // The test wallet's page: Sanne de Vries is the first holder; share.
+        let share = find(&c, "button[value=share]").await;
+        navigate(&c, async { share.click().await.unwrap() }).await;
+        wait_path(&c, "/link").await;
+        page_ok(&c, Some("en"), "EU wallet: first-login linking").await;
+        assert!(text(&c, "[data-eidas-identity]").await.contains("de Vries"));
+        let f = type_in(&c, "#bis", bis_register::DUTCH_PATIENT).await;
+        press_enter(&c, &f).await;
+        wait_path(&c, "/portal/callback").await;
+        assert_eq!(claim(&c, "amr").await, r#"["eudiw"]"#);
+        assert_eq!(claim(&c, "insz").await, bis_register::DUTCH_PATIENT);
+    })
+    .await;
+    for lang in ["nl", "fr", "de"] {
+        let app = demo.base.clone();
+        with_chrome(1000, lang, |c| async move {
+            c.goto(&format!("{app}/portal/login")).await.unwrap();
+            wait_path(&c, "/login").await;
+            let w = find(&c, "[data-method=eudiw] a").await;
+            press_enter(&c, &w).await;
+            assert_eq!(path(&c).await, "/login/eudiw");
+            page_ok(&c, Some(lang), &format!("EU wallet: waiting page ({lang})")).await;
+        })
+        .await;
+    }
+}

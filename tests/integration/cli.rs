@@ -266,7 +266,9 @@ async fn policy_check_lists_every_method_it_allows(backend: Backend) {
             c.env("COZO_SERVER__PUBLIC_URL", "https://login.cozo.example")
                 .env("COZO_EID__CA_BUNDLE", "/etc/cozo/eid-ca.pem")
                 .env("COZO_FAS__ISSUER", "https://fas.example/fas/oauth2")
-                .env("COZO_EIDAS__NODE_METADATA", "/etc/cozo/node.xml");
+                .env("COZO_EIDAS__NODE_METADATA", "/etc/cozo/node.xml")
+                .env("COZO_EUDIW__ENABLED", "true")
+                .env("COZO_EUDIW__TRUST_ANCHORS", "/etc/cozo/pid-providers.pem");
         }
         let out = c.output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -13,6 +13,7 @@ mod dpop;
 mod ehealth;
 mod eid;
 mod eidas;
+mod eudiw;
 mod fas;
 mod flow;
 mod hostile;

@@ -374,7 +374,7 @@ async fn policy_check_cli(backend: Backend) {
     assert_eq!(sms["policy"], "ehealth");
     assert_eq!(
         sms["methods"],
-        serde_json::json!(["eid", "totp", "webauthn", "eidas", "itsme"]),
+        serde_json::json!(["eid", "totp", "webauthn", "eidas", "eudiw", "itsme"]),
         "{sms}"
     );
     // Of those, this configuration (defaults: no eID, FAS or eIDAS) offers the digital keys.
