@@ -181,7 +181,11 @@ pub async fn userinfo(
     let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
     let chain = chain.map(|c| c.0);
     let now = st.clock.now();
-    match st.provider.userinfo_presented(presented, proof, method.as_str(), chain.as_ref(), now).await {
+    match st
+        .provider
+        .userinfo_presented(presented, proof, method.as_str(), chain.as_ref(), now)
+        .await
+    {
         Ok(claims) => no_store(Json(claims).into_response()),
         Err(e) => oidc_error_response(&e),
     }
