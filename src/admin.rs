@@ -319,6 +319,7 @@ pub async fn add_client_trusting(
             policy: spec.policy.clone(),
             created_at: now,
             api,
+            dpop_required: spec.dpop,
         })
         .await
         .map_err(AdminError::exists_or("--id"))?;

@@ -453,6 +453,7 @@ mod tests {
             policy: "portal".into(),
             created_at: 0,
             api: None,
+            dpop_required: false,
         }
     }
 

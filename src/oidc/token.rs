@@ -100,7 +100,7 @@ impl Provider {
             None => None,
         };
         let client = self.authenticate_client(&form.credentials(authorization), now).await?;
-        if jkt.is_none() && self.store.client_app(&client.id).await?.dpop_required {
+        if jkt.is_none() && client.dpop_required {
             return Err(dpop::DpopError::Required.into());
         }
         let bound = self.mtls_binding(&client, form.tls_chain.as_ref());

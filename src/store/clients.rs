@@ -63,6 +63,9 @@ pub struct ClientRow {
     pub created_at: i64,
     /// Grants, certificate, resources, introspection and exchange (SPEC §10), when registered.
     pub api: Option<super::ClientApi>,
+    /// `client add --dpop` (SPEC §11): read with the client so that the token endpoint's
+    /// check costs no statement of its own (clients are cached, `oidc::client_auth`).
+    pub dpop_required: bool,
 }
 
 impl ClientRow {
@@ -83,6 +86,7 @@ impl ClientRow {
             policy: col(r, "policy")?,
             created_at: col(r, "created_at")?,
             api: None,
+            dpop_required: col::<i64>(r, "dpop_required")? != 0,
         })
     }
 }
@@ -97,6 +101,9 @@ pub struct SigningKeyRow {
     pub retired_at: Option<i64>,
 }
 
+/// `client_apps.dpop_required` (migration 0007) beside the client's own columns.
+const DPOP_REQUIRED: &str = "COALESCE((SELECT a.dpop_required FROM client_apps a \
+     WHERE a.client_id = clients.id), 0) AS dpop_required";
 const CLIENT_COLS: &str =
     "id, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, \
                            jwks, jwks_uri, id_token_alg, policy, created_at";
@@ -129,7 +136,7 @@ impl Store {
     }
 
     pub async fn client(&self, id: &str) -> Result<Option<ClientRow>> {
-        let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1");
+        let sql = format!("SELECT {CLIENT_COLS}, {DPOP_REQUIRED} FROM clients WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
         let Some(mut client) = row.as_ref().map(ClientRow::from_row).transpose()? else {
             return Ok(None);
@@ -139,7 +146,7 @@ impl Store {
     }
 
     pub async fn clients(&self) -> Result<Vec<ClientRow>> {
-        let sql = format!("SELECT {CLIENT_COLS} FROM clients ORDER BY id");
+        let sql = format!("SELECT {CLIENT_COLS}, {DPOP_REQUIRED} FROM clients ORDER BY id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         let mut clients = rows.iter().map(ClientRow::from_row).collect::<Result<Vec<_>>>()?;
         for c in &mut clients {
