@@ -3,6 +3,11 @@
 //! whose row is live (not expired, not revoked, its grant not revoked) and, for a client with an
 //! eHealth certificate, whose client's certificate is still valid and not revoked; the answer
 //! then holds every claim of the token.
+//!
+//! DPoP (SPEC §11, RFC 9449 §6.2): a bound token is answered with `token_type: DPoP` and its
+//! `cnf.jkt`, so that the resource server checks the proof it received. When the introspection
+//! request itself carries a `DPoP` proof (for `POST /introspect`, with `ath` of the token), it
+//! must be by the token's key, else the request is refused and nothing is answered.
 
 use super::token::TokenForm;
 use super::{OidcError, Provider};
@@ -12,6 +17,7 @@ impl Provider {
     pub async fn introspect(
         &self,
         authorization: Option<&str>,
+        dpop: Option<&str>,
         form: &TokenForm,
         now: i64,
     ) -> Result<Value, OidcError> {
@@ -38,9 +44,19 @@ impl Provider {
                 return Ok(json!({ "active": false }));
             }
         }
+        let jkt = claims.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str);
+        if let Some(proof) = dpop {
+            let url = self.endpoint("/introspect");
+            let got = super::dpop::check_proof(&self.store, proof, "POST", &url, Some(token), now)
+                .await?;
+            if !jkt.is_some_and(|j| crate::crypto::ct_eq(j.as_bytes(), got.0.as_bytes())) {
+                return Err(super::dpop::DpopError::WrongKey.into());
+            }
+        }
+        let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
         let mut out = claims;
         out.insert("active".into(), true.into());
-        out.insert("token_type".into(), "Bearer".into());
+        out.insert("token_type".into(), token_type.into());
         Ok(Value::Object(out))
     }
 }

@@ -161,7 +161,8 @@ pub async fn introspect(
         Ok(f) => f,
         Err(e) => return oidc_error_response(&e),
     };
-    match st.provider.introspect(authorization(&headers), &form, st.clock.now()).await {
+    let dpop = headers.get("dpop").and_then(|v| v.to_str().ok());
+    match st.provider.introspect(authorization(&headers), dpop, &form, st.clock.now()).await {
         Ok(v) => no_store(Json(v).into_response()),
         Err(e) => oidc_error_response(&e),
     }

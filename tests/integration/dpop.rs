@@ -1,4 +1,4 @@
-//! DPoP (RFC 9449, SPEC §11) at `/token` and `/userinfo`: bound tokens (`token_type: DPoP`),
+//! DPoP (RFC 9449, SPEC §11) at `/token`, `/userinfo` and `/introspect`: bound tokens (`token_type: DPoP`),
 //! bound refresh tokens for public clients, and the hostile cases — a replayed proof, a proof
 //! for another method or URL, a bound token sent as a bearer token, a proof by another key.
 
@@ -11,6 +11,7 @@ both_backends!(
     dpop_binds_the_tokens_of_a_public_client_to_its_key,
     dpop_proofs_are_refused_when_replayed_retargeted_or_stale,
     a_client_registered_with_dpop_must_send_proofs,
+    introspection_tells_a_bound_token_and_checks_a_proof_sent_with_it,
 );
 
 /// A client's DPoP key: ES256 on P-256.
@@ -280,4 +281,75 @@ async fn a_client_registered_with_dpop_must_send_proofs(backend: Backend) {
     // (the client requires DPoP) and binds the new access token.
     let rt = t["refresh_token"].as_str().unwrap();
     assert_eq!(refresh(&s, &c, rt).await.status(), 400);
+}
+
+async fn introspect(
+    s: &TestServer,
+    rs: &TestClient,
+    at: &str,
+    proof: Option<String>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(s.url("/introspect"))
+        .basic_auth(&rs.id, rs.secret.as_deref())
+        .form(&[("token", at)]);
+    if let Some(p) = proof {
+        req = req.header("DPoP", p);
+    }
+    req.send().await.unwrap()
+}
+
+/// RFC 9449 §6.2: a resource server learns from introspection that a token is bound and to
+/// which key; a proof sent with the introspection must be by that key, for `/introspect`,
+/// with `ath`, and is spent once.
+async fn introspection_tells_a_bound_token_and_checks_a_proof_sent_with_it(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = s.add_client_spec(&spa_spec("spa")).await;
+    let mut rs_spec = ClientSpec::new("lab-api", "http://127.0.0.1:9/lab-api/cb", "portal");
+    rs_spec.introspect = true;
+    let rs = s.add_client_spec(&rs_spec).await;
+    let p = s.add_person("85073003328", "anna").await;
+    let key = DpopKey::new();
+    let token_url = s.url("/token");
+    let introspect_url = s.url("/introspect");
+
+    let r =
+        public_exchange(&s, &c, &p, |now| Some(key.proof_at("POST", &token_url, None, now))).await;
+    let t: serde_json::Value = r.json().await.unwrap();
+    let at = t["access_token"].as_str().unwrap().to_string();
+
+    // Without a proof: active, DPoP, and the key's thumbprint for the resource server.
+    let r = introspect(&s, &rs, &at, None).await;
+    assert_eq!(r.status(), 200);
+    let i: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(i["active"], true);
+    assert_eq!(i["token_type"], "DPoP");
+    let jkt = i["cnf"]["jkt"].as_str().expect("cnf.jkt").to_string();
+    assert_eq!(jkt.len(), 43, "a base64url SHA-256 thumbprint");
+
+    // A proof by the token's key for /introspect with ath: accepted once.
+    let proof = key.proof_at("POST", &introspect_url, Some(&at), s.now());
+    assert_eq!(introspect(&s, &rs, &at, Some(proof.clone())).await.status(), 200);
+    let replayed = introspect(&s, &rs, &at, Some(proof)).await;
+    assert_eq!(replayed.status(), 400, "a replayed proof is refused");
+    // Another key, another URL, no ath: refused, and nothing is said about the token.
+    let other = DpopKey::new();
+    for bad in [
+        other.proof_at("POST", &introspect_url, Some(&at), s.now()),
+        key.proof_at("POST", &s.url("/userinfo"), Some(&at), s.now()),
+        key.proof_at("POST", &introspect_url, None, s.now()),
+    ] {
+        let r = introspect(&s, &rs, &at, Some(bad)).await;
+        assert_eq!(r.status(), 400);
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_dpop_proof");
+        assert!(e.get("active").is_none());
+    }
+    // An unbound token is a bearer token there.
+    let r = public_exchange(&s, &c, &p, |_| None).await;
+    let t: serde_json::Value = r.json().await.unwrap();
+    let bearer = t["access_token"].as_str().unwrap();
+    let i: serde_json::Value = introspect(&s, &rs, bearer, None).await.json().await.unwrap();
+    assert_eq!(i["token_type"], "Bearer");
+    assert!(i.get("cnf").is_none());
 }
