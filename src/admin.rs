@@ -337,8 +337,15 @@ pub async fn add_client_trusting(
 }
 
 /// The registered clients (`client list`).
-pub async fn clients(store: &Store) -> Result<Vec<ClientRow>, AdminError> {
-    Ok(store.clients().await?)
+pub async fn clients(
+    store: &Store,
+) -> Result<Vec<(ClientRow, crate::store::ClientApp)>, AdminError> {
+    let mut out = Vec::new();
+    for c in store.clients().await? {
+        let app = store.client_app(&c.id).await?;
+        out.push((c, app));
+    }
+    Ok(out)
 }
 
 /// Removes a client (`client remove`); an unknown id is the operator's mistake.

@@ -131,19 +131,22 @@ async fn list(cfg: &Config, out: Output) -> Result<(), CliError> {
     let clients = admin::clients(&open_store(cfg).await?).await?;
     let list: Vec<_> = clients
         .iter()
-        .map(|c| {
+        .map(|(c, app)| {
             json!({
                 "client_id": c.id, "redirect_uris": c.redirect_uris, "policy": c.policy,
                 "auth_method": c.auth_method.as_str(), "id_token_alg": c.id_token_alg,
                 "grant_types": c.api.as_ref().map(|a| a.grant_types.clone())
                     .unwrap_or_else(|| vec!["authorization_code".into()]),
+                "name": app.name, "backchannel_logout_uri": app.backchannel_logout_uri,
+                "dpop": app.dpop_required,
             })
         })
         .collect();
     out.result(json!({ "clients": list }), || {
-        let rows = clients
-            .iter()
-            .map(|c| format!("{}\t{}\t{}", c.id, c.policy, c.redirect_uris.join(" ")));
+        let rows = clients.iter().map(|(c, app)| {
+            let name = app.name.as_deref().unwrap_or("-");
+            format!("{}\t{name}\t{}\t{}", c.id, c.policy, c.redirect_uris.join(" "))
+        });
         rows.collect::<Vec<_>>().join("\n")
     });
     Ok(())

@@ -188,6 +188,12 @@ async fn scripted_first_login(backend: Backend) {
     let (code, out, _) = run(&["client", "list", "--json"], None);
     assert_eq!(code, Some(0));
     assert!(!out.contains("secret_hash"));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let app2 = v["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == "APP2").cloned();
+    let app2 = app2.expect("APP2 is listed");
+    assert_eq!(app2["name"], "Health portal");
+    assert_eq!(app2["backchannel_logout_uri"], "http://localhost:9/logout");
+    assert_eq!(app2["dpop"], true);
     let (code, _, _) = run(&["key", "revoke", "--insz", "85073003328", "--all"], None);
     assert_eq!(code, Some(0));
     // Offices: an operator, then a registration from the command line.
