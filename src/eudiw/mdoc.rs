@@ -70,7 +70,7 @@ fn field<'a>(map: &'a Cbor, key: &str) -> Option<&'a Cbor> {
     map.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
 }
 
-fn label<'a>(map: &'a Cbor, key: i64) -> Option<&'a Cbor> {
+fn label(map: &Cbor, key: i64) -> Option<&Cbor> {
     map.as_map()?
         .iter()
         .find(|(k, _)| k.as_integer().is_some_and(|i| i128::from(i) == i128::from(key)))
