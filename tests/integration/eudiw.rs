@@ -369,6 +369,37 @@ async fn test_wallet_page_same_device_and_answer_command_cross_device(backend: B
     assert_eq!(polled["status"], "answered");
     let link = b.follow(&w.s.base, b.get(&w.s.url(&next)).await).await;
     assert!(link.url.ends_with("/link"), "{} {}", link.url, link.body);
+    // Same device, the mdoc chosen on the wallet's page.
+    let b = Browser::new();
+    b.get(&authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let page = b.get(&w.s.url("/login/eudiw")).await;
+    let link = {
+        let doc = page.html();
+        let sel = scraper::Selector::parse("a[data-wallet-uri]").unwrap();
+        doc.select(&sel).next().unwrap().value().attr("href").unwrap().to_string()
+    };
+    let at_wallet = b.get(&link).await;
+    assert!(at_wallet.body.contains("mso_mdoc"), "{}", at_wallet.body);
+    let fields = [("holder", "be-anna"), ("format", "mso_mdoc")];
+    let shared = b.submit(wallet_url.trim_end_matches('/'), &at_wallet, "/share", &fields).await;
+    assert_eq!(shared.status, 303, "{}", shared.body);
+    let back = b.follow(&w.s.base, b.get(&shared.location().unwrap()).await).await;
+    assert!(back.location().is_some_and(|l| l.starts_with(&c.redirect_uri)), "{}", back.body);
+    // Cross device, `mock-eudi-wallet answer --format mso_mdoc`.
+    let b = Browser::new();
+    let (uri, next, _) = to_wallet_page(&w, &b, &authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let answered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{wallet_url}answer"))
+        .json(&serde_json::json!({ "holder": "be-anna", "uri": uri, "format": "mso_mdoc" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answered["status"], 200, "{answered}");
+    let back = b.follow(&w.s.base, b.get(&w.s.url(&next)).await).await;
+    assert!(back.location().is_some_and(|l| l.starts_with(&c.redirect_uri)), "{}", back.body);
 }
 
 fn mdoc() -> Tweaks {
