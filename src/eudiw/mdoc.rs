@@ -391,4 +391,41 @@ mod tests {
         assert_eq!(handover.as_array().unwrap()[1].as_bytes(), Some(&sha256(&info).to_vec()));
         assert!(t.as_array().unwrap()[0].is_null());
     }
+
+    /// `alg` counts only when protected: the same signature with `alg` moved to the
+    /// unprotected header is refused, as is a signature over other bytes.
+    #[test]
+    fn cose_sign1_needs_a_protected_es256_alg() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &kp.serialize_der())
+            .unwrap();
+        let point = key.public_key().as_ref().to_vec();
+        let alg = || vec![(Cbor::Integer(1.into()), Cbor::Integer((-7).into()))];
+        let sign = |protected: &[u8]| {
+            let input = sig_structure(protected, b"mso").unwrap();
+            key.sign(&SystemRandom::new(), &input).unwrap().as_ref().to_vec()
+        };
+        let protected = encode(&Cbor::Map(alg())).unwrap();
+        let good = Cbor::Tag(
+            18,
+            Box::new(Cbor::Array(vec![
+                Cbor::Bytes(protected.clone()),
+                Cbor::Map(Vec::new()),
+                Cbor::Bytes(b"mso".to_vec()),
+                Cbor::Bytes(sign(&protected)),
+            ])),
+        );
+        let parsed = CoseSign1::parse(&good).unwrap();
+        assert_eq!(parsed.verify_es256(b"mso", &point), Ok(()));
+        assert_eq!(parsed.verify_es256(b"other", &point), Err(()));
+        let unprotected = Cbor::Array(vec![
+            Cbor::Bytes(Vec::new()),
+            Cbor::Map(alg()),
+            Cbor::Bytes(b"mso".to_vec()),
+            Cbor::Bytes(sign(&[])),
+        ]);
+        assert_eq!(CoseSign1::parse(&unprotected).unwrap().verify_es256(b"mso", &point), Err(()));
+    }
 }
