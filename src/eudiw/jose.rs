@@ -117,6 +117,15 @@ pub fn p256_jwk(point: &[u8]) -> Value {
     json!({ "kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y) })
 }
 
+/// RFC 7638 SHA-256 thumbprint of the P-256 public JWK of `point` (the members `crv`, `kty`,
+/// `x`, `y` in that order, no whitespace).
+pub fn jwk_thumbprint(point: &[u8]) -> Vec<u8> {
+    let jwk = p256_jwk(point);
+    let m = |k: &str| jwk.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let canon = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, m("x"), m("y"));
+    sha256(canon.as_bytes()).to_vec()
+}
+
 /// An ephemeral ECDH P-256 key: the private scalar (to keep, encrypted) and its public point.
 pub fn ephemeral_key() -> Result<(Vec<u8>, Vec<u8>), JoseError> {
     use aws_lc_rs::encoding::AsBigEndian;

@@ -5,6 +5,7 @@
 //! [`Eudiw::finish`] (the browser at `/eudiw/continue`: only the session that started may use
 //! the answer; a linked or Belgian PID logs in, another goes to first-login linking).
 
+use super::mdoc;
 use super::sdjwt::{self, Pid, Refusal};
 use super::{jose, Answer, Eudiw, EudiwError, REQUEST_KEY_PURPOSE, REQUEST_TTL_S};
 use crate::assurance::{AssuranceLevel, Method};
@@ -128,10 +129,11 @@ pub fn link_key(pid: &Pid) -> String {
     }
 }
 
-/// The DCQL query (OpenID4VP 1.0 §6): the PID as SD-JWT VC, with or without the administrative
-/// number.
+/// The DCQL query (OpenID4VP 1.0 §6): the PID as SD-JWT VC (`pid`) or, as the alternative
+/// credential set, as mdoc (`pid_mdoc`); each with or without the administrative number.
 fn dcql_query() -> Value {
     let claim = |id: &str| json!({ "id": id, "path": [id] });
+    let mdoc_claim = |id: &str| json!({ "id": id, "path": [mdoc::PID_NAMESPACE, id] });
     json!({
         "credentials": [{
             "id": "pid",
@@ -150,7 +152,25 @@ fn dcql_query() -> Value {
                  "personal_administrative_number"],
                 ["family_name", "given_name", "birth_date", "nationalities", "issuing_country"],
             ],
+        }, {
+            "id": "pid_mdoc",
+            "format": "mso_mdoc",
+            "meta": { "doctype_value": mdoc::PID_DOCTYPE },
+            "claims": [
+                mdoc_claim("family_name"),
+                mdoc_claim("given_name"),
+                mdoc_claim("birth_date"),
+                mdoc_claim("issuing_country"),
+                mdoc_claim("nationality"),
+                mdoc_claim("personal_administrative_number"),
+            ],
+            "claim_sets": [
+                ["family_name", "given_name", "birth_date", "issuing_country", "nationality",
+                 "personal_administrative_number"],
+                ["family_name", "given_name", "birth_date", "issuing_country", "nationality"],
+            ],
         }],
+        "credential_sets": [{ "options": [["pid"], ["pid_mdoc"]] }],
     })
 }
 
@@ -287,7 +307,8 @@ impl Eudiw {
         let answer = if body.get("error").is_some() {
             Answer::Cancelled
         } else {
-            match self.verify(&body, &row, now).await? {
+            let thumbprint = jose::jwk_thumbprint(&jose::ephemeral_public(&scalar)?);
+            match self.verify(&body, &row, &thumbprint, now).await? {
                 Ok(pid) => Answer::Ok { pid, level: AssuranceLevel::High.min(self.max_level) },
                 Err(reason) => {
                     tracing::info!(reason = reason.code(), "wallet presentation refused");
@@ -319,19 +340,42 @@ impl Eudiw {
         &self,
         body: &Value,
         row: &EudiwRequestRow,
+        enc_thumbprint: &[u8],
         now: i64,
     ) -> Result<Result<Pid, Refusal>, EudiwError> {
-        let token = match body.get("vp_token").and_then(|v| v.get("pid")) {
-            Some(Value::String(s)) => s.as_str(),
-            Some(Value::Array(a)) if a.len() == 1 => a[0].as_str().unwrap_or_default(),
-            _ => return Ok(Err(Refusal::ClaimMissing)),
+        let entry = |id: &str| match body.get("vp_token").and_then(|v| v.get(id)) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Array(a)) if a.len() == 1 => a[0].as_str(),
+            _ => None,
         };
-        let expect = sdjwt::Expect { client_id: &self.client_id, nonce: &row.nonce, now };
-        let verified = match sdjwt::verify(token, &self.anchors, &expect) {
+        let checked = match (entry("pid"), entry("pid_mdoc")) {
+            (Some(token), None) => {
+                let expect = sdjwt::Expect { client_id: &self.client_id, nonce: &row.nonce, now };
+                sdjwt::verify(token, &self.anchors, &expect).map(|v| (token, v))
+            }
+            (None, Some(token)) => {
+                let response_uri = format!("{}/eudiw/response", self.base);
+                let expect = mdoc::Expect {
+                    client_id: &self.client_id,
+                    nonce: &row.nonce,
+                    response_uri: &response_uri,
+                    jwk_thumbprint: Some(enc_thumbprint),
+                    now,
+                };
+                mdoc::verify(token, &self.anchors, &expect).map(|v| (token, v))
+            }
+            _ => Err(Refusal::ClaimMissing),
+        };
+        let (token, verified) = match checked {
             Ok(v) => v,
             Err(r) => return Ok(Err(r)),
         };
-        if let Err(r) = self.status.check(&verified.status, &self.anchors, now).await {
+        // SPEC §12: an unknown status refuses, for an mdoc without a status list as for an
+        // SD-JWT VC without one.
+        let Some(at) = &verified.status else {
+            return Ok(Err(Refusal::StatusUnknown));
+        };
+        if let Err(r) = self.status.check(at, &self.anchors, now).await {
             return Ok(Err(r));
         }
         // Accepted once on every replica: remembered until the credential itself expires.

@@ -1,11 +1,12 @@
 //! EU Digital Identity Wallet login (SPEC §12): the broker as OpenID4VP 1.0 verifier under the
 //! HAIP profile. A signed request object (JAR, client id prefix `x509_san_dns`) asks with DCQL
-//! for the PID as an SD-JWT VC; the wallet answers `direct_post.jwt`, encrypted to a key made
+//! for the PID as an SD-JWT VC or, as the alternative, an ISO 18013-5 mdoc ([`mdoc`]); the wallet answers `direct_post.jwt`, encrypted to a key made
 //! for that one request; the PID is checked ([`sdjwt`], [`status`]) and then linked to an INSZ
 //! through the same first-login flow as eIDAS (`crate::linking`). No HTML here.
 
 pub mod jose;
 pub mod login;
+pub mod mdoc;
 pub mod sdjwt;
 pub mod status;
 

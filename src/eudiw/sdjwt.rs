@@ -91,7 +91,8 @@ pub struct StatusRef {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub pid: Pid,
-    pub status: StatusRef,
+    /// Required in an SD-JWT VC PID; an mdoc's MSO may carry none.
+    pub status: Option<StatusRef>,
     pub exp: i64,
 }
 
@@ -201,7 +202,7 @@ pub fn verify(
         issuing_country,
         personal_administrative_number: text("personal_administrative_number"),
     };
-    Ok(Verified { pid, status, exp })
+    Ok(Verified { pid, status: Some(status), exp })
 }
 
 /// The claims with every disclosure put in its place. Each disclosure's digest must be in an

@@ -1,6 +1,6 @@
 //! EU Digital Identity Wallet login (SPEC §12) with the mock PID provider and test wallet:
 //! first-login linking of a Dutch PID, a Belgian PID with its INSZ, and the hostile cases, each
-//! refused with nothing stored.
+//! refused with nothing stored; the same with the PID as mdoc (ISO 18013-5).
 
 use crate::both_backends;
 use crate::common::*;
@@ -16,6 +16,8 @@ both_backends!(
     unbound_answers_are_refused_and_store_nothing,
     the_answer_belongs_to_the_browser_that_asked,
     test_wallet_page_same_device_and_answer_command_cross_device,
+    mdoc_pids_link_a_bis_number_or_log_in_with_the_insz,
+    hostile_mdoc_presentations_are_refused_and_store_nothing,
 );
 
 struct Wallets {
@@ -367,4 +369,168 @@ async fn test_wallet_page_same_device_and_answer_command_cross_device(backend: B
     assert_eq!(polled["status"], "answered");
     let link = b.follow(&w.s.base, b.get(&w.s.url(&next)).await).await;
     assert!(link.url.ends_with("/link"), "{} {}", link.url, link.body);
+    // Same device, the mdoc chosen on the wallet's page.
+    let b = Browser::new();
+    b.get(&authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let page = b.get(&w.s.url("/login/eudiw")).await;
+    let link = {
+        let doc = page.html();
+        let sel = scraper::Selector::parse("a[data-wallet-uri]").unwrap();
+        doc.select(&sel).next().unwrap().value().attr("href").unwrap().to_string()
+    };
+    let at_wallet = b.get(&link).await;
+    assert!(at_wallet.body.contains("mso_mdoc"), "{}", at_wallet.body);
+    let fields = [("holder", "be-anna"), ("format", "mso_mdoc")];
+    let shared = b.submit(wallet_url.trim_end_matches('/'), &at_wallet, "/share", &fields).await;
+    assert_eq!(shared.status, 303, "{}", shared.body);
+    let back = b.follow(&w.s.base, b.get(&shared.location().unwrap()).await).await;
+    assert!(back.location().is_some_and(|l| l.starts_with(&c.redirect_uri)), "{}", back.body);
+    // Cross device, `mock-eudi-wallet answer --format mso_mdoc`.
+    let b = Browser::new();
+    let (uri, next, _) = to_wallet_page(&w, &b, &authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let answered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{wallet_url}answer"))
+        .json(&serde_json::json!({ "holder": "be-anna", "uri": uri, "format": "mso_mdoc" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answered["status"], 200, "{answered}");
+    let back = b.follow(&w.s.base, b.get(&w.s.url(&next)).await).await;
+    assert!(back.location().is_some_and(|l| l.starts_with(&c.redirect_uri)), "{}", back.body);
+}
+
+fn mdoc() -> Tweaks {
+    Tweaks { mso_mdoc: true, ..Default::default() }
+}
+
+/// The alternative credential set: a Dutch mdoc PID goes through first-login linking, then logs
+/// in directly; a Belgian one logs in with its INSZ.
+async fn mdoc_pids_link_a_bis_number_or_log_in_with_the_insz(backend: Backend) {
+    let w = start(backend).await;
+    let c = w.s.add_client("portal", "portal").await;
+    let sanne = wallet(&w.provider, &provider::NL_SANNE, w.s.now());
+    let b = Browser::new();
+    let pk = pkce();
+    let (uri, next, _) = to_wallet_page(&w, &b, &authorize_url(&w.s, &c, &pk, &[])).await;
+    let req = sanne.fetch_request(&uri).await.unwrap();
+    let dcql = &req.claims["dcql_query"];
+    assert_eq!(dcql["credentials"][1]["format"], "mso_mdoc");
+    assert_eq!(dcql["credentials"][1]["meta"]["doctype_value"], "eu.europa.ec.eudi.pid.1");
+    assert_eq!(dcql["credential_sets"][0]["options"], serde_json::json!([["pid"], ["pid_mdoc"]]));
+    let a = sanne.respond(&req, &mdoc(), w.s.now()).await.unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    let redirect = a.body["redirect_uri"].as_str().unwrap().to_string();
+    assert!(redirect.ends_with(&next), "{redirect} vs {next}");
+    let link = b.follow(&w.s.base, b.get(&redirect).await).await;
+    assert!(link.url.ends_with("/link"), "{} {}", link.url, link.body);
+    assert!(link.body.contains("de Vries"));
+    let done = b.submit(&w.s.base, &link, "/link", &[("bis", bis_register::DUTCH_PATIENT)]).await;
+    let loc = done.location().unwrap_or_else(|| panic!("{} {}", done.status, done.body));
+    let t: serde_json::Value =
+        exchange(&w.s, &c, &query(&loc)["code"], &pk.verifier).await.json().await.unwrap();
+    let claims = jwt_claims(t["id_token"].as_str().unwrap());
+    assert_eq!(claims["insz"], bis_register::DUTCH_PATIENT);
+    assert_eq!(claims["eudiw_issuing_country"], "NL");
+    // The same person's SD-JWT VC and mdoc have the same link key: no second linking.
+    let b2 = Browser::new();
+    let (uri2, _, _) = to_wallet_page(&w, &b2, &authorize_url(&w.s, &c, &pkce(), &[])).await;
+    let a2 = sanne.answer(&uri2, &Tweaks::default(), w.s.now()).await.unwrap();
+    assert_eq!(a2.status, 200, "{}", a2.body);
+    let back = b2.follow(&w.s.base, b2.get(a2.body["redirect_uri"].as_str().unwrap()).await).await;
+    let loc2 = back.location().unwrap_or_else(|| panic!("{} {}", back.status, back.body));
+    assert!(loc2.starts_with(&c.redirect_uri), "{loc2}");
+    // A Belgian mdoc PID carries the INSZ.
+    let anna = wallet(&w.provider, &provider::BE_ANNA, w.s.now());
+    let b3 = Browser::new();
+    let pk3 = pkce();
+    let (uri3, _, _) = to_wallet_page(&w, &b3, &authorize_url(&w.s, &c, &pk3, &[])).await;
+    let a3 = anna.answer(&uri3, &mdoc(), w.s.now()).await.unwrap();
+    assert_eq!(a3.status, 200, "{}", a3.body);
+    let back = b3.follow(&w.s.base, b3.get(a3.body["redirect_uri"].as_str().unwrap()).await).await;
+    let loc3 = back.location().unwrap_or_else(|| panic!("{} {}", back.status, back.body));
+    let t: serde_json::Value =
+        exchange(&w.s, &c, &query(&loc3)["code"], &pk3.verifier).await.json().await.unwrap();
+    let claims = jwt_claims(t["id_token"].as_str().unwrap());
+    assert_eq!(claims["insz"], "85073003328");
+    assert_eq!(claims["amr"], serde_json::json!(["eudiw"]));
+}
+
+async fn hostile_mdoc_presentations_are_refused_and_store_nothing(backend: Backend) {
+    let w = start(backend).await;
+    let c = w.s.add_client("portal", "portal").await;
+    let now = w.s.now();
+    let stranger = provider::start("Other PID Provider").await.unwrap();
+    let look_alike = provider::start("Mock PID Provider").await.unwrap();
+    let sanne = wallet(&w.provider, &provider::NL_SANNE, now);
+    let expired = TestWallet::new(
+        &w.provider,
+        &provider::NL_SANNE,
+        now - 400 * 86_400,
+        &IssueOptions { exp_in: Some(365 * 86_400), ..Default::default() },
+    )
+    .unwrap();
+    let untrusted = wallet(&stranger, &provider::NL_SANNE, now);
+    let lookalike = wallet(&look_alike, &provider::NL_SANNE, now);
+    let revoked = wallet(&w.provider, &provider::NL_REVOKED, now);
+    let no_status = TestWallet::new(
+        &w.provider,
+        &provider::NL_SANNE,
+        now,
+        &IssueOptions { no_status: true, ..Default::default() },
+    )
+    .unwrap();
+    let m = |t: Tweaks| Tweaks { mso_mdoc: true, ..t };
+    let cases: Vec<(&str, &TestWallet, Tweaks, &str)> = vec![
+        (
+            "tampered item (digest mismatch)",
+            &sanne,
+            m(Tweaks { tamper_disclosure: true, ..Default::default() }),
+            "undisclosed_digest",
+        ),
+        (
+            "device signature over another nonce",
+            &sanne,
+            m(Tweaks { nonce: Some("another-nonce".into()), ..Default::default() }),
+            "key_binding",
+        ),
+        (
+            "device signature for another verifier",
+            &sanne,
+            m(Tweaks { aud: Some("x509_san_dns:evil.example".into()), ..Default::default() }),
+            "key_binding",
+        ),
+        (
+            "device signature by another key",
+            &sanne,
+            m(Tweaks { key_binding_by_other_key: true, ..Default::default() }),
+            "key_binding",
+        ),
+        (
+            "birth date withheld",
+            &sanne,
+            m(Tweaks { withhold: vec!["birth_date"], ..Default::default() }),
+            "claim_missing",
+        ),
+        ("untrusted issuer", &untrusted, mdoc(), "untrusted_issuer"),
+        ("look-alike issuer", &lookalike, mdoc(), "untrusted_issuer"),
+        ("expired MSO", &expired, mdoc(), "expired"),
+        ("revoked PID", &revoked, mdoc(), "revoked"),
+        ("MSO without a status list", &no_status, mdoc(), "status_unknown"),
+        ("SD-JWT VC without a status list", &no_status, Tweaks::default(), "status_unknown"),
+    ];
+    let before = footprint(&w.s).await;
+    for (name, wallet, tweaks, code) in cases {
+        let b = Browser::new();
+        let (uri, next, _) = to_wallet_page(&w, &b, &authorize_url(&w.s, &c, &pkce(), &[])).await;
+        let a = wallet.answer(&uri, &tweaks, w.s.now()).await.unwrap();
+        assert_eq!(a.status, 400, "{name} accepted: {}", a.body);
+        assert_eq!(a.body["error_description"], code, "{name}: {}", a.body);
+        let page = b.get(&w.s.url(&next)).await;
+        assert_eq!(page.status, 400, "{name}: {}", page.body);
+        assert_eq!(page.data_error().as_deref(), Some(code), "{name}");
+        assert_eq!(footprint(&w.s).await, before, "{name} stored something");
+    }
 }

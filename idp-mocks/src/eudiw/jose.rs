@@ -40,6 +40,18 @@ impl EcKey {
         jwk(&self.point)
     }
 
+    /// An ES256 signature (r‖s) over `data`.
+    pub fn sign_raw(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let key = signature::EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &self.pkcs8,
+        )
+        .map_err(|e| anyhow::anyhow!("key: {e}"))?;
+        let sig =
+            key.sign(&SystemRandom::new(), data).map_err(|_| anyhow::anyhow!("signing failed"))?;
+        Ok(sig.as_ref().to_vec())
+    }
+
     /// `header` gets `alg: ES256`.
     pub fn sign(&self, mut header: Value, payload: &Value) -> anyhow::Result<String> {
         let key = signature::EcdsaKeyPair::from_pkcs8(

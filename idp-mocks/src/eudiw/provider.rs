@@ -190,6 +190,80 @@ impl PidProvider {
         Ok(format!("{jwt}~{}~", disclosures.join("~")))
     }
 
+    /// The same PID as ISO 18013-5 mdoc (doctype and namespace `eu.europa.ec.eudi.pid.1`): the
+    /// IssuerSigned structure, its MSO bound to `device_point` and signed with `x5chain`.
+    pub fn issue_mdoc(
+        &self,
+        who: &PidHolder,
+        device_point: &[u8],
+        now: i64,
+        opts: &IssueOptions,
+    ) -> anyhow::Result<ciborium::Value> {
+        use super::mdoc::{cose_key, encode, map, tag24, tdate, text, PID_DOCTYPE};
+        use ciborium::Value as Cbor;
+        use sha2::{Digest, Sha256};
+        let mut elements = vec![
+            ("family_name", text(who.family_name)),
+            ("given_name", text(who.given_name)),
+            ("birth_date", Cbor::Tag(1004, Box::new(text(who.birth_date)))),
+            ("issuing_country", text(who.issuing_country)),
+            ("nationality", Cbor::Array(who.nationalities.iter().map(|n| text(n)).collect())),
+        ];
+        if let Some(n) = who.personal_administrative_number {
+            elements.push(("personal_administrative_number", text(n)));
+        }
+        let mut items = Vec::new();
+        let mut digests = Vec::new();
+        for (i, (name, value)) in elements.into_iter().enumerate() {
+            let item = tag24(&map(vec![
+                ("digestID", Cbor::Integer(i.into())),
+                ("random", Cbor::Bytes(rand::random::<[u8; 16]>().to_vec())),
+                ("elementIdentifier", text(name)),
+                ("elementValue", value),
+            ]))?;
+            digests.push((
+                Cbor::Integer(i.into()),
+                Cbor::Bytes(Sha256::digest(encode(&item)?).to_vec()),
+            ));
+            items.push(item);
+        }
+        let until = now + opts.exp_in.unwrap_or(365 * 86_400);
+        let mut mso = vec![
+            ("version", text("1.0")),
+            ("digestAlgorithm", text("SHA-256")),
+            ("valueDigests", map(vec![(PID_DOCTYPE, Cbor::Map(digests))])),
+            ("deviceKeyInfo", map(vec![("deviceKey", cose_key(device_point))])),
+            ("docType", text(PID_DOCTYPE)),
+            (
+                "validityInfo",
+                map(vec![
+                    ("signed", tdate(now.min(until) - 60)),
+                    ("validFrom", tdate(now.min(until) - 60)),
+                    ("validUntil", tdate(until)),
+                ]),
+            ),
+        ];
+        if !opts.no_status {
+            mso.push((
+                "status",
+                map(vec![(
+                    "status_list",
+                    map(vec![
+                        ("idx", Cbor::Integer(who.status_idx.into())),
+                        ("uri", text(&self.status_uri)),
+                    ]),
+                )]),
+            ));
+        }
+        let payload = encode(&tag24(&map(mso))?)?;
+        let x5chain = (Cbor::Integer(33.into()), Cbor::Bytes(self.issuer_cert_der.clone()));
+        let issuer_auth = super::mdoc::sign1(&self.issuer_key, &payload, true, vec![x5chain])?;
+        Ok(map(vec![
+            ("nameSpaces", map(vec![(PID_DOCTYPE, Cbor::Array(items))])),
+            ("issuerAuth", issuer_auth),
+        ]))
+    }
+
     /// The status list token: 1 bit per PID, [`REVOKED_IDX`] set.
     pub fn status_list_jwt(&self, now: i64) -> anyhow::Result<String> {
         let mut bytes = vec![0u8; 16];

@@ -30,6 +30,8 @@ pub struct Tweaks {
     pub encrypt_to: Option<Value>,
     /// Says no (`error=access_denied`).
     pub decline: bool,
+    /// Answers with the mdoc PID (`pid_mdoc`) instead of the SD-JWT VC.
+    pub mso_mdoc: bool,
 }
 
 /// What the wallet read from the request object.
@@ -54,6 +56,8 @@ pub struct Answer {
 pub struct TestWallet {
     pub holder: EcKey,
     pub credential: String,
+    /// The same PID as mdoc (IssuerSigned), bound to the same holder key.
+    pub mdoc: ciborium::Value,
     http: reqwest::Client,
 }
 
@@ -72,7 +76,8 @@ impl TestWallet {
     ) -> anyhow::Result<Self> {
         let holder = EcKey::generate()?;
         let credential = provider.issue(who, &holder.jwk(), now, opts)?;
-        Ok(Self { holder, credential, http: reqwest::Client::new() })
+        let mdoc = provider.issue_mdoc(who, &holder.point, now, opts)?;
+        Ok(Self { holder, credential, mdoc, http: reqwest::Client::new() })
     }
 
     /// Fetches and checks the request object named by `wallet_uri`.
@@ -147,13 +152,49 @@ impl TestWallet {
         Ok(format!("{body}{kb}"))
     }
 
+    /// The mdoc presentation (base64url DeviceResponse) for `req`: the tweaks that have an mdoc
+    /// meaning apply (withheld items, a tampered family name, another nonce or client id, the
+    /// device signature by another key).
+    pub fn mdoc_presentation(&self, req: &Request, t: &Tweaks) -> anyhow::Result<String> {
+        use super::mdoc;
+        let transcript = mdoc::session_transcript(
+            t.aud.as_deref().unwrap_or(&req.client_id),
+            t.nonce.as_deref().unwrap_or(&req.nonce),
+            Some(&mdoc::jwk_thumbprint(&req.enc_jwk)),
+            &req.response_uri,
+        )?;
+        let other;
+        let key = if t.key_binding_by_other_key {
+            other = EcKey::generate()?;
+            &other
+        } else {
+            &self.holder
+        };
+        let response = mdoc::device_response(
+            &self.mdoc,
+            key,
+            transcript,
+            |name| !t.withhold.contains(&name),
+            |name, _| {
+                (t.tamper_disclosure && name == "family_name")
+                    .then(|| ciborium::Value::Text("Jansen".into()))
+            },
+        )?;
+        Ok(b64(&mdoc::encode(&response)?))
+    }
+
     /// Posts the answer to `req` (the form `direct_post.jwt` asks for, unless tweaked).
     pub async fn respond(&self, req: &Request, t: &Tweaks, now: i64) -> anyhow::Result<Answer> {
         let state = t.state.clone().unwrap_or_else(|| req.state.clone());
         let payload = if t.decline {
             json!({ "error": "access_denied", "state": state })
         } else {
-            json!({ "vp_token": { "pid": [self.presentation(req, t, now)?] }, "state": state })
+            let vp_token = if t.mso_mdoc {
+                json!({ "pid_mdoc": [self.mdoc_presentation(req, t)?] })
+            } else {
+                json!({ "pid": [self.presentation(req, t, now)?] })
+            };
+            json!({ "vp_token": vp_token, "state": state })
         };
         let form: Vec<(String, String)> = if t.unencrypted {
             vec![("vp_token".into(), payload["vp_token"].to_string()), ("state".into(), state)]
@@ -192,7 +233,7 @@ fn esc(s: &str) -> String {
 
 /// The test wallet on `listener`: `GET /?client_id=…&request_uri=…` (what `openid4vp://`
 /// carries) asks whose PID to share; `POST /share` shares it and sends the browser on as the
-/// verifier says; `POST /answer` (JSON `{"holder","uri"}`) is what `mock-eudi-wallet answer`
+/// verifier says; `POST /answer` (JSON `{"holder","uri"}`, `"format": "mso_mdoc"` for the mdoc) is what `mock-eudi-wallet answer`
 /// calls for a QR code's URI.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -228,7 +269,7 @@ pub async fn serve(
                 h.birth_date
             ));
         }
-        body.push_str("</fieldset><p><button name=\"decision\" value=\"share\">Share</button> <button name=\"decision\" value=\"decline\">Decline</button></p></form>");
+        body.push_str("</fieldset><fieldset><legend>Which credential?</legend><p><label><input type=\"radio\" name=\"format\" value=\"dc+sd-jwt\" checked> PID as SD-JWT VC</label></p><p><label><input type=\"radio\" name=\"format\" value=\"mso_mdoc\"> PID as mdoc (ISO 18013-5)</label></p></fieldset><p><button name=\"decision\" value=\"share\">Share</button> <button name=\"decision\" value=\"decline\">Decline</button></p></form>");
         page("Test EU wallet", &body).into_response()
     }
     type Wallets = Arc<HashMap<&'static str, Arc<TestWallet>>>;
@@ -252,6 +293,7 @@ pub async fn serve(
         );
         let t = Tweaks {
             decline: f.get("decision").is_some_and(|d| d == "decline"),
+            mso_mdoc: f.get("format").is_some_and(|d| d == "mso_mdoc"),
             ..Default::default()
         };
         match wallet.answer(&uri, &t, now()).await {
@@ -273,8 +315,8 @@ pub async fn serve(
         let Some(wallet) = w.get(holder) else {
             return (axum::http::StatusCode::BAD_REQUEST, "unknown holder").into_response();
         };
-        match wallet.answer(j["uri"].as_str().unwrap_or_default(), &Tweaks::default(), now()).await
-        {
+        let t = Tweaks { mso_mdoc: j["format"] == "mso_mdoc", ..Default::default() };
+        match wallet.answer(j["uri"].as_str().unwrap_or_default(), &t, now()).await {
             Ok(a) => Json(json!({ "status": a.status, "verifier": a.body })).into_response(),
             Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
         }
