@@ -17,6 +17,16 @@
 //!   an unknown one, one request at a time, in pairs whose order alternates (not in the default
 //!   phases: it records failures, so run.sh runs it last, on a broker whose per-address
 //!   slow-down is off, else that slow-down would dominate the figures).
+//! - `cc_pkjwt`, `cc_pkjwt_rsa` (issue #19, SPEC §10): `client_credentials` grants/s of a
+//!   software client authenticated by `private_key_jwt` (ES256 with the test PKI's `gp-ec`
+//!   certificate, RS256 with `gp-rsa`); every request signs a fresh assertion with a new `jti`
+//!   (the generator's cost, reported apart);
+//! - `cc_mtls`: the same grant with `tls_client_auth` on the mTLS listener (`--mtls-url`), one
+//!   TLS client with the certificate, keep-alive connections (the handshakes fall in the warm-up);
+//! - `introspect`: `/introspect` calls/s by a resource server (`--introspect-client`, secret),
+//!   over access tokens obtained first (untimed) with `cc_pkjwt`'s client.
+//!   The software phases need `--ehealth-dir` (the test PKI, written by
+//!   `--write-ehealth-ca DIR`, which does only that and exits: idp-mocks' `EhealthPki`).
 //!
 //! Each timed phase counts the requests that start and end inside the last `--duration` seconds
 //! after `--warmup`; the CPU of the server (`--server-pid`) and of this process is read from
@@ -71,6 +81,15 @@ struct Opts {
     quiet_wait: f64,
     db_comm: Option<String>,
     wrong_pairs: usize,
+    /// The test eHealth PKI (`ehealth-test-ca` files) for the software phases.
+    ehealth_dir: Option<PathBuf>,
+    pkjwt_client: String,
+    pkjwt_rsa_client: String,
+    mtls_url: Option<String>,
+    mtls_client: String,
+    introspect_client: String,
+    introspect_secret: Option<String>,
+    introspect_tokens: usize,
 }
 
 const USAGE: &str = "\
@@ -79,12 +98,18 @@ usage: cargo bench --bench load -- --url URL --client-id ID --client-secret SECR
   [--latency-concurrency 100] [--duration 10] [--warmup 2] [--codes 1000] [--code-batch 100]
   [--phases refresh,latency,jwks,discovery,login,code] [--server-pid PID] [--fresh-accounts]
   [--max-wall 180] [--retries 2] [--quiet-wait 120] [--db-comm postgres] [--wrong-pairs 40]
+  [--ehealth-dir DIR] [--pkjwt-client bench-pkjwt] [--pkjwt-rsa-client bench-pkjwt-rsa]
+  [--mtls-url https://127.0.0.1:PORT] [--mtls-client bench-mtls] [--introspect-client bench-rs]
+  [--introspect-secret SECRET] [--introspect-tokens 500]
+  cargo bench --bench load -- --write-ehealth-ca DIR   (writes the test eHealth PKI, then exits)
 Each option can also come from the environment: COZO_BENCH_URL, COZO_BENCH_CLIENT_ID,
 COZO_BENCH_CLIENT_SECRET, COZO_BENCH_ACCOUNTS, COZO_BENCH_SERVER_PID, ... (upper case, _ for -).
 --fresh-accounts: no account was used in the current TOTP step (else the first step is skipped).
 Before each phase it waits (up to --quiet-wait s) until other processes use < 0.25 cores, and
 measures a phase again (up to --retries times) when they used more inside its window.
---db-comm NAME: processes of that name (the database server) count as the broker's CPU.";
+--db-comm NAME: processes of that name (the database server) count as the broker's CPU.
+Phases cc_pkjwt, cc_pkjwt_rsa, cc_mtls, introspect (issue #19): --ehealth-dir with gp-ec.* and
+gp-rsa.* of the test PKI; the clients registered with those certificates (see benches/run.sh).";
 
 impl Opts {
     fn parse() -> Res<Option<Self>> {
@@ -125,6 +150,12 @@ impl Opts {
                 None => Ok(d),
             }
         };
+        if let Some(dir) = get("write-ehealth-ca") {
+            let pki = idp_mocks::ehealth_ca::EhealthPki::generate().map_err(|e| e.to_string())?;
+            let files = pki.write_files(std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
+            eprintln!("load: wrote the test eHealth PKI ({} files) to {dir}", files.len());
+            return Ok(None);
+        }
         let Some(url) = get("url") else {
             eprintln!(
                 "load: no --url / COZO_BENCH_URL: nothing to measure (benches/run.sh starts a \
@@ -162,6 +193,20 @@ impl Opts {
             quiet_wait: num("quiet-wait", 120.0)?,
             db_comm: get("db-comm"),
             wrong_pairs: num("wrong-pairs", 40.0)? as usize,
+            ehealth_dir: get("ehealth-dir").map(PathBuf::from),
+            pkjwt_client: get("pkjwt-client").unwrap_or_else(|| "bench-pkjwt".into()),
+            pkjwt_rsa_client: get("pkjwt-rsa-client").unwrap_or_else(|| "bench-pkjwt-rsa".into()),
+            mtls_url: match get("mtls-url") {
+                Some(u) => {
+                    check_loopback(&u)?;
+                    Some(u.trim_end_matches('/').to_string())
+                }
+                None => None,
+            },
+            mtls_client: get("mtls-client").unwrap_or_else(|| "bench-mtls".into()),
+            introspect_client: get("introspect-client").unwrap_or_else(|| "bench-rs".into()),
+            introspect_secret: get("introspect-secret"),
+            introspect_tokens: num("introspect-tokens", 500.0)? as usize,
         }))
     }
 }
@@ -720,6 +765,21 @@ impl Figure {
         )
     }
 
+    /// The broker's CPU (server, and its database with `--db-comm`) per successful request.
+    fn cpu_per_op(&self) -> String {
+        let n = self.tally.ok.max(1) as f64;
+        let Some(server) = self.cpu.server else { return "broker CPU per request: ?".into() };
+        match (self.cpu.db, DB_COMM.get()) {
+            (Some(db), Some(name)) => format!(
+                "broker CPU {:.2} ms per request (server {:.2} + {name} {:.2})",
+                1e3 * (server + db) / n,
+                1e3 * server / n,
+                1e3 * db / n
+            ),
+            _ => format!("broker CPU {:.2} ms per request", 1e3 * server / n),
+        }
+    }
+
     fn errors_note(&self) -> Option<String> {
         (!self.tally.samples.is_empty()).then(|| format!("    errors: {:?}", self.tally.samples))
     }
@@ -972,6 +1032,328 @@ impl Bench {
             cpu.add(cpu_since(mark, o.server_pid));
         }
         (Figure { tally: all, seconds, cpu }, login_errs, login_s)
+    }
+}
+
+// ------------------------------------------------------------------------------------ software (#19)
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+enum AssertionKey {
+    Ec(aws_lc_rs::signature::EcdsaKeyPair),
+    Rsa(aws_lc_rs::signature::RsaKeyPair),
+}
+
+/// A software client holding its eHealth certificate's key: signs `private_key_jwt` assertions
+/// as a software package does (RFC 7523; header `x5t#S256` of the registered certificate).
+struct Software {
+    client_id: String,
+    alg: &'static str,
+    /// base64url of the JOSE header: the same for every assertion.
+    header: String,
+    key: AssertionKey,
+    aud: String,
+    rng: aws_lc_rs::rand::SystemRandom,
+}
+
+/// The DER of the first PEM block of `pem`.
+fn pem_der(pem: &str, what: &str) -> Res<Vec<u8>> {
+    let mut inside = false;
+    let mut b64 = String::new();
+    for l in pem.lines().map(str::trim) {
+        if l.starts_with("-----BEGIN") {
+            inside = true;
+        } else if l.starts_with("-----END") {
+            break;
+        } else if inside {
+            b64.push_str(l);
+        }
+    }
+    STANDARD.decode(b64).map_err(|e| format!("{what}: {e}"))
+}
+
+impl Software {
+    /// The client `client_id` with the test PKI's certificate `cert` (`<cert>.pem`, `.key`).
+    fn load(dir: &std::path::Path, cert: &str, client_id: &str, aud: String) -> Res<Self> {
+        use aws_lc_rs::signature::{EcdsaKeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let read = |f: String| {
+            let p = dir.join(f);
+            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let cert_der = pem_der(&read(format!("{cert}.pem"))?, cert)?;
+        let key_der = pem_der(&read(format!("{cert}.key"))?, cert)?;
+        let (alg, key) = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key_der)
+        {
+            Ok(k) => ("ES256", AssertionKey::Ec(k)),
+            Err(_) => (
+                "RS256",
+                AssertionKey::Rsa(
+                    RsaKeyPair::from_pkcs8(&key_der).map_err(|e| format!("{cert}.key: {e}"))?,
+                ),
+            ),
+        };
+        let header = serde_json::json!({
+            "alg": alg, "typ": "JWT", "x5t#S256": crypto::b64url(&crypto::sha256(&cert_der)),
+        });
+        Ok(Self {
+            client_id: client_id.into(),
+            alg,
+            header: crypto::b64url(header.to_string().as_bytes()),
+            key,
+            aud,
+            rng: aws_lc_rs::rand::SystemRandom::new(),
+        })
+    }
+
+    /// A fresh assertion: a new `jti` (the broker accepts each once), `exp` in 2 minutes.
+    fn assertion(&self) -> Res<String> {
+        let now = unix_now();
+        let claims = serde_json::json!({
+            "iss": self.client_id, "sub": self.client_id, "aud": self.aud,
+            "iat": now, "exp": now + 120, "jti": crypto::random_token(16),
+        });
+        let input = format!("{}.{}", self.header, crypto::b64url(claims.to_string().as_bytes()));
+        let sig = match &self.key {
+            AssertionKey::Ec(k) => k
+                .sign(&self.rng, input.as_bytes())
+                .map_err(|_| "ES256 signing failed".to_string())?
+                .as_ref()
+                .to_vec(),
+            AssertionKey::Rsa(k) => {
+                let mut sig = vec![0; k.public_modulus_len()];
+                k.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &self.rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| "RS256 signing failed".to_string())?;
+                sig
+            }
+        };
+        Ok(format!("{input}.{}", crypto::b64url(&sig)))
+    }
+}
+
+/// Time spent signing assertions in this generator (the client's cost of `private_key_jwt`).
+#[derive(Default)]
+struct SignClock {
+    ns: std::sync::atomic::AtomicU64,
+    n: std::sync::atomic::AtomicU64,
+}
+
+impl SignClock {
+    fn add(&self, d: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.ns.fetch_add(d.as_nanos() as u64, Relaxed);
+        self.n.fetch_add(1, Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = self.n.load(Relaxed);
+        let ms = self.ns.load(Relaxed) as f64 / 1e6 / n.max(1) as f64;
+        format!("generator signing {ms:.3} ms per assertion (mean over {n}, incl. warm-up)")
+    }
+}
+
+/// A form POST answered 200 with JSON.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+    form: &[(&str, &str)],
+) -> Res<serde_json::Value> {
+    let mut rb = http
+        .post(url)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(serde_urlencoded::to_string(form).map_err(|e| e.to_string())?);
+    if let Some(a) = authorization {
+        rb = rb.header(AUTHORIZATION, a);
+    }
+    let resp = rb.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    if status != StatusCode::OK {
+        return Err(format!("{url}: HTTP {status} {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+fn access_token_of(v: &serde_json::Value) -> Res<String> {
+    v.get("access_token")
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| "/token: no access_token".to_string())
+}
+
+impl Bench {
+    fn ehealth_dir(&self) -> Res<&PathBuf> {
+        self.o.ehealth_dir.as_ref().ok_or_else(|| {
+            "--ehealth-dir (the test eHealth PKI) is required for cc_pkjwt, cc_pkjwt_rsa, cc_mtls \
+             and introspect"
+                .to_string()
+        })
+    }
+
+    fn software(&self, cert: &str, client_id: &str) -> Res<Software> {
+        Software::load(self.ehealth_dir()?, cert, client_id, format!("{}/token", self.o.url))
+    }
+
+    /// `client_credentials` with a freshly signed `private_key_jwt` assertion; the access token.
+    async fn cc_pkjwt(&self, sw: &Software, clock: Option<&SignClock>) -> Res<String> {
+        let s = Instant::now();
+        let assertion = sw.assertion()?;
+        if let Some(c) = clock {
+            c.add(s.elapsed());
+        }
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", sw.client_id.as_str()),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ];
+        access_token_of(
+            &post_json(&self.http, &format!("{}/token", self.o.url), None, &form).await?,
+        )
+    }
+
+    /// One HTTPS client presenting the certificate `cert` (the listener's own certificate is
+    /// generated by the broker: not checked, loopback only); connections are kept alive.
+    fn mtls_http(&self, cert: &str) -> Res<reqwest::Client> {
+        let dir = self.ehealth_dir()?;
+        let read = |f: String| {
+            let p = dir.join(f);
+            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let pem = format!("{}\n{}", read(format!("{cert}.pem"))?, read(format!("{cert}.key"))?);
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(true)
+            .identity(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?)
+            .pool_max_idle_per_host(512)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The software phases (issue #19): the figure and its line.
+    async fn software_phase(self: &Arc<Self>, phase: &str) -> Res<(Figure, String)> {
+        let o = &self.o;
+        let c = o.concurrency;
+        match phase {
+            "cc_pkjwt" | "cc_pkjwt_rsa" => {
+                let (cert, id) = if phase == "cc_pkjwt" {
+                    ("gp-ec", &o.pkjwt_client)
+                } else {
+                    ("gp-rsa", &o.pkjwt_rsa_client)
+                };
+                let sw = Arc::new(self.software(cert, id)?);
+                let clock = Arc::new(SignClock::default());
+                let (bb, sw2, clock2) = (self.clone(), sw.clone(), clock.clone());
+                let op: Op = Arc::new(move || {
+                    let (b, sw, clock) = (bb.clone(), sw2.clone(), clock2.clone());
+                    async move { b.cc_pkjwt(&sw, Some(&*clock)).await.map(|_| true) }.boxed()
+                });
+                let mut fig = timed(c, o.warmup, o.duration, o.server_pid, op).await;
+                let line = fig.line();
+                let line = format!(
+                    "client_credentials grants, private_key_jwt {} ({cert} certificate, client \
+                     {id}, a fresh assertion and jti per request, its signing inside the \
+                     latency): {line}; {}; {c} workers; {}",
+                    sw.alg,
+                    fig.cpu_per_op(),
+                    clock.describe()
+                );
+                Ok((fig, line))
+            }
+            "cc_mtls" => {
+                let url = o.mtls_url.as_ref().ok_or("--mtls-url is required for cc_mtls")?;
+                let url = format!("{url}/token");
+                let http = self.mtls_http("gp-ec")?;
+                let id = o.mtls_client.clone();
+                let op: Op = Arc::new(move || {
+                    let (http, url, id) = (http.clone(), url.clone(), id.clone());
+                    async move {
+                        let form =
+                            [("grant_type", "client_credentials"), ("client_id", id.as_str())];
+                        let v = post_json(&http, &url, None, &form).await?;
+                        access_token_of(&v).map(|_| true)
+                    }
+                    .boxed()
+                });
+                let mut fig = timed(c, o.warmup, o.duration, o.server_pid, op).await;
+                let line = fig.line();
+                let line = format!(
+                    "client_credentials grants, tls_client_auth over mTLS (gp-ec certificate, \
+                     client {}, one TLS client, keep-alive: the handshakes fall in the warm-up; \
+                     tokens bound by cnf.x5t#S256): {line}; {}; {c} workers",
+                    o.mtls_client,
+                    fig.cpu_per_op()
+                );
+                Ok((fig, line))
+            }
+            "introspect" => {
+                let secret = o
+                    .introspect_secret
+                    .as_ref()
+                    .ok_or("--introspect-secret is required for introspect")?;
+                let basic = format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{secret}", o.introspect_client))
+                );
+                // The tokens first (untimed): software tokens of the ES256 private_key_jwt client.
+                let sw = Arc::new(self.software("gp-ec", &o.pkjwt_client)?);
+                let t = Instant::now();
+                let got: Vec<Res<String>> = futures::stream::iter(0..o.introspect_tokens.max(1))
+                    .map(|_| {
+                        let (b, sw) = (self.clone(), sw.clone());
+                        async move { b.cc_pkjwt(&sw, None).await }
+                    })
+                    .buffer_unordered(c.max(1))
+                    .collect()
+                    .await;
+                let tokens: Vec<String> = got.into_iter().collect::<Res<_>>()?;
+                eprintln!(
+                    "[load] introspect: {} access tokens in {:.1} s",
+                    tokens.len(),
+                    t.elapsed().as_secs_f64()
+                );
+                let n = tokens.len();
+                let tokens = Arc::new(tokens);
+                let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let url = format!("{}/introspect", o.url);
+                let bb = self.clone();
+                let op: Op = Arc::new(move || {
+                    let (b, tokens, next, url, basic) =
+                        (bb.clone(), tokens.clone(), next.clone(), url.clone(), basic.clone());
+                    async move {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let token = &tokens[i % tokens.len()];
+                        let v =
+                            post_json(&b.http, &url, Some(&basic), &[("token", token.as_str())])
+                                .await?;
+                        if v.get("active") != Some(&serde_json::Value::Bool(true)) {
+                            return Err(format!("/introspect: not active: {v}"));
+                        }
+                        Ok(true)
+                    }
+                    .boxed()
+                });
+                let mut fig = timed(c, o.warmup, o.duration, o.server_pid, op).await;
+                let line = fig.line();
+                let line = format!(
+                    "POST /introspect (resource server {}, client_secret_basic, {n} software \
+                     tokens in turn, each answered active): {line}; {}; {c} workers",
+                    o.introspect_client,
+                    fig.cpu_per_op()
+                );
+                Ok((fig, line))
+            }
+            other => Err(format!("unknown phase {other}")),
+        }
     }
 }
 
@@ -1257,6 +1639,11 @@ impl Bench {
                 let seconds = cpu.seconds;
                 known.merge(unknown);
                 Figure { tally: known, seconds, cpu }
+            }
+            "cc_pkjwt" | "cc_pkjwt_rsa" | "cc_mtls" | "introspect" => {
+                let (fig, line) = self.software_phase(phase).await?;
+                out.push(line);
+                fig
             }
             other => return Err(format!("unknown phase {other}")),
         };

@@ -12,7 +12,13 @@
 #     against cozo-broker, with the settings the peer gets (PEER=1);
 #   - the Rust load generator (benches/load.rs): refresh, /token latency at 100 concurrent, jwks,
 #     discovery, logins, code exchanges, each against its target, and the time of a wrong
-#     password for a known against an unknown username (issue #15).
+#     password for a known against an unknown username (issue #15);
+#   - software packages (issue #19, SPEC §10): the test eHealth PKI of idp-mocks is written into
+#     the work dir (the load generator's --write-ehealth-ca) and configured ([ehealth] ca_bundle,
+#     crl; the mTLS listener on a free port); the CLI registers a private_key_jwt client with the
+#     EC P-256 certificate gp-ec, one with the RSA-2048 gp-rsa, a tls_client_auth client with
+#     gp-ec and a resource server (--introspect); load.rs measures client_credentials grants/s
+#     with each (cc_pkjwt, cc_pkjwt_rsa, cc_mtls) and /introspect calls/s (introspect).
 # With PEER=1 the peer OP (oidc-provider, ../shared/peers/run-oidc-provider.sh 1 0) runs first in
 # the same run, and a table compares it with cozo-broker (ratio cozo/peer).
 # Only 127.0.0.1 traffic; every phase is bounded (DURATION + WARMUP s, a timeout per generator).
@@ -23,6 +29,9 @@
 #   BACKENDS="sqlite postgres" PG_URL=postgres://postgres@127.0.0.1:5432/test PEER=1
 #   PEERS_SRC=../shared/peers PEERS_WORK=/tmp/cozo-bench-peers (a copy: the source is read-only)
 #   EIDAS=1 (0: skip benches/eidas.rs, for a short run of the token figures)
+#   PHASES=refresh,latency,jwks,discovery,argon2,login,code,cc_pkjwt,cc_pkjwt_rsa,cc_mtls,introspect,wrongpw
+#     (load.rs phases, in order; wrongpw last: it fails accounts). ACCOUNTS=0 creates none (only
+#     for phases without logins, e.g. PHASES=cc_pkjwt,cc_pkjwt_rsa,cc_mtls,introspect PEER=0).
 #   BUSY_WAIT=900 (seconds to wait for other cargo/rustc jobs before measuring anyway)
 #   QUIET=0.25 (cores others may use when a measurement starts) DISTURBED=0.25 RETRIES=2 (a run
 #   in which other processes used more than DISTURBED cores is measured again, up to RETRIES times)
@@ -38,6 +47,7 @@ BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_URL=${PG_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}
 PEER=${PEER:-1}
 EIDAS=${EIDAS:-1}
+PHASES=${PHASES:-refresh,latency,jwks,discovery,argon2,login,code,cc_pkjwt,cc_pkjwt_rsa,cc_mtls,introspect,wrongpw}
 PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/peers}
 PEERS_WORK=${PEERS_WORK:-/tmp/cozo-bench-peers}
 BUSY_WAIT=${BUSY_WAIT:-900}; QUIET=${QUIET:-0.25}; DISTURBED=${DISTURBED:-0.25}; RETRIES=${RETRIES:-2}
@@ -141,8 +151,13 @@ BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/rel
   echo
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
   echo "- cozo-broker: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src migrations templates Cargo.lock 2>/dev/null || echo ' + uncommitted changes'), release build"
-  echo "- settings: ACCOUNTS=$ACCOUNTS DURATION=$DURATION WARMUP=$WARMUP CONC=$CONC CHAINS=$CHAINS LAT_CONC=$LAT_CONC CODES=$CODES CODE_BATCH=$CODE_BATCH TOKENS=$TOKENS JS_CODE_BATCH=$JS_CODE_BATCH"
+  echo "- settings: ACCOUNTS=$ACCOUNTS DURATION=$DURATION WARMUP=$WARMUP CONC=$CONC CHAINS=$CHAINS LAT_CONC=$LAT_CONC CODES=$CODES CODE_BATCH=$CODE_BATCH TOKENS=$TOKENS JS_CODE_BATCH=$JS_CODE_BATCH PHASES=$PHASES"
 } | tee -a "$SUMMARY"
+
+# The test eHealth PKI (idp-mocks' EhealthPki, as its ehealth-test-ca binary writes it): the CAs
+# the broker trusts for software clients, their CRLs, and the certificates gp-ec / gp-rsa.
+EH=$WORK/ehealth
+"$LOAD_BIN" --write-ehealth-ca "$EH"
 
 # ------------------------------------------------------------------------------ the peer's tools
 NODE=""
@@ -211,8 +226,17 @@ for backend in $BACKENDS; do
   # The same address fails every wrong password of load.rs's wrongpw phase: without this its
   # growing slow-down (250 ms a failure past 10) would be measured instead of the password check.
   export COZO_LOGIN__ADDRESS_SLOWDOWN_AFTER=1000000 COZO_LOGIN__ADDRESS_MAX_FAILURES=1000000
+  # Software packages (SPEC §10): eHealth trust and the mTLS listener on a free port.
+  MTLS_PORT=$(free_port)
+  export COZO_EHEALTH__CA_BUNDLE=$EH/ca-bundle.pem COZO_EHEALTH__CRL=$EH/crl.pem \
+    COZO_MTLS__LISTEN=127.0.0.1:$MTLS_PORT COZO_MTLS__PUBLIC_URL=https://127.0.0.1:$MTLS_PORT
   "$BIN" migrate 2>/dev/null
   SECRET=$("$BIN" client add --id bench --redirect-uri "$REDIRECT_URI" --policy portal --json | jq -r .client_secret)
+  SW=(--grant client_credentials --policy portal --json)
+  "$BIN" client add --id bench-pkjwt --certificate "$EH/gp-ec.pem" --auth-method private_key_jwt "${SW[@]}" >/dev/null
+  "$BIN" client add --id bench-pkjwt-rsa --certificate "$EH/gp-rsa.pem" --auth-method private_key_jwt "${SW[@]}" >/dev/null
+  "$BIN" client add --id bench-mtls --certificate "$EH/gp-ec.pem" --auth-method tls_client_auth "${SW[@]}" >/dev/null
+  RS_SECRET=$("$BIN" client add --id bench-rs --redirect-uri "$REDIRECT_URI" --introspect --json | jq -r .client_secret)
 
   # Accounts through the CLI, two at a time (each process hashes one password with argon2id).
   cat > "$DIR/mkacct.sh" <<EOF
@@ -223,20 +247,24 @@ secret=\$(COZO_PASSWORD='$BENCH_PASSWORD' "$BIN" key add-totp --insz "\$1" --use
 printf 'bench%s\t%s\t%s\n' "\$2" '$BENCH_PASSWORD' "\$secret" > "$DIR/acc/\$2"
 EOF
   chmod +x "$DIR/mkacct.sh"
-  t0=$(date +%s.%N)
-  for i in $(seq 0 $((ACCOUNTS - 1))); do echo "$(valid_insz "$i") $((i + 1))"; done \
-    | xargs -P2 -n2 "$DIR/mkacct.sh"
-  t1=$(date +%s.%N)
-  ACC=$OUT/accounts-$backend.tsv
-  cat "$DIR"/acc/* > "$ACC"
-  n=$(wc -l < "$ACC")
-  say "- $n accounts (person add + key add-totp, xargs -P2) in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+  ACC_ARGS=()
+  if [ "$ACCOUNTS" -gt 0 ]; then
+    t0=$(date +%s.%N)
+    for i in $(seq 0 $((ACCOUNTS - 1))); do echo "$(valid_insz "$i") $((i + 1))"; done \
+      | xargs -P2 -n2 "$DIR/mkacct.sh"
+    t1=$(date +%s.%N)
+    ACC=$OUT/accounts-$backend.tsv
+    cat "$DIR"/acc/* > "$ACC"
+    n=$(wc -l < "$ACC")
+    ACC_ARGS=(--accounts "$ACC")
+    say "- $n accounts (person add + key add-totp, xargs -P2) in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+  fi
 
   "$BIN" serve > "$OUT/server-$backend.log" 2>&1 &
   SRV_PID=$!
   for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$OUT/server-$backend.log" >&2; exit 1; }
-  say "- server: $BIN serve on 127.0.0.1:$PORT (pid $SRV_PID), database $DB_URL"
+  say "- server: $BIN serve on 127.0.0.1:$PORT, mTLS on 127.0.0.1:$MTLS_PORT (pid $SRV_PID), database $DB_URL"
 
   if [ "$PEER" = 1 ]; then
     say ""
@@ -281,10 +309,11 @@ EOF
   say "### benches/load.rs against cozo-broker ($backend)"
   quiet "load.rs on $backend" # load.rs itself also waits for quiet moments and measures again
   CMD=("$LOAD_BIN" --url "http://127.0.0.1:$PORT" --client-id bench --client-secret "$SECRET"
-    --accounts "$ACC" --server-pid "$SRV_PID" --concurrency "$CONC" --chains "$CHAINS"
+    "${ACC_ARGS[@]}" --server-pid "$SRV_PID" --concurrency "$CONC" --chains "$CHAINS"
     --latency-concurrency "$LAT_CONC" --duration "$DURATION" --warmup "$WARMUP" --codes "$CODES"
     --code-batch "$CODE_BATCH" --retries "$RETRIES" --quiet-wait "$BUSY_WAIT"
-    --phases refresh,latency,jwks,discovery,argon2,login,code,wrongpw) # wrongpw last: it fails accounts
+    --ehealth-dir "$EH" --mtls-url "https://127.0.0.1:$MTLS_PORT" --introspect-secret "$RS_SECRET"
+    --phases "$PHASES")
   [ "$PEER" = 1 ] || CMD+=(--fresh-accounts) # else loadgen.mjs may just have used them
   [ "$backend" = postgres ] && CMD+=(--db-comm postgres) # its CPU is the broker's work
   say "\$ ${CMD[*]}   # = cargo bench --bench load -- ..."
@@ -297,7 +326,8 @@ EOF
   if [ "$backend" = postgres ]; then
     psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; PG_DB=""
   fi
-  unset COZO_SERVER__RATE_LIMIT_PER_S COZO_SERVER__LISTEN COZO_SERVER__PUBLIC_URL COZO_DATABASE__URL COZO_SECRETS__MASTER_KEY_FILE COZO_LOG
+  unset COZO_SERVER__RATE_LIMIT_PER_S COZO_SERVER__LISTEN COZO_SERVER__PUBLIC_URL COZO_DATABASE__URL COZO_SECRETS__MASTER_KEY_FILE COZO_LOG \
+    COZO_EHEALTH__CA_BUNDLE COZO_EHEALTH__CRL COZO_MTLS__LISTEN COZO_MTLS__PUBLIC_URL
 
   # Complete eIDAS logins (mock node and generator in a child process: broker CPU per login),
   # for both kinds of node; idle RSS and RSS with 100,000 live sessions with the first.
