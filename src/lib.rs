@@ -227,7 +227,8 @@ impl Broker {
             office::Offices::new(store.clone(), cfg.server.public_url.clone(), audit.clone());
         let state = web::AppState(Arc::new(web::Inner {
             cfg: cfg.clone(),
-            store: store.clone(),
+            exposition: metrics::Exposition::new(metrics.clone(), store.clone()),
+            mailbox: outbox::Mailbox::new(store.clone()),
             clock: clock.clone(),
             provider,
             sessions,
@@ -400,6 +401,7 @@ const PURGE_PERIOD_S: i64 = 300;
 /// the period in the database does it).
 fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
     let state = broker.state.clone();
+    let store = broker.store.clone();
     let master = broker.master.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
@@ -411,12 +413,12 @@ fn spawn_background(broker: &Broker, mut stop: watch::Receiver<bool>) {
             let now = state.clock.now();
             state.rate_limits.forget_idle();
             let p = &state.provider;
-            if let Err(e) = p.keys.reload(&state.store, &master, now, p.key_retention_s()).await {
+            if let Err(e) = p.keys.reload(&store, &master, now, p.key_retention_s()).await {
                 tracing::error!(error = %e, "reloading signing keys failed");
             }
-            match state.store.claim_period("purge", now, PURGE_PERIOD_S).await {
+            match store.claim_period("purge", now, PURGE_PERIOD_S).await {
                 Ok(true) => {
-                    let result = state.store.purge_expired(now).await;
+                    let result = store.purge_expired(now).await;
                     state.metrics.job("purge", result.is_ok());
                     match result {
                         Ok(rows) => tracing::info!(rows, "expired rows purged"),

@@ -220,6 +220,23 @@ impl Metrics {
     }
 }
 
+/// `/metrics`: the registry and the database its gauges are read from.
+#[derive(Clone)]
+pub struct Exposition {
+    metrics: Arc<Metrics>,
+    store: Store,
+}
+
+impl Exposition {
+    pub fn new(metrics: Arc<Metrics>, store: Store) -> Self {
+        Self { metrics, store }
+    }
+
+    pub async fn text(&self) -> Result<String, MetricsError> {
+        self.metrics.render(&self.store).await
+    }
+}
+
 /// Times the calls to one outside service; `Upstream::default()` times nothing (tools, tests).
 #[derive(Clone, Default)]
 pub struct Upstream(Option<(Arc<Metrics>, &'static str)>);

@@ -187,9 +187,21 @@ impl Outbox {
     }
 }
 
-/// What the demo mailbox page shows: the newest messages of the outbox (no gateway configured).
-pub async fn demo_mailbox(store: &Store) -> Result<Vec<OutboxMessage>, crate::store::StoreError> {
-    store.outbox(100).await
+/// The demo mailbox (no gateway configured): what the outbox holds, for `/demo/mailbox`.
+#[derive(Clone)]
+pub struct Mailbox {
+    store: Store,
+}
+
+impl Mailbox {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// The newest messages of the outbox.
+    pub async fn messages(&self) -> Result<Vec<OutboxMessage>, crate::store::StoreError> {
+        self.store.outbox(100).await
+    }
 }
 
 #[cfg(test)]

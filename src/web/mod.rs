@@ -22,7 +22,6 @@ use crate::i18n::{self};
 use crate::keys::KeyService;
 use crate::oidc::Provider;
 use crate::session::Sessions;
-use crate::store::Store;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -40,7 +39,9 @@ pub struct AppState(pub Arc<Inner>);
 
 pub struct Inner {
     pub cfg: Arc<Config>,
-    pub store: Store,
+    /// `/metrics` and the demo mailbox: use cases of their own modules.
+    pub exposition: crate::metrics::Exposition,
+    pub mailbox: crate::outbox::Mailbox,
     pub clock: Clock,
     pub provider: Arc<Provider>,
     pub sessions: Sessions,
@@ -333,7 +334,7 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     }
-    match st.metrics.render(&st.provider.store).await {
+    match st.exposition.text().await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
             .into_response(),
         Err(e) => WebError::internal(e).into_response(),
@@ -352,7 +353,7 @@ async fn mailbox(State(st): State<AppState>, ctx: Ctx) -> Result<Response, WebEr
     if !st.cfg.demo_mailbox() {
         return Ok(StatusCode::NOT_FOUND.into_response());
     }
-    let messages = crate::outbox::demo_mailbox(&st.store).await?;
+    let messages = st.mailbox.messages().await?;
     let page = pages::Mailbox {
         c: pages::Chrome::new(ctx.tr.clone(), "/demo/mailbox"),
         messages: messages
