@@ -238,6 +238,11 @@ pub struct OidcConfig {
     pub par_ttl_s: i64,
     /// Idle life of a browser session.
     pub session_ttl_s: i64,
+    /// The JWKS key that signs access tokens (RFC 9068): `RS256` (default: every resource server
+    /// must verify it, RFC 9068 §4), or `ES256` / `EdDSA` when every API behind the broker
+    /// verifies those — an ECDSA signature costs a tenth of an RSA-2048 one, and every grant
+    /// signs an ID token and an access token (BENCHMARKS.md, #18).
+    pub access_token_alg: crate::oidc::signing::SigningAlg,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -403,6 +408,7 @@ impl Default for OidcConfig {
             pending_ttl_s: 1800,
             par_ttl_s: 60,
             session_ttl_s: 8 * 3600,
+            access_token_alg: crate::oidc::signing::SigningAlg::Rs256,
         }
     }
 }

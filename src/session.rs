@@ -144,7 +144,15 @@ pub struct Session {
     pub csrf: String,
     pub data: SessionData,
     pub expires_at: i64,
+    /// The data as the database holds it (JSON): a save that would write the same data again
+    /// and only move the idle expiry by less than [`EXPIRY_SLACK_S`] writes nothing.
+    stored: String,
 }
+
+/// How far a save may leave the idle expiry behind instead of writing an unchanged session
+/// (issue #17: most steps of a login read the session and change nothing). The idle life of a
+/// session is therefore between `session_ttl_s - EXPIRY_SLACK_S` and `session_ttl_s`.
+pub const EXPIRY_SLACK_S: i64 = 60;
 
 impl Session {
     pub fn id_hash(&self) -> String {
@@ -177,21 +185,29 @@ impl Sessions {
         };
         // A row that does not parse is treated as no session, not as an error page.
         let data = serde_json::from_str(&row.data).unwrap_or_default();
-        Ok(Some(Session { id: id.to_string(), csrf: row.csrf, data, expires_at: row.expires_at }))
+        Ok(Some(Session {
+            id: id.to_string(),
+            csrf: row.csrf,
+            data,
+            expires_at: row.expires_at,
+            stored: row.data,
+        }))
     }
 
     pub async fn create(&self, data: SessionData, now: i64) -> Result<Session, StoreError> {
+        let stored = serde_json::to_string(&data).unwrap_or_default();
         let s = Session {
             id: crypto::random_token(32),
             csrf: crypto::random_token(32),
             data,
             expires_at: now + self.ttl_s,
+            stored,
         };
         self.store
             .insert_session(&SessionRow {
                 id_hash: s.id_hash(),
                 csrf: s.csrf.clone(),
-                data: serde_json::to_string(&s.data).unwrap_or_default(),
+                data: s.stored.clone(),
                 person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
                 created_at: now,
                 expires_at: s.expires_at,
@@ -200,17 +216,25 @@ impl Sessions {
         Ok(s)
     }
 
-    /// Saves the data and extends the idle expiry.
+    /// Saves the data and extends the idle expiry; writes nothing when the data is as stored
+    /// and the expiry was extended less than [`EXPIRY_SLACK_S`] ago.
     pub async fn save(&self, s: &mut Session, now: i64) -> Result<(), StoreError> {
-        s.expires_at = now + self.ttl_s;
+        let data = serde_json::to_string(&s.data).unwrap_or_default();
+        let expires_at = now + self.ttl_s;
+        if data == s.stored && expires_at - s.expires_at < EXPIRY_SLACK_S {
+            return Ok(());
+        }
         self.store
             .update_session(
                 &s.id_hash(),
-                &serde_json::to_string(&s.data).unwrap_or_default(),
+                &data,
                 s.data.login.as_ref().map(|l| l.person_id.as_str()),
-                s.expires_at,
+                expires_at,
             )
-            .await
+            .await?;
+        s.expires_at = expires_at;
+        s.stored = data;
+        Ok(())
     }
 
     /// Gives the session a fresh id and CSRF token (after a login: no session fixation).

@@ -1,4 +1,5 @@
-//! Access tokens as JWTs (RFC 9068, SPEC §10): signed with the provider's RS256 JWKS key, header
+//! Access tokens as JWTs (RFC 9068, SPEC §10): signed with the provider's JWKS key of
+//! `[oidc] access_token_alg` (RS256 unless configured), header
 //! `typ: at+jwt`, so that APIs can validate them offline. Every token still has its row in
 //! `tokens` (its `jti`, hashed, is the row's `access_hash`): revocation takes effect at once for
 //! `/userinfo` and `/introspect`, which read that row.
@@ -19,18 +20,19 @@ pub type AccessClaims = Map<String, Value>;
 impl Provider {
     /// Signs `claims` as an access token. `claims` must hold a fresh random `jti`.
     pub fn sign_access_token(&self, claims: &AccessClaims) -> Result<String, OidcError> {
+        let alg = self.cfg.access_token_alg;
         let keys = self.keys.current();
         let key = keys
-            .active(SigningAlg::Rs256)
-            .ok_or_else(|| OidcError::Server("no RS256 key".into()))?;
-        let header = serde_json::json!({ "alg": "RS256", "typ": TYP, "kid": key.kid });
+            .active(alg)
+            .ok_or_else(|| OidcError::Server(format!("no {} key", alg.as_str()).into()))?;
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": TYP, "kid": key.kid });
         let input = format!(
             "{}.{}",
             crypto::b64url(header.to_string().as_bytes()),
             crypto::b64url(Value::Object(claims.clone()).to_string().as_bytes())
         );
         let sig = key
-            .sign(&SigningAlg::Rs256.jws(), input.as_bytes())
+            .sign(&alg.jws(), input.as_bytes())
             .map_err(|e| OidcError::Server(format!("access token signing: {e}").into()))?;
         Ok(format!("{input}.{}", crypto::b64url(&sig)))
     }

@@ -152,9 +152,13 @@ impl Provider {
         let client = match pushed_by {
             Some(c) if c.id == client_id => c.clone(),
             Some(_) => return Err(AuthorizeError::BadClient("client_id")),
-            None => {
-                self.store.client(client_id).await?.ok_or(AuthorizeError::BadClient("client_id"))?
-            }
+            // The same short-lived cache as client authentication at /token (issue #17: one
+            // query less per login; a removed client stops working within CLIENT_TTL_S).
+            None => self
+                .registered_client(client_id, now)
+                .await
+                .map_err(|e| AuthorizeError::Server(Box::new(e)))?
+                .ok_or(AuthorizeError::BadClient("client_id"))?,
         };
         let redirect_uri =
             params.redirect_uri.as_deref().ok_or(AuthorizeError::BadClient("redirect_uri"))?;

@@ -16,10 +16,13 @@ use openidconnect::{JsonWebKeyId, PrivateSigningKey, SigningError};
 use std::sync::{Arc, RwLock};
 
 /// Algorithms a client may ask for (`--id-token-alg`); RS256 is the mandatory default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlg {
+    #[serde(rename = "RS256")]
     Rs256,
+    #[serde(rename = "ES256")]
     Es256,
+    #[serde(rename = "EdDSA")]
     EdDsa,
 }
 

@@ -144,8 +144,34 @@ pub struct PolicyEngine {
     sets: BTreeMap<String, PolicySet>,
     /// Policies that look at CoBRHA data (so the registry is asked only for them).
     registry_users: Vec<String>,
+    /// Policies whose text reads `auth_time` (only their decisions depend on the login's time).
+    time_users: Vec<String>,
+    /// Decisions already taken, by everything Cedar sees (issue #17: building the entities and
+    /// the request costs far more than looking up the answer; the chooser alone asks once per
+    /// method). The policies are immutable once loaded, and a decision depends only on the
+    /// facts in its key, so a cached answer is the answer.
+    decisions: moka::sync::Cache<DecisionKey, (bool, Vec<String>)>,
     dir: PathBuf,
 }
+
+/// Everything a Cedar decision depends on. The INSZ is kept only as its SHA-256: the cache
+/// holds no national number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    policy: String,
+    client_id: String,
+    insz: Option<[u8; 32]>,
+    professions: Option<Vec<String>>,
+    method: String,
+    level: AssuranceLevel,
+    upstream: Option<&'static str>,
+    /// `None` unless the policy reads `auth_time`.
+    auth_time: Option<i64>,
+}
+
+/// How many decisions are kept: the chooser's are a few per client; a person's are one per
+/// (person, method), and old ones are evicted first.
+const DECISION_CACHE_ENTRIES: u64 = 20_000;
 
 fn level_number(l: AssuranceLevel) -> i64 {
     match l {
@@ -179,6 +205,7 @@ impl PolicyEngine {
             })?;
         let mut sets = BTreeMap::new();
         let mut registry_users = Vec::new();
+        let mut time_users = Vec::new();
         let entries =
             std::fs::read_dir(dir).map_err(|e| PolicyError::Io(dir.display().to_string(), e))?;
         let mut paths: Vec<PathBuf> = entries
@@ -210,9 +237,16 @@ impl PolicyEngine {
             if src.contains("professions") || src.contains("registry_available") {
                 registry_users.push(name.clone());
             }
+            if src.contains("auth_time") {
+                time_users.push(name.clone());
+            }
             sets.insert(name, set);
         }
-        Ok(Self { schema, sets, registry_users, dir: dir.to_path_buf() })
+        let decisions = moka::sync::Cache::builder()
+            .max_capacity(DECISION_CACHE_ENTRIES)
+            .time_to_idle(std::time::Duration::from_secs(600))
+            .build();
+        Ok(Self { schema, sets, registry_users, time_users, decisions, dir: dir.to_path_buf() })
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -264,6 +298,32 @@ impl PolicyEngine {
     }
 
     fn evaluate_as(
+        &self,
+        policy: &str,
+        client_id: &str,
+        subject: &Subject,
+        method: &str,
+        login: &LoginFacts,
+    ) -> Result<(bool, Vec<String>), PolicyError> {
+        let key = DecisionKey {
+            policy: policy.to_string(),
+            client_id: client_id.to_string(),
+            insz: subject.insz.as_deref().map(|i| crate::crypto::sha256(i.as_bytes())),
+            professions: subject.professions.clone(),
+            method: method.to_string(),
+            level: login.level,
+            upstream: login.upstream,
+            auth_time: self.time_users.iter().any(|p| p == policy).then_some(login.auth_time),
+        };
+        if let Some(hit) = self.decisions.get(&key) {
+            return Ok(hit);
+        }
+        let decided = self.evaluate_uncached(policy, client_id, subject, method, login)?;
+        self.decisions.insert(key, decided.clone());
+        Ok(decided)
+    }
+
+    fn evaluate_uncached(
         &self,
         policy: &str,
         client_id: &str,
@@ -450,6 +510,59 @@ mod tests {
             );
             assert!(!e.evaluate("ehealth-professional", "c", &person(), &f).unwrap().0);
         }
+    }
+
+    /// The decision cache never answers one set of facts with another's decision: every
+    /// combination asked twice on one engine (the second time from the cache) gives what a fresh
+    /// engine computes.
+    #[test]
+    fn cached_decisions_are_the_decisions() {
+        let cached = engine();
+        let subjects = [
+            person(),
+            Subject { professions: Some(vec!["PHYSICIAN".into()]), ..person() },
+            Subject { insz: None, professions: Some(vec![]) },
+            Subject { professions: None, ..person() },
+            Subject::anyone(),
+        ];
+        let methods = [Method::Totp, Method::Sms, Method::Token, Method::Eid, Method::Eidas];
+        for round in 0..2 {
+            for policy in ["portal", "ehealth", "ehealth-professional"] {
+                for subject in &subjects {
+                    for method in methods {
+                        for level in AssuranceLevel::ALL {
+                            let f = facts(method, level);
+                            let fresh = engine().evaluate_uncached(
+                                policy,
+                                "c",
+                                subject,
+                                method.as_str(),
+                                &f,
+                            );
+                            assert_eq!(
+                                cached.evaluate(policy, "c", subject, &f).unwrap(),
+                                fresh.unwrap(),
+                                "round {round}: {policy} {subject:?} {method} {level}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // The second round was answered from the cache.
+        assert!(cached
+            .decisions
+            .get(&DecisionKey {
+                policy: "portal".into(),
+                client_id: "c".into(),
+                insz: person().insz.as_deref().map(|i| crate::crypto::sha256(i.as_bytes())),
+                professions: Some(vec![]),
+                method: "totp".into(),
+                level: Substantial,
+                upstream: None,
+                auth_time: None,
+            })
+            .is_some());
     }
 
     #[test]

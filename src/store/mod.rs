@@ -137,10 +137,16 @@ impl Store {
         // PostgreSQL needs at least two: [`Store::exclusive`] holds one while the work it guards
         // runs on another.
         let writers = if backend == Backend::Sqlite { 1 } else { max_connections.max(2) };
+        // No ping before each acquire (sqlx's `test_before_acquire`): it was one extra round
+        // trip per statement and 10 % of the server's CPU on the token path (BENCHMARKS.md,
+        // #18). A connection the database dropped fails its next statement, which sqlx then
+        // closes instead of returning to the pool; idle and old connections are retired anyway.
         let pool = AnyPoolOptions::new()
             .max_connections(writers)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .idle_timeout(Duration::from_secs(300))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -163,6 +169,7 @@ impl Store {
                 .max_connections(max_connections.clamp(1, SQLITE_READERS))
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")

@@ -20,6 +20,7 @@ both_backends!(
     scopes_resources_introspection_and_revocation,
     tls_client_auth_over_mtls_binds_the_token,
     browser_logins_get_jwt_access_tokens,
+    es256_access_tokens_when_configured,
     token_exchange_never_widens_and_names_the_actor,
     discovery_advertises_the_mtls_aliases,
     the_demo_lab_api_takes_only_its_own_tokens_and_checks_the_binding,
@@ -502,6 +503,55 @@ async fn browser_logins_get_jwt_access_tokens(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(userinfo(at.to_string()).await.status(), 401, "revoked at once");
+}
+
+/// `[oidc] access_token_alg = "ES256"`: access tokens signed with the JWKS's ES256 key, for
+/// every grant; they verify with that key, work at `/userinfo`, and the same token relabelled
+/// `RS256` (algorithm confusion) is refused.
+async fn es256_access_tokens_when_configured(backend: Backend) {
+    let s = TestServer::start_with(backend, |cfg| {
+        cfg.oidc.access_token_alg = cozo_broker::oidc::signing::SigningAlg::Es256;
+    })
+    .await;
+    let c = s.add_client("portal", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let t = login_and_exchange(&s, &c, &p).await;
+    let jwks: Value = reqwest::get(s.url("/jwks")).await.unwrap().json().await.unwrap();
+    let verify = |at: &str| {
+        let h = header(at);
+        assert_eq!((h["alg"].as_str(), h["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == h["kid"])
+            .expect("the kid is in the JWKS");
+        assert_eq!(jwk["alg"], "ES256");
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        v.validate_aud = false;
+        jsonwebtoken::decode::<Value>(at, &key, &v).expect("verifies with the JWKS key");
+    };
+    let at = t["access_token"].as_str().unwrap();
+    verify(at);
+    let r = refresh(&s, &c, t["refresh_token"].as_str().unwrap()).await;
+    let t2: Value = r.json().await.unwrap();
+    let at2 = t2["access_token"].as_str().expect("refreshed");
+    verify(at2);
+    // The ID token stays RS256 (the client's choice, SPEC §5).
+    assert_eq!(header(t2["id_token"].as_str().unwrap())["alg"], "RS256");
+    let userinfo = |tok: String| {
+        let url = s.url("/userinfo");
+        async move { reqwest::Client::new().get(url).bearer_auth(tok).send().await.unwrap() }
+    };
+    assert_eq!(userinfo(at2.to_string()).await.status(), 200);
+    // Relabelled RS256 with the same kid and signature: refused.
+    let mut h = header(at2);
+    h["alg"] = "RS256".into();
+    let rest = at2.split_once('.').unwrap().1;
+    let forged = format!("{}.{rest}", cozo_broker::crypto::b64url(h.to_string().as_bytes()));
+    assert_eq!(userinfo(forged).await.status(), 401);
 }
 
 async fn token_exchange_never_widens_and_names_the_actor(backend: Backend) {

@@ -17,6 +17,7 @@ both_backends!(
     a_key_removed_at_account_ends_the_other_sessions_only,
     apps_page_lists_the_apps_and_revokes_one_alone,
     a_person_cannot_see_or_revoke_another_persons_app,
+    a_save_writes_only_changes_and_moves_the_idle_expiry,
 );
 
 /// Back-channel logout endpoints of test apps: `/{app}` records each `logout_token`; the
@@ -424,4 +425,40 @@ async fn a_key_removed_at_account_ends_the_other_sessions_only(backend: Backend)
     assert_eq!(refresh(&s, &a, refresh_token(&t_own)).await.status(), 200);
     let got = rx.wait_for("a", 1).await;
     assert_eq!(verified_logout_token(&s, &got[0]).await["sid"], sid(&t_lost).as_str());
+}
+
+/// `Sessions::save` writes what changed, and extends the idle expiry once it lags by more than
+/// `EXPIRY_SLACK_S`; an unchanged save in between writes nothing (so it cannot undo a change
+/// another request made to the same session meanwhile).
+async fn a_save_writes_only_changes_and_moves_the_idle_expiry(backend: Backend) {
+    use cozo_broker::session::{Sessions, EXPIRY_SLACK_S};
+    let dir = tempfile::tempdir().unwrap();
+    let store = cozo_broker::store::Store::connect(&database_url(backend, dir.path()).await, 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let sessions = Sessions::new(store.clone(), 3_600);
+    let t0 = 1_000_000;
+    let created = sessions.create(Default::default(), t0).await.unwrap();
+    let expiry = |s: &cozo_broker::session::Session| s.expires_at;
+    let row_expiry = || {
+        let (store, h) = (store.clone(), created.id_hash());
+        async move { store.session(&h, t0).await.unwrap().map(|r| r.expires_at) }
+    };
+    // Unchanged, within the slack: nothing written, even after another request's change.
+    let mut a = sessions.load(&created.id, t0 + 1).await.unwrap().unwrap();
+    let mut b = sessions.load(&created.id, t0 + 1).await.unwrap().unwrap();
+    b.data.lang = Some(cozo_broker::i18n::Lang::Fr);
+    sessions.save(&mut b, t0 + 2).await.unwrap();
+    assert_eq!(row_expiry().await, Some(t0 + 2 + 3_600), "a change is written");
+    sessions.save(&mut a, t0 + 3).await.unwrap();
+    let stored = sessions.load(&created.id, t0 + 4).await.unwrap().unwrap();
+    assert_eq!(stored.data.lang, Some(cozo_broker::i18n::Lang::Fr), "not overwritten");
+    assert_eq!(expiry(&a), t0 + 3_600, "an unchanged save within the slack moves nothing");
+    // Unchanged, but the expiry lags by the slack or more: extended.
+    let mut c = sessions.load(&created.id, t0 + 10).await.unwrap().unwrap();
+    let later = t0 + 2 + EXPIRY_SLACK_S;
+    sessions.save(&mut c, later).await.unwrap();
+    assert_eq!(row_expiry().await, Some(later + 3_600));
+    assert_eq!(expiry(&c), later + 3_600);
 }
