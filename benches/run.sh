@@ -32,6 +32,8 @@
 #   PHASES=refresh,latency,jwks,discovery,argon2,login,code,cc_pkjwt,cc_pkjwt_rsa,cc_mtls,introspect,wrongpw
 #     (load.rs phases, in order; wrongpw last: it fails accounts). ACCOUNTS=0 creates none (only
 #     for phases without logins, e.g. PHASES=cc_pkjwt,cc_pkjwt_rsa,cc_mtls,introspect PEER=0).
+#   COZO_BIN=path (a cozo-broker binary to measure instead of this tree's release build, e.g. to
+#     compare two builds in turn)
 #   BUSY_WAIT=900 (seconds to wait for other cargo/rustc jobs before measuring anyway)
 #   QUIET=0.25 (cores others may use when a measurement starts) DISTURBED=0.25 RETRIES=2 (a run
 #   in which other processes used more than DISTURBED cores is measured again, up to RETRIES times)
@@ -143,7 +145,7 @@ cargo build --release
 LOAD_BIN=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null \
   | jq -r 'select(.executable != null and .target.name == "load") | .executable' | tail -1)
 [ -x "$LOAD_BIN" ] || { log "load generator not built"; exit 1; }
-BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/cozo-broker
+BIN=${COZO_BIN:-$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/cozo-broker}
 [ -x "$BIN" ] || { log "no $BIN"; exit 1; }
 
 {

@@ -297,9 +297,14 @@ impl Store {
         now: i64,
         next: &NewTokens,
     ) -> Result<Option<Redeemed>> {
+        // The grant is checked by a correlated EXISTS on its key, not `grant_id IN (SELECT id
+        // FROM grants WHERE client_id = …)`: SQLite evaluates such an IN list by scanning every
+        // grant (no index on client_id), so each refresh cost grew with the number of grants
+        // (BENCHMARKS.md, #18). Both planners now find the token by its unique hash and the
+        // grant by its primary key.
         const LIVE: &str = "WHERE refresh_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL \
-            AND grant_id IN (SELECT id FROM grants WHERE client_id = $3 AND revoked_at IS NULL \
-            AND expires_at > $1)";
+            AND EXISTS (SELECT 1 FROM grants g WHERE g.id = tokens.grant_id AND g.client_id = $3 \
+            AND g.revoked_at IS NULL AND g.expires_at > $1)";
         if self.backend == Backend::Postgres {
             let sql = format!(
                 "WITH used AS (UPDATE tokens SET rotated_at = $1 {LIVE} RETURNING grant_id), \
@@ -362,7 +367,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE tokens SET revoked_at = $1 WHERE access_hash = $2 AND revoked_at IS NULL \
-             AND grant_id IN (SELECT id FROM grants WHERE client_id = $3)",
+             AND EXISTS (SELECT 1 FROM grants g WHERE g.id = tokens.grant_id AND g.client_id = $3)",
         )
         .bind(now)
         .bind(access_hash)
