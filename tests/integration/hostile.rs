@@ -9,6 +9,7 @@ use cozo_broker::store::KeyStatus;
 
 both_backends!(
     reused_code_is_refused_and_revokes_its_tokens,
+    access_token_revoked_only_by_its_own_client,
     reused_refresh_token_revokes_the_family,
     redirect_uri_and_client_checks,
     pkce_is_required_and_checked,
@@ -367,6 +368,28 @@ async fn oversized_bodies_are_refused_before_parsing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+}
+
+/// RFC 7009 answers 200 to any client, but only the token's own client revokes it (the
+/// revocation statement checks the grant's client).
+async fn access_token_revoked_only_by_its_own_client(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.add_client("app-a", "portal").await;
+    let other = s.add_client("app-b", "portal").await;
+    let p = s.add_person("85073003328", "anna").await;
+    let t = login_and_exchange(&s, &a, &p).await;
+    let at = t["access_token"].as_str().unwrap();
+    let revoke = |c: &TestClient| {
+        reqwest::Client::new()
+            .post(s.url("/revoke"))
+            .basic_auth(&c.id, c.secret.as_deref())
+            .form(&[("token", at), ("token_type_hint", "access_token")])
+            .send()
+    };
+    assert_eq!(revoke(&other).await.unwrap().status(), 200);
+    assert_eq!(userinfo_status(&s, at).await, 200, "another client's revocation changed nothing");
+    assert_eq!(revoke(&a).await.unwrap().status(), 200);
+    assert_eq!(userinfo_status(&s, at).await, 401, "its own client's revocation takes effect");
 }
 
 async fn refresh_token_of_another_client(backend: Backend) {
