@@ -198,20 +198,25 @@ impl Eidas {
         relay: Option<&str>,
         now: i64,
     ) -> Result<Finished, EidasError> {
-        let request = match relay {
-            Some(r) => self.store.saml_request_by_relay(r).await?,
+        let session_ref = crypto::token_hash(session_id);
+        let taken = match relay {
+            Some(r) => self.store.consume_saml_answer(r, &session_ref, now).await?,
             None => None,
         };
-        let session_ref = crypto::token_hash(session_id);
-        let Some(request) =
-            request.filter(|r| crypto::ct_eq(r.session_ref.as_bytes(), session_ref.as_bytes()))
-        else {
-            return Ok(Finished::Refused(Refusal::OtherSession));
+        let Some(result) = taken else {
+            // Nothing taken: say why (another browser's request, or one used before).
+            let request = match relay {
+                Some(r) => self.store.saml_request_by_relay(r).await?,
+                None => None,
+            };
+            let ours =
+                request.filter(|r| crypto::ct_eq(r.session_ref.as_bytes(), session_ref.as_bytes()));
+            return Ok(Finished::Refused(match ours {
+                Some(_) => Refusal::Replayed,
+                None => Refusal::OtherSession,
+            }));
         };
-        if !self.store.consume_saml_request(&request.id, now).await? {
-            return Ok(Finished::Refused(Refusal::Replayed));
-        }
-        let answer: Answer = serde_json::from_str(request.result.as_deref().unwrap_or("null"))
+        let answer: Answer = serde_json::from_str(&result)
             .map_err(|e| EidasError::Corrupt(format!("stored answer: {e}")))?;
         let link = match answer {
             Answer::Ok { identity, level } => {

@@ -108,17 +108,25 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Takes the answer for the login, once.
-    pub async fn consume_saml_request(&self, id: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE saml_requests SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL \
-             AND answered_at IS NOT NULL",
+    /// Takes the answer for the login, once, and only for the browser session that sent the
+    /// request (`session_ref`, the hash of its id): one statement, the answer's `result`, or
+    /// `None` when there is nothing to take — the caller then reads the request to say why.
+    pub async fn consume_saml_answer(
+        &self,
+        relay: &str,
+        session_ref: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "UPDATE saml_requests SET consumed_at = $1 WHERE relay = $2 AND session_ref = $3 \
+             AND consumed_at IS NULL AND answered_at IS NOT NULL RETURNING result",
         )
         .bind(now)
-        .bind(id)
-        .execute(&self.pool)
+        .bind(relay)
+        .bind(session_ref)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(r.rows_affected() == 1)
+        row.map(|r| col(&r, "result")).transpose()
     }
 
     pub async fn identity_person(&self, provider: &str, subject: &str) -> Result<Option<String>> {

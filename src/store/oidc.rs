@@ -198,8 +198,9 @@ impl Store {
     /// guarantee is the conditional update, so two concurrent exchanges cannot both succeed. The
     /// caller then reads the code to say why.
     ///
-    /// One statement on PostgreSQL (a data-modifying `WITH`), one transaction of three on
-    /// SQLite (its single writer connection; SQLite has no `UPDATE` inside `WITH`).
+    /// One statement on PostgreSQL (a data-modifying `WITH`), one transaction of three
+    /// statements sent together on SQLite (its single writer connection; SQLite has no
+    /// `UPDATE` inside `WITH`).
     pub async fn redeem_code(
         &self,
         r: &CodeRedemption<'_>,
@@ -234,35 +235,43 @@ impl Store {
                 .await?;
             return row.as_ref().map(redeemed_from_row).transpose();
         }
-        let mut tx = self.pool.begin().await?;
+        // SQLite: the three statements travel together to the writer's thread, between BEGIN
+        // and COMMIT (three round trips instead of five, BENCHMARKS.md #18). Each insert takes
+        // its row from the code only if the statement before it changed one (`changes()`), so
+        // an unmatched code writes nothing and returns no row. The transaction guard rolls
+        // back whatever ran if this future is dropped half-way.
         let sql = format!(
-            "UPDATE auth_codes SET used_at = $1 {MATCHES} RETURNING grant_id, person_id, details"
+            "UPDATE auth_codes SET used_at = $1 {MATCHES}; \
+             INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
+               SELECT grant_id, client_id, person_id, details, $1, $6 FROM auth_codes \
+               WHERE code_hash = $2 AND changes() = 1; \
+             INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, \
+               created_at) \
+               SELECT $7, grant_id, $8, $9, $10, $11 FROM auth_codes \
+               WHERE code_hash = $2 AND changes() = 1 \
+               RETURNING grant_id, \
+                 (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
+                 (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details"
         );
-        let row = sqlx::query(&sql)
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&sql)
             .bind(now)
             .bind(r.code_hash)
             .bind(r.client_id)
             .bind(r.redirect_uri)
             .bind(r.code_challenge)
-            .fetch_optional(&mut *tx)
+            .bind(r.grant_expires_at)
+            .bind(&tokens.id)
+            .bind(&tokens.access_hash)
+            .bind(&tokens.refresh_hash)
+            .bind(tokens.access_expires_at)
+            .bind(tokens.created_at)
+            .fetch_all(&mut *tx)
             .await?;
-        let Some(redeemed) = row.as_ref().map(redeemed_from_row).transpose()? else {
+        let Some(redeemed) = rows.first().map(redeemed_from_row).transpose()? else {
             tx.rollback().await?;
             return Ok(None);
         };
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&redeemed.grant_id)
-        .bind(r.client_id)
-        .bind(&redeemed.person_id)
-        .bind(&redeemed.details)
-        .bind(now)
-        .bind(r.grant_expires_at)
-        .execute(&mut *tx)
-        .await?;
-        insert_tokens(&mut tx, &redeemed.grant_id, tokens).await?;
         tx.commit().await?;
         Ok(Some(redeemed))
     }
@@ -289,7 +298,9 @@ impl Store {
     /// (and nothing written) otherwise — rotated or revoked meanwhile included; the caller then
     /// reads the token to say why.
     ///
-    /// One statement on PostgreSQL, one transaction of two on SQLite (as [`Store::redeem_code`]).
+    /// One statement on both backends, so one round trip: on PostgreSQL a data-modifying
+    /// `WITH`; on SQLite an `INSERT … SELECT` of the successor from the live predecessor, whose
+    /// trigger (migration 0009) marks the predecessor rotated within the same statement.
     pub async fn rotate_refresh(
         &self,
         refresh_hash: &str,
@@ -305,46 +316,38 @@ impl Store {
         const LIVE: &str = "WHERE refresh_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL \
             AND EXISTS (SELECT 1 FROM grants g WHERE g.id = tokens.grant_id AND g.client_id = $3 \
             AND g.revoked_at IS NULL AND g.expires_at > $1)";
-        if self.backend == Backend::Postgres {
-            let sql = format!(
-                "WITH used AS (UPDATE tokens SET rotated_at = $1 {LIVE} RETURNING grant_id), \
+        let sql = if self.backend == Backend::Postgres {
+            format!(
+                "WITH used AS (UPDATE tokens SET rotated_at = $1 {LIVE} RETURNING id, grant_id), \
                  t AS (INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, \
-                   access_expires_at, created_at) SELECT $4, grant_id, $5, $6, $7, $8 FROM used) \
+                   access_expires_at, created_at, rotated_from) \
+                   SELECT $4, grant_id, $5, $6, $7, $8, id FROM used) \
                  SELECT g.id AS grant_id, g.person_id, g.details FROM grants g \
                    JOIN used ON g.id = used.grant_id"
-            );
-            let row = sqlx::query(&sql)
-                .bind(now)
-                .bind(refresh_hash)
-                .bind(client_id)
-                .bind(&next.id)
-                .bind(&next.access_hash)
-                .bind(&next.refresh_hash)
-                .bind(next.access_expires_at)
-                .bind(next.created_at)
-                .fetch_optional(&self.pool)
-                .await?;
-            return row.as_ref().map(redeemed_from_row).transpose();
-        }
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "UPDATE tokens SET rotated_at = $1 {LIVE} RETURNING grant_id, \
-             (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
-             (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details"
-        );
+            )
+        } else {
+            // The trigger sets the predecessor's rotated_at to the successor's created_at.
+            format!(
+                "INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, \
+                   created_at, rotated_from) \
+                 SELECT $4, grant_id, $5, $6, $7, $8, id FROM tokens {LIVE} \
+                 RETURNING grant_id, \
+                   (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
+                   (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details"
+            )
+        };
         let row = sqlx::query(&sql)
             .bind(now)
             .bind(refresh_hash)
             .bind(client_id)
-            .fetch_optional(&mut *tx)
+            .bind(&next.id)
+            .bind(&next.access_hash)
+            .bind(&next.refresh_hash)
+            .bind(next.access_expires_at)
+            .bind(next.created_at)
+            .fetch_optional(&self.pool)
             .await?;
-        let Some(redeemed) = row.as_ref().map(redeemed_from_row).transpose()? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        insert_tokens(&mut tx, &redeemed.grant_id, next).await?;
-        tx.commit().await?;
-        Ok(Some(redeemed))
+        row.as_ref().map(redeemed_from_row).transpose()
     }
 
     /// Revokes a whole token family.
@@ -407,24 +410,4 @@ fn redeemed_from_row(r: &sqlx::any::AnyRow) -> Result<Redeemed> {
         person_id: col(r, "person_id")?,
         details: col(r, "details")?,
     })
-}
-
-async fn insert_tokens(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    grant_id: &str,
-    t: &NewTokens,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&t.id)
-    .bind(grant_id)
-    .bind(&t.access_hash)
-    .bind(&t.refresh_hash)
-    .bind(t.access_expires_at)
-    .bind(t.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
