@@ -3,6 +3,7 @@
 //! hold, and the one transaction that ends grants and queues their back-channel logouts.
 
 use super::{col, OutboxMessage, Result, Store};
+use sqlx::Connection;
 
 /// What a client adds to its registration for sessions across apps.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,7 +67,7 @@ impl Store {
         .bind(&a.name)
         .bind(&a.backchannel_logout_uri)
         .bind(i64::from(a.dpop_required))
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -74,7 +75,7 @@ impl Store {
     pub async fn delete_client_app(&self, client_id: &str) -> Result<()> {
         sqlx::query("DELETE FROM client_apps WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -86,7 +87,7 @@ impl Store {
              WHERE client_id = $1",
         )
         .bind(client_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read.get().await?)
         .await?;
         match row {
             Some(r) => Ok(ClientApp {
@@ -117,7 +118,7 @@ impl Store {
         .bind(person_id)
         .bind(client_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -135,7 +136,8 @@ impl Store {
         const SELECT: &str = "SELECT gs.grant_id, gs.sid, gs.person_id, gs.client_id, \
             ca.backchannel_logout_uri FROM grant_sessions gs JOIN grants g ON g.id = gs.grant_id \
             LEFT JOIN client_apps ca ON ca.client_id = gs.client_id WHERE g.revoked_at IS NULL";
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         let rows = match scope {
             GrantScope::Session { sid } => {
                 sqlx::query(&format!("{SELECT} AND gs.sid = $1"))
@@ -266,7 +268,7 @@ impl Store {
         )
         .bind(person_id)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -295,7 +297,7 @@ impl Store {
         )
         .bind(person_id)
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -325,7 +327,7 @@ impl Store {
         .bind(channel)
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?)
     }
 }
@@ -337,7 +339,7 @@ impl Store {
             .bind(key)
             .bind(jkt)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -346,7 +348,7 @@ impl Store {
     pub async fn dpop_binding(&self, key: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT jkt FROM dpop_bindings WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         row.map(|r| col(&r, "jkt")).transpose()
     }

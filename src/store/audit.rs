@@ -35,7 +35,7 @@ impl Store {
         .bind(&e.acr)
         .bind(&e.address)
         .bind(&e.detail)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -53,13 +53,22 @@ impl Store {
                     "SELECT {COLS} FROM audit WHERE person_id = $1 AND at >= $2 \
                      ORDER BY at DESC, id LIMIT $3"
                 );
-                sqlx::query_as(&sql).bind(p).bind(since).bind(limit).fetch_all(&self.pool).await?
+                sqlx::query_as(&sql)
+                    .bind(p)
+                    .bind(since)
+                    .bind(limit)
+                    .fetch_all(&mut *self.pool.get().await?)
+                    .await?
             }
             None => {
                 let sql = format!(
                     "SELECT {COLS} FROM audit WHERE at >= $1 ORDER BY at DESC, id LIMIT $2"
                 );
-                sqlx::query_as(&sql).bind(since).bind(limit).fetch_all(&self.pool).await?
+                sqlx::query_as(&sql)
+                    .bind(since)
+                    .bind(limit)
+                    .fetch_all(&mut *self.pool.get().await?)
+                    .await?
             }
         };
         Ok(rows)

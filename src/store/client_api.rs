@@ -4,6 +4,7 @@
 
 use super::{col, json_col, to_json, Result, Store};
 use sqlx::any::AnyRow;
+use sqlx::Connection;
 
 /// A client's API settings (`client_api` row). Browser clients without any have none.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -48,7 +49,8 @@ const API_COLS: &str = "grant_types, certificate, certificate_sha256, scopes, re
 impl Store {
     pub async fn client_api(&self, client_id: &str) -> Result<Option<ClientApi>> {
         let sql = format!("SELECT {API_COLS} FROM client_api WHERE client_id = $1");
-        let row = sqlx::query(&sql).bind(client_id).fetch_optional(&self.read).await?;
+        let row =
+            sqlx::query(&sql).bind(client_id).fetch_optional(&mut *self.read.get().await?).await?;
         row.as_ref().map(ClientApi::from_row).transpose()
     }
 }
@@ -84,7 +86,8 @@ impl Store {
         g: &super::GrantRow,
         t: &super::NewTokens,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -2,6 +2,7 @@
 
 use super::{col, json_col, to_json, Result, Store, StoreError};
 use sqlx::any::AnyRow;
+use sqlx::Connection;
 
 /// How a client authenticates at the token endpoint (`none`: a public client, PKCE alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +111,8 @@ const CLIENT_COLS: &str =
 
 impl Store {
     pub async fn insert_client(&self, c: &ClientRow) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
@@ -137,7 +139,7 @@ impl Store {
 
     pub async fn client(&self, id: &str) -> Result<Option<ClientRow>> {
         let sql = format!("SELECT {CLIENT_COLS}, {DPOP_REQUIRED} FROM clients WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.read.get().await?).await?;
         let Some(mut client) = row.as_ref().map(ClientRow::from_row).transpose()? else {
             return Ok(None);
         };
@@ -147,7 +149,7 @@ impl Store {
 
     pub async fn clients(&self) -> Result<Vec<ClientRow>> {
         let sql = format!("SELECT {CLIENT_COLS}, {DPOP_REQUIRED} FROM clients ORDER BY id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).fetch_all(&mut *self.pool.get().await?).await?;
         let mut clients = rows.iter().map(ClientRow::from_row).collect::<Result<Vec<_>>>()?;
         for c in &mut clients {
             c.api = self.client_api(&c.id).await?;
@@ -157,7 +159,8 @@ impl Store {
 
     /// Removes a client and revokes every grant it holds.
     pub async fn remove_client(&self, id: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM client_api WHERE client_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -189,7 +192,7 @@ impl Store {
         .bind(&k.public_jwk)
         .bind(k.created_at)
         .bind(k.retired_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -201,7 +204,7 @@ impl Store {
              WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid",
         )
         .bind(retired_after)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -225,7 +228,7 @@ impl Store {
         .bind(now)
         .bind(alg)
         .bind(keep)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected())
     }

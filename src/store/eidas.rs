@@ -32,11 +32,11 @@ impl Store {
         .bind(name)
         .bind(value_enc)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         let row = sqlx::query("SELECT value_enc FROM secrets WHERE name = $1")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.get().await?)
             .await?;
         col(&row, "value_enc")
     }
@@ -44,7 +44,7 @@ impl Store {
     pub async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query("SELECT value_enc FROM secrets WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         row.map(|r| col(&r, "value_enc")).transpose()
     }
@@ -61,7 +61,7 @@ impl Store {
         .bind(&r.country)
         .bind(r.created_at)
         .bind(r.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -72,7 +72,7 @@ impl Store {
              result, consumed_at FROM saml_requests WHERE relay = $1",
         )
         .bind(relay)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read.get().await?)
         .await?;
         row.map(|r| {
             Ok(SamlRequestRow {
@@ -103,7 +103,7 @@ impl Store {
         .bind(now)
         .bind(result)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -124,7 +124,7 @@ impl Store {
         .bind(now)
         .bind(relay)
         .bind(session_ref)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.pool.get().await?)
         .await?;
         row.map(|r| col(&r, "result")).transpose()
     }
@@ -134,7 +134,7 @@ impl Store {
             sqlx::query("SELECT person_id FROM identities WHERE provider = $1 AND subject = $2")
                 .bind(provider)
                 .bind(subject)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.read.get().await?)
                 .await?;
         row.map(|r| col(&r, "person_id")).transpose()
     }
@@ -161,7 +161,7 @@ impl Store {
         .bind(birthdate)
         .bind(email)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await
         .map_err(|e| StoreError::conflict_or(e, "a Bis request"))?;
         Ok(())
@@ -171,7 +171,7 @@ impl Store {
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM bis_requests WHERE person_identifier = $1")
                 .bind(person_identifier)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.pool.get().await?)
                 .await?;
         col(&row, "n")
     }
@@ -190,7 +190,7 @@ impl Store {
             .bind(session_ref)
             .bind(now)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -211,7 +211,7 @@ impl Store {
         .bind(result)
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -232,7 +232,7 @@ impl Store {
         .bind(id)
         .bind(session_ref)
         .bind(ticket_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.pool.get().await?)
         .await?;
         row.map(|r| col(&r, "result")).transpose().map(Option::flatten)
     }

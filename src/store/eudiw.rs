@@ -58,7 +58,7 @@ impl Store {
         .bind(&r.enc_key)
         .bind(r.created_at)
         .bind(r.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -66,7 +66,7 @@ impl Store {
     pub async fn eudiw_request(&self, id: &str) -> Result<Option<EudiwRequestRow>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM eudiw_requests WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         row.as_ref().map(row_of).transpose()
     }
@@ -74,7 +74,7 @@ impl Store {
     pub async fn eudiw_request_by_key(&self, key_id: &str) -> Result<Option<EudiwRequestRow>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM eudiw_requests WHERE key_id = $1"))
             .bind(key_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         row.as_ref().map(row_of).transpose()
     }
@@ -87,7 +87,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -101,7 +101,7 @@ impl Store {
         .bind(now)
         .bind(result)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -114,7 +114,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }

@@ -1,6 +1,7 @@
 //! Token-card codes, one-time challenges and the message outbox.
 
 use super::{col, Result, Store};
+use sqlx::Connection;
 
 /// A one-time code sent by SMS or a card position asked, open until used or expired.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -39,7 +40,8 @@ pub struct OutboxMessage {
 
 impl Store {
     pub async fn insert_token_codes(&self, key_id: &str, codes: &[(i64, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         for (pos, hash) in codes {
             sqlx::query(
                 "INSERT INTO token_codes (key_id, position, code_hash) VALUES ($1, $2, $3)",
@@ -62,7 +64,8 @@ impl Store {
         account_id: &str,
         codes: &[(i64, String)],
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         let r = sqlx::query(
             "UPDATE keys SET status = 'active' \
              WHERE id = $1 AND account_id = $2 AND kind = 'token' AND status = 'pending'",
@@ -95,7 +98,7 @@ impl Store {
             "SELECT position FROM token_codes WHERE key_id = $1 AND used_at IS NULL ORDER BY position",
         )
         .bind(key_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?;
         rows.iter().map(|r| col(r, "position")).collect()
     }
@@ -110,7 +113,7 @@ impl Store {
         )
         .bind(key_id)
         .bind(position)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.pool.get().await?)
         .await?;
         row.map(|r| Ok((col(&r, "code_hash")?, col(&r, "used_at")?))).transpose()
     }
@@ -123,7 +126,7 @@ impl Store {
         .bind(now)
         .bind(key_id)
         .bind(position)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -140,7 +143,7 @@ impl Store {
         .bind(&c.code_hash)
         .bind(now)
         .bind(c.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -151,7 +154,7 @@ impl Store {
              WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.pool.get().await?)
         .await?)
     }
 
@@ -160,7 +163,7 @@ impl Store {
         let r = sqlx::query("UPDATE challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -176,7 +179,7 @@ impl Store {
         .bind(&m.subject)
         .bind(&m.body)
         .bind(m.created_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -184,7 +187,7 @@ impl Store {
     /// How many messages wait for delivery (all replicas: the metrics' outbox backlog).
     pub async fn outbox_backlog(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.get().await?)
             .await?;
         col(&row, "n")
     }
@@ -197,7 +200,7 @@ impl Store {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?)
     }
 
@@ -209,7 +212,7 @@ impl Store {
         .bind(lease_until)
         .bind(id)
         .bind(seen_next)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -219,7 +222,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET sent_at = $1, body = '' WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -231,7 +234,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -243,7 +246,7 @@ impl Store {
              ORDER BY created_at DESC, id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await?)
         .await?)
     }
 }

@@ -9,6 +9,7 @@ mod apps;
 mod audit;
 mod client_api;
 mod clients;
+mod conns;
 mod eidas;
 mod eudiw;
 mod factors;
@@ -32,7 +33,7 @@ pub use sessions::*;
 pub use throttle::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor};
+use sqlx::Executor;
 use std::time::Duration;
 
 /// Read-only SQLite connections beside the writer: enough for the reads of two cores'
@@ -48,7 +49,7 @@ pub enum Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} already exists")]
@@ -59,12 +60,19 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        conns::note_error(&e);
+        StoreError::Db(e)
+    }
+}
+
 impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::Conflict`].
     fn conflict_or(e: sqlx::Error, what: &'static str) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-            _ => StoreError::Db(e),
+            _ => StoreError::from(e),
         }
     }
 }
@@ -84,12 +92,14 @@ pub struct DatabaseLink {
 pub struct Store {
     /// Every write, and reads that must come from the writer. On SQLite: the one writer
     /// connection.
-    pool: AnyPool,
-    /// Reads of the token path (clients, codes, refresh and access tokens). On SQLite: a few
+    pool: conns::Conns,
+    /// Reads of the token and login paths that need no transaction (clients, codes, refresh
+    /// and access tokens, sessions, pending requests, eIDAS requests, identities, persons): each
+    /// follows a committed write, never one of its own transaction. On SQLite: a few
     /// `query_only` connections beside the writer (WAL lets them read while it writes, and
     /// they see every committed write), so that a read never queues behind a write
     /// transaction. On PostgreSQL: the same pool as `pool`.
-    read: AnyPool,
+    read: conns::Conns,
     backend: Backend,
 }
 
@@ -141,8 +151,11 @@ impl Store {
         // trip per statement and 10 % of the server's CPU on the token path (BENCHMARKS.md,
         // #18). A connection the database dropped fails its next statement, which sqlx then
         // closes instead of returning to the pool; idle and old connections are retired anyway.
+        // Statements use connections held in [`conns::Conns`]; the pool has one more on
+        // PostgreSQL for [`Store::exclusive`], which owns its connection across statements.
+        let spare = u32::from(backend == Backend::Postgres);
         let pool = AnyPoolOptions::new()
-            .max_connections(writers)
+            .max_connections(writers + spare)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
@@ -164,9 +177,11 @@ impl Store {
             .connect(&url)
             .await?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let readers = max_connections.clamp(1, SQLITE_READERS);
+        let pool = conns::Conns::new(pool, writers);
         let read = if backend == Backend::Sqlite && !in_memory {
-            AnyPoolOptions::new()
-                .max_connections(max_connections.clamp(1, SQLITE_READERS))
+            let read = AnyPoolOptions::new()
+                .max_connections(readers)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 .test_before_acquire(false)
@@ -178,7 +193,8 @@ impl Store {
                     })
                 })
                 .connect(&url)
-                .await?
+                .await?;
+            conns::Conns::new(read, readers)
         } else {
             pool.clone()
         };
@@ -203,7 +219,7 @@ impl Store {
             "SELECT ssl, inet_client_addr() IS NULL AS unix_socket FROM pg_stat_ssl \
              WHERE pid = pg_backend_pid()",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.pool.get().await?)
         .await?;
         Ok(Some(DatabaseLink {
             encrypted: col(&row, "ssl")?,
@@ -213,8 +229,8 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&mut *self.pool.get().await?).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&mut *self.pool.get().await?).await?,
         }
         Ok(())
     }
@@ -224,7 +240,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&mut *self.pool.get().await?).await?;
         Ok(())
     }
 
@@ -250,7 +266,11 @@ impl Store {
             "DELETE FROM eudiw_requests WHERE expires_at < $1 - 86400",
             "DELETE FROM throttle WHERE locked_until < $1 AND window_start < $1 - 86400",
         ] {
-            n += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();
+            n += sqlx::query(sql)
+                .bind(now)
+                .execute(&mut *self.pool.get().await?)
+                .await?
+                .rows_affected();
         }
         Ok(n)
     }

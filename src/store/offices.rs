@@ -2,6 +2,7 @@
 
 use super::{col, Result, Store, StoreError};
 use sqlx::any::AnyRow;
+use sqlx::Connection;
 
 #[derive(Debug, Clone)]
 pub struct Operator {
@@ -128,7 +129,8 @@ impl Registration {
 
 impl Store {
     pub async fn upsert_operator(&self, person_id: &str, office: &str, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM operators WHERE person_id = $1")
             .bind(person_id)
             .execute(&mut *tx)
@@ -146,7 +148,7 @@ impl Store {
     pub async fn operator(&self, person_id: &str) -> Result<Option<Operator>> {
         let row = sqlx::query("SELECT person_id, office FROM operators WHERE person_id = $1")
             .bind(person_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         row.map(|r| Ok(Operator { person_id: col(&r, "person_id")?, office: col(&r, "office")? }))
             .transpose()
@@ -180,7 +182,7 @@ impl Store {
             .bind(r.created_at)
             .bind(r.expires_at)
             .bind(r.activated_at)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await
             .map_err(|e| StoreError::conflict_or(e, "a registration"))?;
         Ok(())
@@ -188,13 +190,14 @@ impl Store {
 
     pub async fn registration(&self, id: &str) -> Result<Option<Registration>> {
         let sql = format!("SELECT {REG_COLS} FROM registrations WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.pool.get().await?).await?;
         row.as_ref().map(Registration::from_row).transpose()
     }
 
     pub async fn registration_by_link(&self, link_hash: &str) -> Result<Option<Registration>> {
         let sql = format!("SELECT {REG_COLS} FROM registrations WHERE link_hash = $1");
-        let row = sqlx::query(&sql).bind(link_hash).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(&sql).bind(link_hash).fetch_optional(&mut *self.pool.get().await?).await?;
         row.as_ref().map(Registration::from_row).transpose()
     }
 
@@ -208,7 +211,11 @@ impl Store {
             "SELECT {REG_COLS} FROM registrations WHERE office = $1 \
              ORDER BY created_at DESC, id LIMIT $2"
         );
-        let rows = sqlx::query(&sql).bind(office).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(office)
+            .bind(limit)
+            .fetch_all(&mut *self.pool.get().await?)
+            .await?;
         rows.iter().map(Registration::from_row).collect()
     }
 
@@ -222,14 +229,18 @@ impl Store {
         let rows = match insz {
             Some(i) => {
                 let sql = format!("SELECT {REG_COLS} FROM registrations WHERE insz = $1");
-                sqlx::query(&sql).bind(i).fetch_all(&self.pool).await?
+                sqlx::query(&sql).bind(i).fetch_all(&mut *self.pool.get().await?).await?
             }
             None => {
                 let sql = format!(
                     "SELECT {REG_COLS} FROM registrations WHERE insz IS NULL \
                      AND family_name = $1 AND birthdate = $2"
                 );
-                sqlx::query(&sql).bind(family_name).bind(birthdate).fetch_all(&self.pool).await?
+                sqlx::query(&sql)
+                    .bind(family_name)
+                    .bind(birthdate)
+                    .fetch_all(&mut *self.pool.get().await?)
+                    .await?
             }
         };
         rows.iter().map(Registration::from_row).collect()
@@ -244,7 +255,7 @@ impl Store {
         )
         .bind(id)
         .bind(max)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(self.registration(id).await?.map_or(max, |r| r.failures))
     }
@@ -257,7 +268,7 @@ impl Store {
         )
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -271,7 +282,7 @@ impl Store {
         .bind(id)
         .bind(now)
         .bind(person_id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -301,7 +312,7 @@ impl Store {
         .bind(code_hash)
         .bind(link_hash)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -312,7 +323,7 @@ impl Store {
             "DELETE FROM registrations WHERE expires_at < $1 AND status <> 'activated'",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?
         .rows_affected();
         let b = sqlx::query(
@@ -320,7 +331,7 @@ impl Store {
              AND COALESCE(activated_at, created_at) < $1",
         )
         .bind(now - keep_done_s)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?
         .rows_affected();
         let c = sqlx::query(
@@ -328,7 +339,7 @@ impl Store {
              OR key_id IN (SELECT id FROM keys WHERE status = 'revoked')",
         )
         .bind(now - keep_done_s)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?
         .rows_affected();
         Ok(a + b + c)

@@ -1,6 +1,7 @@
 //! Pending authorization requests, authorization codes, grants (token families) and tokens.
 
 use super::{col, Backend, Result, Store};
+use sqlx::Connection;
 
 #[derive(Debug, Clone)]
 pub struct PendingRow {
@@ -111,7 +112,7 @@ impl Store {
         .bind(i64::from(p.pushed))
         .bind(p.created_at)
         .bind(p.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -123,7 +124,7 @@ impl Store {
         )
         .bind(id)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read.get().await?)
         .await?;
         row.map(|r| {
             Ok(PendingRow {
@@ -142,7 +143,7 @@ impl Store {
     pub async fn take_pending(&self, id: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM pending_auth WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -162,7 +163,7 @@ impl Store {
         .bind(&c.details)
         .bind(c.created_at)
         .bind(c.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -173,7 +174,7 @@ impl Store {
              created_at, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read.get().await?)
         .await?;
         row.map(|r| {
             Ok(CodeRow {
@@ -231,7 +232,7 @@ impl Store {
                 .bind(&tokens.refresh_hash)
                 .bind(tokens.access_expires_at)
                 .bind(tokens.created_at)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.pool.get().await?)
                 .await?;
             return row.as_ref().map(redeemed_from_row).transpose();
         }
@@ -253,7 +254,8 @@ impl Store {
                  (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
                  (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.get().await?;
+        let mut tx = conn.begin().await?;
         let rows = sqlx::query(&sql)
             .bind(now)
             .bind(r.code_hash)
@@ -281,7 +283,10 @@ impl Store {
             "SELECT t.id AS token_id, t.rotated_at, t.revoked_at AS token_revoked_at, {GRANT_COLS} \
              FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.refresh_hash = $1"
         );
-        let row = sqlx::query(&sql).bind(refresh_hash).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql)
+            .bind(refresh_hash)
+            .fetch_optional(&mut *self.read.get().await?)
+            .await?;
         row.map(|r| {
             Ok(RefreshRow {
                 token_id: col(&r, "token_id")?,
@@ -345,7 +350,7 @@ impl Store {
             .bind(&next.refresh_hash)
             .bind(next.access_expires_at)
             .bind(next.created_at)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         row.as_ref().map(redeemed_from_row).transpose()
     }
@@ -356,7 +361,7 @@ impl Store {
             sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(grant_id)
-                .execute(&self.pool)
+                .execute(&mut *self.pool.get().await?)
                 .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -375,7 +380,7 @@ impl Store {
         .bind(now)
         .bind(access_hash)
         .bind(client_id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -387,7 +392,11 @@ impl Store {
              WHERE t.access_hash = $1 AND t.access_expires_at > $2 AND t.revoked_at IS NULL \
              AND g.revoked_at IS NULL"
         );
-        let row = sqlx::query(&sql).bind(access_hash).bind(now).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql)
+            .bind(access_hash)
+            .bind(now)
+            .fetch_optional(&mut *self.read.get().await?)
+            .await?;
         row.map(|r| {
             Ok(AccessRow {
                 access_expires_at: col(&r, "access_expires_at")?,
@@ -399,7 +408,7 @@ impl Store {
 
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
         let sql = format!("SELECT {GRANT_COLS} FROM grants g WHERE g.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.read.get().await?).await?;
         row.as_ref().map(grant_from_row).transpose()
     }
 }

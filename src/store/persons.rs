@@ -125,7 +125,7 @@ impl Store {
         .bind(&p.family_name)
         .bind(&p.birthdate)
         .bind(p.created_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await
         .map_err(|e| StoreError::conflict_or(e, "a person with this INSZ"))?;
         Ok(())
@@ -133,13 +133,16 @@ impl Store {
 
     pub async fn person(&self, id: &str) -> Result<Option<Person>> {
         let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.read.get().await?).await?;
         row.as_ref().map(Person::from_row).transpose()
     }
 
     pub async fn person_by_insz(&self, insz: &Insz) -> Result<Option<Person>> {
         let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE insz = $1");
-        let row = sqlx::query(&sql).bind(insz.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(insz.as_str())
+            .fetch_optional(&mut *self.read.get().await?)
+            .await?;
         row.as_ref().map(Person::from_row).transpose()
     }
 
@@ -184,7 +187,7 @@ impl Store {
         .bind(&a.username)
         .bind(&a.password_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await
         .map_err(|e| StoreError::conflict_or(e, "an account with this username or person"))?;
         Ok(())
@@ -192,17 +195,20 @@ impl Store {
 
     pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE username = $1");
-        Ok(sqlx::query_as(&sql).bind(username).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(&sql).bind(username).fetch_optional(&mut *self.pool.get().await?).await?)
     }
 
     pub async fn account_by_person(&self, person_id: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE person_id = $1");
-        Ok(sqlx::query_as(&sql).bind(person_id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(&sql)
+            .bind(person_id)
+            .fetch_optional(&mut *self.pool.get().await?)
+            .await?)
     }
 
     pub async fn account(&self, id: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&mut *self.pool.get().await?).await?)
     }
 
     pub async fn insert_key(&self, k: &KeyRow) -> Result<()> {
@@ -219,7 +225,7 @@ impl Store {
         .bind(&k.data)
         .bind(k.last_step)
         .bind(k.created_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -230,7 +236,8 @@ impl Store {
             "SELECT {KEY_COLS} FROM keys WHERE account_id = $1 AND status <> 'revoked' \
              ORDER BY created_at, id"
         );
-        let rows = sqlx::query(&sql).bind(account_id).fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query(&sql).bind(account_id).fetch_all(&mut *self.pool.get().await?).await?;
         rows.iter().map(KeyRow::from_row).collect()
     }
 
@@ -242,7 +249,7 @@ impl Store {
         )
         .bind(step)
         .bind(key_id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -254,7 +261,7 @@ impl Store {
         )
         .bind(key_id)
         .bind(account_id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -275,7 +282,7 @@ impl Store {
         .bind(now)
         .bind(key_id)
         .bind(account_id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -286,7 +293,7 @@ impl Store {
             .bind(&a.username)
             .bind(&a.password_hash)
             .bind(&a.id)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await
             .map_err(|e| StoreError::conflict_or(e, "an account with this username"))?;
         Ok(())
@@ -297,7 +304,7 @@ impl Store {
         sqlx::query("UPDATE keys SET data = $1 WHERE id = $2")
             .bind(data)
             .bind(key_id)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -309,7 +316,7 @@ impl Store {
         )
         .bind(now)
         .bind(account_id)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected())
     }
@@ -328,7 +335,7 @@ impl Store {
         .bind(subject)
         .bind(person_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await
         .map_err(|e| StoreError::conflict_or(e, "this identity link"))?;
         Ok(())
@@ -338,7 +345,7 @@ impl Store {
         sqlx::query("DELETE FROM identities WHERE provider = $1 AND subject = $2")
             .bind(provider)
             .bind(subject)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }

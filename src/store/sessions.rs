@@ -24,7 +24,7 @@ impl Store {
         .bind(&s.person_id)
         .bind(s.created_at)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -36,7 +36,7 @@ impl Store {
         )
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read.get().await?)
         .await?;
         row.map(|r| {
             Ok(SessionRow {
@@ -65,7 +65,7 @@ impl Store {
         .bind(person_id)
         .bind(expires_at)
         .bind(id_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(())
     }
@@ -76,7 +76,7 @@ impl Store {
             .bind(new_hash)
             .bind(csrf)
             .bind(old_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -84,7 +84,7 @@ impl Store {
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -92,7 +92,7 @@ impl Store {
     pub async fn count_sessions(&self, now: i64) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM sessions WHERE expires_at > $1")
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.get().await?)
             .await?;
         col(&row, "n")
     }

@@ -18,7 +18,7 @@ impl Store {
             sqlx::query("SELECT locked_until FROM throttle WHERE key = $1 AND locked_until > $2")
                 .bind(key)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.pool.get().await?)
                 .await?;
         row.map(|r| col(&r, "locked_until")).transpose()
     }
@@ -43,7 +43,7 @@ impl Store {
         .bind(key)
         .bind(now)
         .bind(now - window_s)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.pool.get().await?)
         .await?;
         let failures: i64 = col(&row, "failures")?;
         if failures >= max {
@@ -54,7 +54,7 @@ impl Store {
             .bind(until)
             .bind(now)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
             return Ok(FailureCount { failures, locked_until: Some(until) });
         }
@@ -66,7 +66,7 @@ impl Store {
         let row = sqlx::query("SELECT failures FROM throttle WHERE key = $1 AND window_start > $2")
             .bind(key)
             .bind(now - window_s)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await?;
         Ok(row.map(|r| col(&r, "failures")).transpose()?.unwrap_or(0))
     }
@@ -75,7 +75,7 @@ impl Store {
     pub async fn clear_failures(&self, key: &str) -> Result<()> {
         sqlx::query("UPDATE throttle SET failures = 0 WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *self.pool.get().await?)
             .await?;
         Ok(())
     }
@@ -87,7 +87,7 @@ impl Store {
         )
         .bind(key)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.pool.get().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -105,7 +105,7 @@ impl Store {
         let digest = crate::crypto::sha256(format!("cozo-broker:{name}").as_bytes());
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.pool().begin().await?;
         sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
             .bind(i64::from_be_bytes(id))
             .execute(&mut *tx)
