@@ -28,13 +28,19 @@ static BROKEN: AtomicU64 = AtomicU64::new(0);
 
 /// Notes an error that may have left a connection unusable.
 pub(super) fn note_error(e: &sqlx::Error) {
-    if matches!(
-        e,
+    let broken = match e {
         sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed
-    ) {
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's "operator intervention" (57…, e.g. an administrator's or a shutdown's
+        // termination) and "connection exception" (08…) classes.
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08"))
+        }
+        _ => false,
+    };
+    if broken {
         BROKEN.fetch_add(1, Ordering::Relaxed);
     }
 }

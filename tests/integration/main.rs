@@ -7,6 +7,7 @@
 mod caches;
 mod cli;
 mod common;
+mod connections;
 mod database_tls;
 mod demo_app;
 mod dpop;
