@@ -250,3 +250,81 @@ impl Sessions {
         self.store.delete_session(&s.id_hash()).await
     }
 }
+
+/// What the browser's session cookie must become after a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionCookie {
+    /// A new or renewed session id.
+    Set(String),
+    /// The session ended.
+    Clear,
+}
+
+/// The browser session of one request: the use case behind the session cookie. It decides when
+/// a session is created (the first form), saved, renewed (after a login: no session fixation)
+/// or ended; the web layer asks it and writes the [`SessionCookie`] it answers with.
+#[derive(Clone, Debug)]
+pub struct Browser {
+    sessions: Sessions,
+    /// The request's one clock read.
+    now: i64,
+}
+
+impl Browser {
+    /// The live session the cookie names, if any, and the use case for the rest of the request.
+    pub async fn open(
+        sessions: &Sessions,
+        cookie: Option<&str>,
+        now: i64,
+    ) -> Result<(Self, Option<Session>), StoreError> {
+        let current = match cookie {
+            Some(id) => sessions.load(id, now).await?,
+            None => None,
+        };
+        Ok((Self { sessions: sessions.clone(), now }, current))
+    }
+
+    /// `current`, or a new session (forms need one for their CSRF token) and its cookie.
+    pub async fn or_new(
+        &self,
+        current: Option<Session>,
+    ) -> Result<(Session, Option<SessionCookie>), StoreError> {
+        match current {
+            Some(s) => Ok((s, None)),
+            None => {
+                let s = self.sessions.create(SessionData::default(), self.now).await?;
+                let cookie = SessionCookie::Set(s.id.clone());
+                Ok((s, Some(cookie)))
+            }
+        }
+    }
+
+    /// Saves the session's data (and extends its life).
+    pub async fn save(&self, s: &mut Session) -> Result<(), StoreError> {
+        self.sessions.save(s, self.now).await
+    }
+
+    /// A fresh id and CSRF token after a login; the cookie follows.
+    pub async fn renew(&self, s: &mut Session) -> Result<SessionCookie, StoreError> {
+        self.sessions.renew_id(s).await?;
+        Ok(SessionCookie::Set(s.id.clone()))
+    }
+
+    /// Ends the session, if there is one; the cookie is cleared either way.
+    pub async fn end(&self, current: Option<Session>) -> Result<SessionCookie, StoreError> {
+        if let Some(s) = current {
+            self.sessions.destroy(&s).await?;
+        }
+        Ok(SessionCookie::Clear)
+    }
+
+    /// Keeps a language picked on a page in the session.
+    pub async fn keep_language(
+        &self,
+        s: &mut Session,
+        lang: crate::i18n::Lang,
+    ) -> Result<(), StoreError> {
+        s.data.lang = Some(lang);
+        self.save(s).await
+    }
+}

@@ -97,7 +97,7 @@ pub async fn add_key(
     match st.keys.start_adding(&login, ctx.now).await? {
         KeyChange::Adding(enrolment) => {
             session.data.enrol = Some(*enrolment);
-            ctx.save(&st, &mut session).await?;
+            ctx.save(&mut session).await?;
             Ok(Redirect::to("/activate/keys").into_response())
         }
         _ => Ok(log_in_again(&ctx)),
@@ -105,12 +105,12 @@ pub async fn add_key(
 }
 
 /// Logs in again (stronger or fresher), then back to `/account`.
-pub async fn login_again(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
-    let mut s = ctx.session_or_new(&st).await?;
+pub async fn login_again(mut ctx: Ctx) -> Result<Response, WebError> {
+    let mut s = ctx.session_or_new().await?;
     s.data.login = None;
     s.data.pending = None;
     s.data.return_to = Some("/account".into());
-    ctx.save(&st, &mut s).await?;
+    ctx.save(&mut s).await?;
     Ok(to_login())
 }
 
@@ -138,7 +138,7 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     st.provider.logged_out(&session.data, ctx.now).await?;
     ctx.session = Some(session);
-    ctx.end_session(&st).await?;
+    ctx.end_session().await?;
     Ok(pages::logged_out(&ctx.tr))
 }
 
@@ -151,6 +151,6 @@ pub async fn sign_out_everywhere(
     let Some(login) = &session.data.login else { return Ok(to_login()) };
     st.provider.sign_out_everywhere(login, ctx.now).await?;
     ctx.session = Some(session);
-    ctx.end_session(&st).await?;
+    ctx.end_session().await?;
     Ok(pages::logged_out(&ctx.tr))
 }

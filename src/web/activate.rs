@@ -86,7 +86,7 @@ pub async fn code_form(
             return Ok(link_problem(&tr, status, "activate-link-unusable", "unusable"));
         }
     };
-    let session = ctx.session_or_new(&st).await?;
+    let session = ctx.session_or_new().await?;
     Ok(code_page(&tr, &session.csrf, token, Some(expires_at), None, StatusCode::OK))
 }
 
@@ -107,8 +107,8 @@ pub async fn code(
         Opening::Opened { enrolment, lang } => {
             session.data.enrol = Some(*enrolment);
             session.data.lang.get_or_insert(lang);
-            ctx.renew(&st, &mut session).await?;
-            ctx.save(&st, &mut session).await?;
+            ctx.renew(&mut session).await?;
+            ctx.save(&mut session).await?;
             Ok(to_account_page())
         }
         Opening::CodeRequired { expires_at } => {
@@ -174,7 +174,7 @@ pub async fn account(
     let confirm = form.password_confirm.unwrap_or_default();
     let chosen =
         st.keys.choose_account(&mut e.enrolment, &username, &password, &confirm, e.ctx.now).await?;
-    e.keep(&st).await?;
+    e.keep().await?;
     let AccountChosen::Refused { refusal, username } = chosen else { return Ok(to_keys_page()) };
     let tr = &e.ctx.tr;
     let (status, field, text) = match refusal {
@@ -288,7 +288,7 @@ pub async fn choose_key(
 ) -> Result<Response, WebError> {
     let chosen =
         st.keys.choose_key(&mut e.enrolment, &e.account, form.key.as_deref(), e.ctx.now).await?;
-    e.keep(&st).await?;
+    e.keep().await?;
     match chosen {
         KeyChosen::Totp(key) => Ok(totp_page(&e, &key, None, StatusCode::OK)),
         KeyChosen::Sms { phone } => Ok(sms_page(&e, phone, None, None, StatusCode::OK)),
@@ -321,7 +321,7 @@ pub async fn token_card(
     mut e: Enrolling,
 ) -> Result<Response, WebError> {
     let shown = st.keys.show_token_card(&mut e.enrolment, &e.account, e.ctx.now).await?;
-    e.keep(&st).await?;
+    e.keep().await?;
     let CardShown::Shown(card) = shown else { return Ok(to_keys_page()) };
     let page = pages::ActivateToken {
         c: Chrome::new(e.ctx.tr.clone(), KEYS_PAGE),
@@ -342,7 +342,7 @@ pub async fn confirm_totp(
 ) -> Result<Response, WebError> {
     let code = form.code.unwrap_or_default();
     let confirmed = st.keys.confirm_totp(&mut e.enrolment, &e.account, &code, e.ctx.now).await?;
-    e.keep(&st).await?;
+    e.keep().await?;
     match confirmed {
         TotpConfirmed::Added | TotpConfirmed::NonePending => Ok(to_keys_page()),
         TotpConfirmed::Wrong(key) => {
@@ -361,7 +361,7 @@ pub async fn sms(
     let phone = form.phone.unwrap_or_default();
     let (lang, now) = (e.ctx.tr.lang, e.ctx.now);
     let step = st.keys.sms_step(&mut e.enrolment, &e.account, &code, &phone, lang, now).await?;
-    e.keep(&st).await?;
+    e.keep().await?;
     let tr = &e.ctx.tr;
     match step {
         SmsStep::Added => Ok(to_keys_page()),
@@ -388,13 +388,13 @@ pub async fn webauthn(
     State(st): State<AppState>,
     AdmittedForm { who: mut e, form }: AdmittedForm<Enrolling, WebauthnPost>,
 ) -> Result<Response, WebError> {
-    let challenge = e.take_security_key_challenge(&st).await?;
+    let challenge = e.take_security_key_challenge().await?;
     let answer = form.credential.unwrap_or_default();
     let added = st
         .keys
         .finish_security_key(&mut e.enrolment, &e.account, challenge, &answer, e.ctx.now)
         .await?;
-    e.keep(&st).await?;
+    e.keep().await?;
     match added {
         SecurityKeyAdded::Added => Ok(to_keys_page()),
         SecurityKeyAdded::Refused => {
@@ -417,7 +417,7 @@ pub async fn finish(
         let error = FormError::new(&e.ctx.tr, "enrol-need-one-key");
         return keys_page(&st, &e, Some(error), StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    e.end(&st).await?;
+    e.end().await?;
     if finished == EnrolmentFinished::KeysAdded {
         return Ok(Redirect::to("/account").into_response());
     }

@@ -17,9 +17,9 @@ pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response,
     if st.eid.is_none() {
         return Err(WebError::NotFound);
     }
-    let mut session = ctx.session_or_new(&st).await?;
+    let mut session = ctx.session_or_new().await?;
     let id = st.eid_logins.begin(&session.id, ctx.now).await?;
-    ctx.save(&st, &mut session).await?;
+    ctx.save(&mut session).await?;
     let base = st.cfg.eid.public_url.as_str().trim_end_matches('/');
     Ok(Redirect::to(&format!("{base}/eid/start?r={id}")).into_response())
 }

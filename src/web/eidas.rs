@@ -66,7 +66,7 @@ pub async fn start(
         let page = pages::Countries { c: Chrome::new(tr, "/login/eidas"), countries };
         return Ok(render(StatusCode::OK, &page));
     };
-    let mut session = ctx.session_or_new(&st).await?;
+    let mut session = ctx.session_or_new().await?;
     let Some(min_level) =
         st.provider.lowest_level_for(&session.data, Method::Eidas, ctx.now).await?
     else {
@@ -80,7 +80,7 @@ pub async fn start(
         ));
     };
     let outgoing = eidas.request(&session.id, &country, min_level, ctx.now).await?;
-    ctx.save(&st, &mut session).await?;
+    ctx.save(&mut session).await?;
     Ok(match outgoing {
         Outgoing::Redirect { url } => Redirect::to(&url).into_response(),
         Outgoing::Post { action, saml_request, relay_state } => {
@@ -149,7 +149,7 @@ pub async fn continue_login(
         Finished::LoggedIn(login) => logged_in(&st, &ctx, session, login).await,
         Finished::NeedsLink(link) => {
             session.data.eidas_link = Some(link);
-            ctx.save(&st, &mut session).await?;
+            ctx.save(&mut session).await?;
             Ok(Redirect::to("/link").into_response())
         }
         Finished::Cancelled => Ok(pages::message(
@@ -274,7 +274,7 @@ pub async fn request_bis(
         }
         BisRequested::Filed { email } => {
             session.data.eidas_link = None;
-            ctx.save(&st, &mut session).await?;
+            ctx.save(&mut session).await?;
             let text = tr.t1("bis-requested", "email", &email);
             Ok(pages::message(StatusCode::OK, tr, "bis-requested-title", text, None, None))
         }

@@ -26,7 +26,7 @@ fn verifier(st: &AppState) -> Result<Arc<Eudiw>, WebError> {
 pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
     let eudiw = verifier(&st)?;
     let tr = ctx.tr.clone();
-    let mut session = ctx.session_or_new(&st).await?;
+    let mut session = ctx.session_or_new().await?;
     let Some(min_level) =
         st.provider.lowest_level_for(&session.data, Method::Eudiw, ctx.now).await?
     else {
@@ -40,7 +40,7 @@ pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response,
         ));
     };
     let started = eudiw.start(&session.id, min_level, ctx.now).await?;
-    ctx.save(&st, &mut session).await?;
+    ctx.save(&mut session).await?;
     let page = pages::WalletWait {
         c: Chrome::new(tr, "/login/eudiw"),
         qr: super::activate::qr_data_uri(&started.wallet_uri),
@@ -163,7 +163,7 @@ pub async fn continue_login(
         Finished::LoggedIn(login) => logged_in(&st, &ctx, session, login).await,
         Finished::NeedsLink(link) => {
             session.data.eidas_link = Some(link);
-            ctx.save(&st, &mut session).await?;
+            ctx.save(&mut session).await?;
             Ok(Redirect::to("/link").into_response())
         }
         Finished::Cancelled => Ok(pages::message(

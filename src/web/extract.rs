@@ -12,7 +12,7 @@ use super::{AppState, WebError};
 use crate::i18n::{self, Lang, Tr};
 use crate::keys::enrol::EnrolmentStage;
 use crate::office::OperatorCheck;
-use crate::session::{Enrolment, Session, SessionData};
+use crate::session::{Browser, Enrolment, Session, SessionCookie};
 use crate::store::Account;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -104,6 +104,7 @@ pub struct Ctx {
     pub session: Option<Session>,
     pub tr: Tr,
     pub address: String,
+    browser: Browser,
     cookies: CookieSlot,
 }
 
@@ -113,10 +114,8 @@ impl FromRequestParts<AppState> for Ctx {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, WebError> {
         let now = st.clock.now();
         let jar = CookieJar::from_headers(&parts.headers);
-        let session = match jar.get(st.session_cookie_name()) {
-            Some(c) => st.sessions.load(c.value(), now).await?,
-            None => None,
-        };
+        let cookie = jar.get(st.session_cookie_name()).map(|c| c.value());
+        let (browser, session) = Browser::open(&st.sessions, cookie, now).await?;
         let lang = request_language(&parts.headers, session.as_ref())
             .unwrap_or(st.cfg.ui.default_language);
         let peer = parts
@@ -126,7 +125,7 @@ impl FromRequestParts<AppState> for Ctx {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let address = st.client_address(&parts.headers, peer);
         let cookies = parts.extensions.get::<CookieSlot>().cloned().unwrap_or_default();
-        Ok(Ctx { now, session, tr: Tr::new(lang), address, cookies })
+        Ok(Ctx { now, session, tr: Tr::new(lang), address, browser, cookies })
     }
 }
 
@@ -149,15 +148,12 @@ pub fn request_language(headers: &HeaderMap, session: Option<&Session>) -> Optio
 impl Ctx {
     /// The session, or a new one (forms need one for their CSRF token); a new one gets its
     /// cookie.
-    pub async fn session_or_new(&mut self, st: &AppState) -> Result<Session, WebError> {
-        match self.session.take() {
-            Some(s) => Ok(s),
-            None => {
-                let s = st.sessions.create(SessionData::default(), self.now).await?;
-                self.cookies.push(CookieChange::Session(s.id.clone()));
-                Ok(s)
-            }
+    pub async fn session_or_new(&mut self) -> Result<Session, WebError> {
+        let (s, cookie) = self.browser.or_new(self.session.take()).await?;
+        if let Some(c) = cookie {
+            self.set_session_cookie(c);
         }
+        Ok(s)
     }
 
     /// The session, which a page that follows a form must have.
@@ -166,36 +162,40 @@ impl Ctx {
     }
 
     /// Saves the session's data (and extends its life).
-    pub async fn save(&self, st: &AppState, s: &mut Session) -> Result<(), WebError> {
-        Ok(st.sessions.save(s, self.now).await?)
+    pub async fn save(&self, s: &mut Session) -> Result<(), WebError> {
+        Ok(self.browser.save(s).await?)
     }
 
     /// A fresh session id after a login (no session fixation); the cookie follows.
-    pub async fn renew(&self, st: &AppState, s: &mut Session) -> Result<(), WebError> {
-        st.sessions.renew_id(s).await?;
-        self.cookies.push(CookieChange::Session(s.id.clone()));
+    pub async fn renew(&self, s: &mut Session) -> Result<(), WebError> {
+        let c = self.browser.renew(s).await?;
+        self.set_session_cookie(c);
         Ok(())
     }
 
     /// Ends the browser session; the cookie is cleared.
-    pub async fn end_session(&mut self, st: &AppState) -> Result<(), WebError> {
-        if let Some(s) = self.session.take() {
-            st.sessions.destroy(&s).await?;
-        }
-        self.cookies.push(CookieChange::EndSession);
+    pub async fn end_session(&mut self) -> Result<(), WebError> {
+        let c = self.browser.end(self.session.take()).await?;
+        self.set_session_cookie(c);
         Ok(())
     }
 
     /// Remembers a language picked on a page (cookie, and the session if there is one).
-    pub async fn pick_language(&mut self, st: &AppState, lang: Lang) -> Result<(), WebError> {
+    pub async fn pick_language(&mut self, lang: Lang) -> Result<(), WebError> {
         if let Some(mut s) = self.session.take() {
-            s.data.lang = Some(lang);
-            self.save(st, &mut s).await?;
+            self.browser.keep_language(&mut s, lang).await?;
             self.session = Some(s);
         }
         self.tr = Tr::new(lang);
         self.cookies.push(CookieChange::Lang(lang));
         Ok(())
+    }
+
+    fn set_session_cookie(&self, c: SessionCookie) {
+        self.cookies.push(match c {
+            SessionCookie::Set(id) => CookieChange::Session(id),
+            SessionCookie::Clear => CookieChange::EndSession,
+        });
     }
 }
 
@@ -320,7 +320,7 @@ impl Admit for Operator {
             (OperatorCheck::NotOperator, _) => Err(super::office::not_operator(&ctx.tr)),
             (_, session) => {
                 ctx.session = session;
-                Err(log_in_first(st, &mut ctx, super::office::return_to(path))
+                Err(log_in_first(&mut ctx, super::office::return_to(path))
                     .await
                     .unwrap_or_else(IntoResponse::into_response))
             }
@@ -329,11 +329,11 @@ impl Admit for Operator {
 }
 
 /// To the login, coming back to `return_to` after it (a login waiting for an app is dropped).
-async fn log_in_first(st: &AppState, ctx: &mut Ctx, return_to: &str) -> Result<Response, WebError> {
-    let mut s = ctx.session_or_new(st).await?;
+async fn log_in_first(ctx: &mut Ctx, return_to: &str) -> Result<Response, WebError> {
+    let mut s = ctx.session_or_new().await?;
     s.data.return_to = Some(return_to.to_string());
     s.data.pending = None;
-    ctx.save(st, &mut s).await?;
+    ctx.save(&mut s).await?;
     Ok(Redirect::to("/login").into_response())
 }
 
@@ -410,45 +410,43 @@ async fn enrolment_stage(
 
 /// Saves `enrolment` in the session when a use case changed it.
 async fn keep_enrolment(
-    st: &AppState,
     ctx: &Ctx,
     session: &mut Session,
     enrolment: &Enrolment,
 ) -> Result<(), WebError> {
     if session.data.enrol.as_ref() != Some(enrolment) {
         session.data.enrol = Some(enrolment.clone());
-        ctx.save(st, session).await?;
+        ctx.save(session).await?;
     }
     Ok(())
 }
 
 impl Enrolling {
     /// Keeps the enrolment's changes in the session (saved only when something changed).
-    pub async fn keep(&mut self, st: &AppState) -> Result<(), WebError> {
-        keep_enrolment(st, &self.ctx, &mut self.session, &self.enrolment).await
+    pub async fn keep(&mut self) -> Result<(), WebError> {
+        keep_enrolment(&self.ctx, &mut self.session, &self.enrolment).await
     }
 
     /// Takes the open security-key challenge out of the enrolment and saves that before the
     /// answer is checked: a challenge is used once, whatever the answer.
     pub async fn take_security_key_challenge(
         &mut self,
-        st: &AppState,
     ) -> Result<Option<serde_json::Value>, WebError> {
         let challenge = self.enrolment.webauthn.take();
-        self.keep(st).await?;
+        self.keep().await?;
         Ok(challenge)
     }
 
     /// Ends the enrolment (finished): the session forgets it.
-    pub async fn end(&mut self, st: &AppState) -> Result<(), WebError> {
+    pub async fn end(&mut self) -> Result<(), WebError> {
         self.session.data.enrol = None;
-        self.ctx.save(st, &mut self.session).await
+        self.ctx.save(&mut self.session).await
     }
 }
 
 impl ChoosingAccount {
     /// Keeps the enrolment's changes in the session (saved only when something changed).
-    pub async fn keep(&mut self, st: &AppState) -> Result<(), WebError> {
-        keep_enrolment(st, &self.ctx, &mut self.session, &self.enrolment).await
+    pub async fn keep(&mut self) -> Result<(), WebError> {
+        keep_enrolment(&self.ctx, &mut self.session, &self.enrolment).await
     }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
     let fas = st.fas.clone().ok_or(WebError::NotFound)?;
-    let mut session = ctx.session_or_new(&st).await?;
+    let mut session = ctx.session_or_new().await?;
     let (url, pending) = match fas.start(ctx.now).await {
         Ok(v) => v,
         Err(e) => {
@@ -28,7 +28,7 @@ pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response,
         }
     };
     session.data.fas = Some(pending);
-    ctx.save(&st, &mut session).await?;
+    ctx.save(&mut session).await?;
     Ok(Redirect::to(&url).into_response())
 }
 
@@ -50,7 +50,7 @@ pub async fn callback(
     };
     // The answer belongs to the login this browser started, once.
     let pending = session.data.fas.take();
-    ctx.save(&st, &mut session).await?;
+    ctx.save(&mut session).await?;
     match fas.callback(pending, q, &ctx.address, ctx.now).await? {
         Returned::LoggedIn(login) => logged_in(&st, &ctx, session, login).await,
         Returned::UpstreamError { cancelled } => Ok(pages::message(

@@ -60,8 +60,8 @@ fn password_page(tr: &Tr, csrf: &str, username: String, error: Option<FormError>
     KeyLogin { c: Chrome::new(tr.clone(), "/login/key"), csrf: csrf.into(), username, error }
 }
 
-pub async fn key_form(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
-    let session = ctx.session_or_new(&st).await?;
+pub async fn key_form(mut ctx: Ctx) -> Result<Response, WebError> {
+    let session = ctx.session_or_new().await?;
     Ok(render(StatusCode::OK, &password_page(&ctx.tr, &session.csrf, String::new(), None)))
 }
 
@@ -86,7 +86,7 @@ pub async fn key_password(
     let (status, error) = match checked {
         PasswordCheck::Ok { step, .. } => {
             session.data.key_step = Some(step);
-            ctx.save(&st, &mut session).await?;
+            ctx.save(&mut session).await?;
             return Ok(Redirect::to("/login/key/code").into_response());
         }
         PasswordCheck::Wrong => (StatusCode::UNAUTHORIZED, FormError::new(tr, "wrong-credentials")),
@@ -239,8 +239,8 @@ pub async fn logged_in(
     login: Login,
 ) -> Result<Response, WebError> {
     let resume = st.provider.after_login(&mut session.data, login, &ctx.address, ctx.now).await?;
-    ctx.renew(st, &mut session).await?;
-    ctx.save(st, &mut session).await?;
+    ctx.renew(&mut session).await?;
+    ctx.save(&mut session).await?;
     Ok(resume_response(&ctx.tr, resume))
 }
 

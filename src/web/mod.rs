@@ -279,7 +279,6 @@ struct Back {
 
 /// Remembers the language a person picked (cookie and session) and returns to the page.
 async fn set_language(
-    State(st): State<AppState>,
     mut ctx: Ctx,
     Path(code): Path<String>,
     Query(q): Query<Back>,
@@ -287,7 +286,7 @@ async fn set_language(
     let Some(lang) = i18n::Lang::parse(&code) else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
-    ctx.pick_language(&st, lang).await?;
+    ctx.pick_language(lang).await?;
     // Only local paths: never an open redirect.
     let back = q.back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
     Ok(Redirect::to(back.as_deref().unwrap_or("/login")).into_response())

@@ -88,12 +88,12 @@ fn row(tr: &Tr, r: &Registration, now: i64) -> pages::RegistrationRow {
 }
 
 /// Clears the login and logs in again, coming back to `/office` (a stronger login).
-pub async fn login(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response, WebError> {
-    let mut s = ctx.session_or_new(&st).await?;
+pub async fn login(mut ctx: Ctx) -> Result<Response, WebError> {
+    let mut s = ctx.session_or_new().await?;
     s.data.login = None;
     s.data.pending = None;
     s.data.return_to = Some(HOME.into());
-    ctx.save(&st, &mut s).await?;
+    ctx.save(&mut s).await?;
     Ok(Redirect::to("/login").into_response())
 }
 

@@ -85,13 +85,13 @@ async fn authorize(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut session = ctx.session_or_new(&st).await?;
+    let mut session = ctx.session_or_new().await?;
     if let Some(lang) = i18n::pick(req.ui_locales.iter().map(String::as_str)) {
         session.data.lang = Some(lang);
     }
     let tr = Tr::new(session.data.lang.unwrap_or(ctx.tr.lang));
     let resume = st.provider.authorize(&mut session.data, &req, ctx.now).await?;
-    ctx.save(&st, &mut session).await?;
+    ctx.save(&mut session).await?;
     Ok(super::login::resume_response(&tr, resume))
 }
 
@@ -312,7 +312,7 @@ async fn finish_logout(
     if let Some(s) = &ctx.session {
         st.provider.logged_out(&s.data, ctx.now).await?;
     }
-    ctx.end_session(st).await?;
+    ctx.end_session().await?;
     Ok(match target {
         Some(t) => Redirect::to(&t).into_response(),
         None => pages::logged_out(&ctx.tr),
