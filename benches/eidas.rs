@@ -273,6 +273,13 @@ async fn main() {
         eprintln!("eidas bench: pass --run (cargo bench --bench eidas -- --run) to measure");
         return;
     }
+    // `COZO_BENCH_LOG=sqlx::query=debug`: the broker's statements (to count them per login).
+    if let Ok(filter) = std::env::var("COZO_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let db = arg(&args, "--db").unwrap_or_else(|| "sqlite".into());
     let kind = arg(&args, "--kind").unwrap_or_else(|| "ecdh".into());
     let duration = arg(&args, "--duration").unwrap_or_else(|| "10".into());

@@ -145,8 +145,9 @@ pub struct Session {
     pub data: SessionData,
     pub expires_at: i64,
     /// The data as the database holds it (JSON): a save that would write the same data again
-    /// and only move the idle expiry by less than [`EXPIRY_SLACK_S`] writes nothing.
-    stored: String,
+    /// and only move the idle expiry by less than [`EXPIRY_SLACK_S`] writes nothing. `None`:
+    /// not in the database yet (its first save inserts it).
+    stored: Option<String>,
 }
 
 /// How far a save may leave the idle expiry behind instead of writing an unchanged session
@@ -190,38 +191,49 @@ impl Sessions {
             csrf: row.csrf,
             data,
             expires_at: row.expires_at,
-            stored: row.data,
+            stored: Some(row.data),
         }))
     }
 
+    /// A new session, stored at once.
     pub async fn create(&self, data: SessionData, now: i64) -> Result<Session, StoreError> {
-        let stored = serde_json::to_string(&data).unwrap_or_default();
-        let s = Session {
-            id: crypto::random_token(32),
-            csrf: crypto::random_token(32),
-            data,
-            expires_at: now + self.ttl_s,
-            stored,
-        };
-        self.store
-            .insert_session(&SessionRow {
-                id_hash: s.id_hash(),
-                csrf: s.csrf.clone(),
-                data: s.stored.clone(),
-                person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
-                created_at: now,
-                expires_at: s.expires_at,
-            })
-            .await?;
+        let mut s = Self::unsaved(data, now);
+        self.save(&mut s, now).await?;
         Ok(s)
     }
 
-    /// Saves the data and extends the idle expiry; writes nothing when the data is as stored
-    /// and the expiry was extended less than [`EXPIRY_SLACK_S`] ago.
+    /// A new session that is stored by its first save: a request that fills it in before
+    /// saving (`/authorize`) writes it once instead of twice.
+    pub fn unsaved(data: SessionData, now: i64) -> Session {
+        Session {
+            id: crypto::random_token(32),
+            csrf: crypto::random_token(32),
+            data,
+            expires_at: now,
+            stored: None,
+        }
+    }
+
+    /// Saves the data and extends the idle expiry (a new session is inserted); writes nothing
+    /// when the data is as stored and the expiry was extended less than [`EXPIRY_SLACK_S`] ago.
     pub async fn save(&self, s: &mut Session, now: i64) -> Result<(), StoreError> {
         let data = serde_json::to_string(&s.data).unwrap_or_default();
         let expires_at = now + self.ttl_s;
-        if data == s.stored && expires_at - s.expires_at < EXPIRY_SLACK_S {
+        let Some(stored) = &s.stored else {
+            let row = SessionRow {
+                id_hash: s.id_hash(),
+                csrf: s.csrf.clone(),
+                data,
+                person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
+                created_at: now,
+                expires_at,
+            };
+            self.store.insert_session(&row).await?;
+            s.expires_at = expires_at;
+            s.stored = Some(row.data);
+            return Ok(());
+        };
+        if data == *stored && expires_at - s.expires_at < EXPIRY_SLACK_S {
             return Ok(());
         }
         self.store
@@ -233,16 +245,35 @@ impl Sessions {
             )
             .await?;
         s.expires_at = expires_at;
-        s.stored = data;
+        s.stored = Some(data);
         Ok(())
     }
 
-    /// Gives the session a fresh id and CSRF token (after a login: no session fixation).
-    pub async fn renew_id(&self, s: &mut Session) -> Result<(), StoreError> {
+    /// Gives the session a fresh id and CSRF token (after a login: no session fixation) and
+    /// saves its data with them: one statement, where a rename and a save were two.
+    pub async fn renew_id(&self, s: &mut Session, now: i64) -> Result<(), StoreError> {
+        if s.stored.is_none() {
+            // Never stored: nothing to move, a fresh id is all it needs.
+            s.id = crypto::random_token(32);
+            s.csrf = crypto::random_token(32);
+            return self.save(s, now).await;
+        }
         let old = s.id_hash();
+        let data = serde_json::to_string(&s.data).unwrap_or_default();
+        let expires_at = now + self.ttl_s;
         s.id = crypto::random_token(32);
         s.csrf = crypto::random_token(32);
-        self.store.rename_session(&old, &s.id_hash(), &s.csrf).await?;
+        let renamed = SessionRow {
+            id_hash: s.id_hash(),
+            csrf: s.csrf.clone(),
+            data,
+            person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
+            created_at: now,
+            expires_at,
+        };
+        self.store.rename_session(&old, &renamed).await?;
+        s.expires_at = expires_at;
+        s.stored = Some(renamed.data);
         Ok(())
     }
 
@@ -299,14 +330,28 @@ impl Browser {
         }
     }
 
-    /// Saves the session's data (and extends its life).
+    /// `current`, or a new session that its first [`Browser::save`] stores, and its cookie:
+    /// for a request that always saves what it put in the session.
+    pub fn or_unsaved(&self, current: Option<Session>) -> (Session, Option<SessionCookie>) {
+        match current {
+            Some(s) => (s, None),
+            None => {
+                let s = Sessions::unsaved(SessionData::default(), self.now);
+                let cookie = SessionCookie::Set(s.id.clone());
+                (s, Some(cookie))
+            }
+        }
+    }
+
+    /// Saves the session's data (and extends its life); stores a new session.
     pub async fn save(&self, s: &mut Session) -> Result<(), StoreError> {
         self.sessions.save(s, self.now).await
     }
 
-    /// A fresh id and CSRF token after a login; the cookie follows.
+    /// A fresh id and CSRF token after a login, the session's data saved with them; the
+    /// cookie follows.
     pub async fn renew(&self, s: &mut Session) -> Result<SessionCookie, StoreError> {
-        self.sessions.renew_id(s).await?;
+        self.sessions.renew_id(s, self.now).await?;
         Ok(SessionCookie::Set(s.id.clone()))
     }
 

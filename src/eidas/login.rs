@@ -148,13 +148,13 @@ impl Eidas {
             sp.validate_response_for_level(&b64, &expected, min_level, at)
         })
         .await?;
+        // An assertion is accepted once, on every replica: its id goes to the replay cache
+        // with the answer.
+        let mut seen = None;
         let answer = match result {
             Ok(a) => {
-                // An assertion is accepted once, on every replica.
                 let ttl = a.not_on_or_after.timestamp().max(now) + 300;
-                if !self.store.see_once(&format!("saml-assertion:{}", a.assertion_id), ttl).await? {
-                    return refused(Refusal::Replayed);
-                }
+                seen = Some((format!("saml-assertion:{}", a.assertion_id), ttl));
                 // Never trust a node above what it is configured to vouch for.
                 let level = a.level.min(self.max_level);
                 let identity = ForeignIdentity {
@@ -184,7 +184,8 @@ impl Eidas {
         };
         let json =
             serde_json::to_string(&answer).map_err(|e| EidasError::Corrupt(e.to_string()))?;
-        if !self.store.answer_saml_request(&request.id, &json, now).await? {
+        let seen = seen.as_ref().map(|(key, ttl)| (key.as_str(), *ttl));
+        if !self.store.answer_saml_request(&request.id, &json, seen, now).await? {
             return refused(Refusal::Replayed);
         }
         Ok(Accepted::Continue { relay })

@@ -485,10 +485,13 @@ impl Provider {
         }
     }
 
-    /// Issues a code for a satisfied request; returns the URL to send the browser to.
+    /// Issues a code for a satisfied request, which is done with (its pending row, if any,
+    /// goes with the code's write); returns the URL to send the browser to.
+    #[allow(clippy::too_many_arguments)]
     pub async fn issue_code(
         &self,
         req: &AuthRequest,
+        pending_id: Option<&str>,
         login: &Login,
         person: &Person,
         facts: &super::PersonFacts,
@@ -497,11 +500,7 @@ impl Provider {
     ) -> Result<String, AuthorizeError> {
         let code = crypto::random_token(32);
         let grant_id = crypto::random_id();
-        if let Some(sid) = &sid {
-            self.store
-                .insert_grant_session(&grant_id, sid, &person.id, &req.client_id, now)
-                .await?;
-        }
+        let grant_sid = sid.clone();
         let details = GrantDetails {
             sid,
             scope: req.scope.clone(),
@@ -510,20 +509,19 @@ impl Provider {
             person: PersonClaims::of(person),
             professions: facts.professions.clone(),
         };
-        self.store
-            .insert_code(&CodeRow {
-                code_hash: crypto::token_hash(&code),
-                grant_id,
-                client_id: req.client_id.clone(),
-                person_id: person.id.clone(),
-                redirect_uri: req.redirect_uri.clone(),
-                code_challenge: req.code_challenge.clone(),
-                details: serde_json::to_string(&details).unwrap_or_default(),
-                created_at: now,
-                expires_at: now + self.cfg.code_ttl_s,
-                used_at: None,
-            })
-            .await?;
+        let code_row = CodeRow {
+            code_hash: crypto::token_hash(&code),
+            grant_id,
+            client_id: req.client_id.clone(),
+            person_id: person.id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            code_challenge: req.code_challenge.clone(),
+            details: serde_json::to_string(&details).unwrap_or_default(),
+            created_at: now,
+            expires_at: now + self.cfg.code_ttl_s,
+            used_at: None,
+        };
+        self.store.issue_code(pending_id, grant_sid.as_deref(), &code_row).await?;
         Ok(self.redirect(&req.redirect_uri, req.state.as_deref(), &[("code", &code)]))
     }
 

@@ -192,9 +192,12 @@ impl Provider {
         };
         let resume = match (next, access, login, person) {
             (Next::Answer, _, Some(login), Some((person, facts))) => {
-                self.finish_request(session, pending_id.as_deref()).await?;
+                // The request is done with: its pending row goes with the code's write.
+                session.pending = None;
                 let sid = session.sid.as_ref().map(|s| s.sid.clone());
-                let url = self.issue_code(req, &login, &person, &facts, sid, now).await?;
+                let url = self
+                    .issue_code(req, pending_id.as_deref(), &login, &person, &facts, sid, now)
+                    .await?;
                 Resume::Code { url }
             }
             (Next::LoginRequired, ..) => Resume::ErrorRedirect {

@@ -100,29 +100,6 @@ impl Store {
         }
     }
 
-    /// Remembers the broker session a grant is issued in (with its code, before the grant).
-    pub async fn insert_grant_session(
-        &self,
-        grant_id: &str,
-        sid: &str,
-        person_id: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO grant_sessions (grant_id, sid, person_id, client_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(grant_id)
-        .bind(sid)
-        .bind(person_id)
-        .bind(client_id)
-        .bind(now)
-        .execute(&mut *self.pool.get().await?)
-        .await?;
-        Ok(())
-    }
-
     /// Ends the grants of `scope` in one transaction: each live one is revoked (its refresh
     /// and access tokens with it), `logout` gives the message to queue for each grant ended
     /// here whose app registered a back-channel URI (a grant a concurrent call ended is that

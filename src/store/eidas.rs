@@ -1,6 +1,6 @@
 //! Shared secrets, pending SAML requests, identity links and Bis requests.
 
-use super::{col, Result, Store, StoreError};
+use super::{binds, col, Backend, Result, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct SamlRequestRow {
@@ -95,17 +95,40 @@ impl Store {
         .transpose()
     }
 
-    /// Records the answer to a request, once: false if it was answered before (a replay).
-    pub async fn answer_saml_request(&self, id: &str, result: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE saml_requests SET answered_at = $1, result = $2 WHERE id = $3 AND answered_at IS NULL",
-        )
-        .bind(now)
-        .bind(result)
-        .bind(id)
-        .execute(&mut *self.pool.get().await?)
-        .await?;
-        Ok(r.rows_affected() == 1)
+    /// Records the answer to a request, once, and the answer's assertion as seen (`seen`: the
+    /// replay-cache key and its expiry; `None` for an answer without an assertion), in one
+    /// write: false if the request was answered before or the assertion was seen before, on
+    /// any replica (a replay). The replay-cache row stays even when the request was answered.
+    pub async fn answer_saml_request(
+        &self,
+        id: &str,
+        result: &str,
+        seen: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<bool> {
+        const SEEN: &str = "INSERT INTO seen_once (key, expires_at) SELECT $4, $5 \
+            WHERE $4 IS NOT NULL ON CONFLICT (key) DO NOTHING";
+        const ANSWER: &str = "UPDATE saml_requests SET answered_at = $1, result = $2 \
+            WHERE id = $3 AND answered_at IS NULL";
+        let sql = if self.backend == Backend::Postgres {
+            format!(
+                "WITH s AS ({SEEN} RETURNING 1) {ANSWER} \
+                 AND (EXISTS (SELECT 1 FROM s) OR $4 IS NULL) RETURNING 1 AS answered"
+            )
+        } else {
+            // `changes()` is the seen-once insert's: 1 if the assertion is new.
+            format!(
+                "BEGIN IMMEDIATE; {SEEN}; \
+                 {ANSWER} AND (changes() = 1 OR $4 IS NULL) RETURNING 1 AS answered; COMMIT"
+            )
+        };
+        let (id, result) = (id.to_string(), result.to_string());
+        let (key, expires_at) = match seen {
+            Some((k, e)) => (Some(k.to_string()), e),
+            None => (None, 0),
+        };
+        let bind = binds(move |q| q.bind(now).bind(result).bind(id).bind(key).bind(expires_at));
+        Ok(!self.write_batch(sql, bind).await?.is_empty())
     }
 
     /// Takes the answer for the login, once, and only for the browser session that sent the

@@ -79,6 +79,18 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A statement of the `Any` driver with its binds.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// The binds of a [`Store::write_batch`]: names the closure's signature for every lifetime,
+/// which a closure's own annotation cannot.
+fn binds<F>(f: F) -> F
+where
+    F: for<'q> FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+{
+    f
+}
+
 /// A PostgreSQL connection as the server sees it (`pg_stat_ssl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatabaseLink {
@@ -277,6 +289,33 @@ impl Store {
 }
 
 /// Reads a column, turning a type mismatch into [`StoreError::Corrupt`].
+impl Store {
+    /// Runs a write of several statements as one command on a writer connection: one round
+    /// trip (on SQLite one hand-off to the writer's thread and one commit) instead of one per
+    /// statement (BENCHMARKS.md, #17 and #18). On SQLite `sql` is `BEGIN IMMEDIATE; …; COMMIT`;
+    /// on PostgreSQL one statement (data-modifying `WITH`s). `bind` binds owned values, so the
+    /// command runs in a task of its own: a request dropped half-way cannot leave the
+    /// transaction open, and on an error it is rolled back before the connection is used again.
+    async fn write_batch<F>(&self, sql: String, bind: F) -> Result<Vec<AnyRow>>
+    where
+        F: for<'q> FnOnce(AnyQuery<'q>) -> AnyQuery<'q> + Send + 'static,
+    {
+        let mut conn = self.pool.get().await?;
+        let sqlite = self.backend == Backend::Sqlite;
+        tokio::spawn(async move {
+            let rows = bind(sqlx::query(&sql)).fetch_all(&mut *conn).await;
+            if rows.is_err() && sqlite {
+                // Whatever ran of the batch is undone ("no transaction is active" if none).
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            }
+            rows
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("a database write task failed: {e}")))?
+        .map_err(StoreError::from)
+    }
+}
+
 fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,

@@ -1,6 +1,6 @@
 //! Pending authorization requests, authorization codes, grants (token families) and tokens.
 
-use super::{col, Backend, Result, Store, StoreError};
+use super::{binds, col, Backend, Result, Store};
 
 #[derive(Debug, Clone)]
 pub struct PendingRow {
@@ -147,23 +147,43 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn insert_code(&self, c: &CodeRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO auth_codes (code_hash, grant_id, client_id, person_id, redirect_uri, \
-             code_challenge, details, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&c.code_hash)
-        .bind(&c.grant_id)
-        .bind(&c.client_id)
-        .bind(&c.person_id)
-        .bind(&c.redirect_uri)
-        .bind(&c.code_challenge)
-        .bind(&c.details)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .execute(&mut *self.pool.get().await?)
-        .await?;
+    /// What answering an authorization request writes, in one transaction and one round trip:
+    /// its pending row is deleted (`pending_id`), the broker session `sid` its grant belongs to
+    /// is remembered, and the code is stored. Three statements on their own were three commits
+    /// on SQLite's writer per login (BENCHMARKS.md, #17).
+    pub async fn issue_code(
+        &self,
+        pending_id: Option<&str>,
+        sid: Option<&str>,
+        c: &CodeRow,
+    ) -> Result<()> {
+        const CODE: &str = "INSERT INTO auth_codes (code_hash, grant_id, client_id, person_id, \
+            redirect_uri, code_challenge, details, created_at, expires_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        const GRANT_SESSION: &str = "INSERT INTO grant_sessions (grant_id, sid, person_id, \
+            client_id, created_at) SELECT $2, $11, $4, $3, $8 WHERE $11 IS NOT NULL";
+        const PENDING: &str = "DELETE FROM pending_auth WHERE id = $10";
+        let sql = if self.backend == Backend::Postgres {
+            format!("WITH d AS ({PENDING}), s AS ({GRANT_SESSION}) {CODE}")
+        } else {
+            format!("BEGIN IMMEDIATE; {PENDING}; {GRANT_SESSION}; {CODE}; COMMIT")
+        };
+        let c = c.clone();
+        let (pending_id, sid) = (pending_id.map(str::to_string), sid.map(str::to_string));
+        let bind = binds(move |q| {
+            q.bind(c.code_hash)
+                .bind(c.grant_id)
+                .bind(c.client_id)
+                .bind(c.person_id)
+                .bind(c.redirect_uri)
+                .bind(c.code_challenge)
+                .bind(c.details)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(pending_id)
+                .bind(sid)
+        });
+        self.write_batch(sql, bind).await?;
         Ok(())
     }
 
@@ -209,8 +229,12 @@ impl Store {
     ) -> Result<Option<Redeemed>> {
         const MATCHES: &str = "WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
             AND expires_at > $1 AND redirect_uri = $4 AND code_challenge = $5";
-        if self.backend == Backend::Postgres {
-            let sql = format!(
+        // PostgreSQL: data-modifying `WITH`s. SQLite: the three statements and their BEGIN and
+        // COMMIT as one command to the writer ([`Store::write_batch`]); each insert takes its
+        // row from the code only if the statement before it changed one (`changes()`), so an
+        // unmatched code writes nothing and returns no row.
+        let sql = if self.backend == Backend::Postgres {
+            format!(
                 "WITH used AS (UPDATE auth_codes SET used_at = $1 {MATCHES} \
                    RETURNING grant_id, client_id, person_id, details), \
                  g AS (INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
@@ -218,45 +242,24 @@ impl Store {
                  t AS (INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, \
                    access_expires_at, created_at) SELECT $7, id, $8, $9, $10, $11 FROM g) \
                  SELECT grant_id, person_id, details FROM used"
-            );
-            let row = sqlx::query(&sql)
-                .bind(now)
-                .bind(r.code_hash)
-                .bind(r.client_id)
-                .bind(r.redirect_uri)
-                .bind(r.code_challenge)
-                .bind(r.grant_expires_at)
-                .bind(&tokens.id)
-                .bind(&tokens.access_hash)
-                .bind(&tokens.refresh_hash)
-                .bind(tokens.access_expires_at)
-                .bind(tokens.created_at)
-                .fetch_optional(&mut *self.pool.get().await?)
-                .await?;
-            return row.as_ref().map(redeemed_from_row).transpose();
-        }
-        // SQLite: the three statements and their BEGIN and COMMIT travel as one command to the
-        // writer's thread (one round trip instead of five, BENCHMARKS.md #18): the writer is not
-        // held while this task waits for a turn of the runtime between statements. Each insert
-        // takes its row from the code only if the statement before it changed one
-        // (`changes()`), so an unmatched code writes nothing and returns no row. The command
-        // runs in a task of its own, so that a request dropped half-way cannot leave the
-        // transaction open; on an error it is rolled back before the connection is used again.
-        let sql = format!(
-            "BEGIN IMMEDIATE; \
-             UPDATE auth_codes SET used_at = $1 {MATCHES}; \
-             INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
-               SELECT grant_id, client_id, person_id, details, $1, $6 FROM auth_codes \
-               WHERE code_hash = $2 AND changes() = 1; \
-             INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, \
-               created_at) \
-               SELECT $7, grant_id, $8, $9, $10, $11 FROM auth_codes \
-               WHERE code_hash = $2 AND changes() = 1 \
-               RETURNING grant_id, \
-                 (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
-                 (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details; \
-             COMMIT"
-        );
+            )
+        } else {
+            format!(
+                "BEGIN IMMEDIATE; \
+                 UPDATE auth_codes SET used_at = $1 {MATCHES}; \
+                 INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
+                   SELECT grant_id, client_id, person_id, details, $1, $6 FROM auth_codes \
+                   WHERE code_hash = $2 AND changes() = 1; \
+                 INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, \
+                   created_at) \
+                   SELECT $7, grant_id, $8, $9, $10, $11 FROM auth_codes \
+                   WHERE code_hash = $2 AND changes() = 1 \
+                   RETURNING grant_id, \
+                     (SELECT person_id FROM grants g WHERE g.id = tokens.grant_id) AS person_id, \
+                     (SELECT details FROM grants g WHERE g.id = tokens.grant_id) AS details; \
+                 COMMIT"
+            )
+        };
         let (code_hash, client_id, redirect_uri, code_challenge, grant_expires_at) = (
             r.code_hash.to_string(),
             r.client_id.to_string(),
@@ -265,10 +268,8 @@ impl Store {
             r.grant_expires_at,
         );
         let tokens = tokens.clone();
-        let mut conn = self.pool.get().await?;
-        let rows = tokio::spawn(async move {
-            let rows = sqlx::query(&sql)
-                .bind(now)
+        let bind = binds(move |q| {
+            q.bind(now)
                 .bind(code_hash)
                 .bind(client_id)
                 .bind(redirect_uri)
@@ -279,16 +280,8 @@ impl Store {
                 .bind(tokens.refresh_hash)
                 .bind(tokens.access_expires_at)
                 .bind(tokens.created_at)
-                .fetch_all(&mut *conn)
-                .await;
-            if rows.is_err() {
-                // Whatever ran of the batch is undone ("no transaction is active" if none).
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            }
-            rows
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the code redemption task failed: {e}")))??;
+        });
+        let rows = self.write_batch(sql, bind).await?;
         rows.first().map(redeemed_from_row).transpose()
     }
 

@@ -70,14 +70,20 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a session to a new id (after login) in one statement.
-    pub async fn rename_session(&self, old_hash: &str, new_hash: &str, csrf: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE sessions SET id_hash = $1, csrf = $2 WHERE id_hash = $3")
-            .bind(new_hash)
-            .bind(csrf)
-            .bind(old_hash)
-            .execute(&mut *self.pool.get().await?)
-            .await?;
+    /// Moves a session to a new id (after login) and saves its data, in one statement.
+    pub async fn rename_session(&self, old_hash: &str, renamed: &SessionRow) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE sessions SET id_hash = $1, csrf = $2, data = $3, person_id = $4, \
+             expires_at = $5 WHERE id_hash = $6",
+        )
+        .bind(&renamed.id_hash)
+        .bind(&renamed.csrf)
+        .bind(&renamed.data)
+        .bind(&renamed.person_id)
+        .bind(renamed.expires_at)
+        .bind(old_hash)
+        .execute(&mut *self.pool.get().await?)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 

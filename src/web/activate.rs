@@ -108,7 +108,6 @@ pub async fn code(
             session.data.enrol = Some(*enrolment);
             session.data.lang.get_or_insert(lang);
             ctx.renew(&mut session).await?;
-            ctx.save(&mut session).await?;
             Ok(to_account_page())
         }
         Opening::CodeRequired { expires_at } => {

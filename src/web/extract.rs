@@ -156,6 +156,15 @@ impl Ctx {
         Ok(s)
     }
 
+    /// The session, or a new one that is stored when the handler saves it (which it must).
+    pub fn session_or_unsaved(&mut self) -> Session {
+        let (s, cookie) = self.browser.or_unsaved(self.session.take());
+        if let Some(c) = cookie {
+            self.set_session_cookie(c);
+        }
+        s
+    }
+
     /// The session, which a page that follows a form must have.
     pub fn take_session(&mut self) -> Result<Session, WebError> {
         self.session.take().ok_or_else(|| session_expired(&self.tr))
@@ -166,7 +175,8 @@ impl Ctx {
         Ok(self.browser.save(s).await?)
     }
 
-    /// A fresh session id after a login (no session fixation); the cookie follows.
+    /// A fresh session id after a login (no session fixation), the data saved with it; the
+    /// cookie follows.
     pub async fn renew(&self, s: &mut Session) -> Result<(), WebError> {
         let c = self.browser.renew(s).await?;
         self.set_session_cookie(c);

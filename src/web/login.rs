@@ -240,7 +240,6 @@ pub async fn logged_in(
 ) -> Result<Response, WebError> {
     let resume = st.provider.after_login(&mut session.data, login, &ctx.address, ctx.now).await?;
     ctx.renew(&mut session).await?;
-    ctx.save(&mut session).await?;
     Ok(resume_response(&ctx.tr, resume))
 }
 

@@ -85,7 +85,7 @@ async fn authorize(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut session = ctx.session_or_new().await?;
+    let mut session = ctx.session_or_unsaved();
     if let Some(lang) = i18n::pick(req.ui_locales.iter().map(String::as_str)) {
         session.data.lang = Some(lang);
     }
