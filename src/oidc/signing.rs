@@ -168,20 +168,6 @@ fn with_alg(jwk: CoreJsonWebKey, alg: SigningAlg) -> Result<CoreJsonWebKey, serd
     serde_json::from_value(v)
 }
 
-/// Runs an RSA signature (~0.3 ms of a core) off the async worker on a multi-threaded runtime:
-/// another thread takes the worker's queue meanwhile, so a task woken by the database (holding
-/// SQLite's one writer until it is polled) does not wait behind the signature (BENCHMARKS.md,
-/// #18). Elsewhere (a test's single-threaded runtime, no runtime) it runs in place.
-fn off_worker<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
-
 impl PrivateSigningKey for SigningKey {
     type VerificationKey = CoreJsonWebKey;
 
@@ -194,12 +180,12 @@ impl PrivateSigningKey for SigningKey {
             return Err(SigningError::UnsupportedAlg(format!("{signature_alg:?}")));
         }
         match &self.material {
-            Material::Rsa(kp) => off_worker(|| {
+            Material::Rsa(kp) => {
                 let mut sig = vec![0u8; kp.public_modulus_len()];
                 kp.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
                     .map_err(|_| SigningError::CryptoError)?;
                 Ok(sig)
-            }),
+            }
             Material::Ec(kp) => kp
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
