@@ -190,24 +190,35 @@ impl Audit {
         self
     }
 
-    /// Records an event at `now`. A failure to store is logged, never shown to the person: the
-    /// action it describes has already happened.
-    pub async fn record(&self, e: Event, now: i64) {
-        if let Some(o) = &self.observer {
-            o(&e);
-        }
-        let row = AuditRow {
+    /// The stored form of an event at `now`, with a new id.
+    pub fn row(e: &Event, now: i64) -> AuditRow {
+        AuditRow {
             id: crate::crypto::random_id(),
             at: now,
             kind: e.kind.as_str().to_string(),
             outcome: e.outcome.as_str().to_string(),
-            person_id: e.person_id,
-            client_id: e.client_id,
+            person_id: e.person_id.clone(),
+            client_id: e.client_id.clone(),
             method: e.factor.map(|f| f.as_str().to_string()),
             acr: e.level.map(|l| l.uri().to_string()),
-            address: e.address,
+            address: e.address.clone(),
             detail: e.detail.to_string(),
-        };
+        }
+    }
+
+    /// Tells the observer (metrics) of an event whose row a statement of its own stores: a
+    /// code's exchange writes its row with the redemption ([`crate::store::Store::redeem_code`]).
+    pub fn observe(&self, e: &Event) {
+        if let Some(o) = &self.observer {
+            o(e);
+        }
+    }
+
+    /// Records an event at `now`. A failure to store is logged, never shown to the person: the
+    /// action it describes has already happened.
+    pub async fn record(&self, e: Event, now: i64) {
+        self.observe(&e);
+        let row = Self::row(&e, now);
         if let Err(err) = self.store.insert_audit(&row).await {
             tracing::error!(error = %err, kind = %row.kind, "audit event could not be stored");
         }

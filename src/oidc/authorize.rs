@@ -520,6 +520,8 @@ impl Provider {
             created_at: now,
             expires_at: now + self.cfg.code_ttl_s,
             used_at: None,
+            method: Some(login.method.as_str().to_string()),
+            acr: Some(login.acr.uri().to_string()),
         };
         self.store.issue_code(pending_id, grant_sid.as_deref(), &code_row).await?;
         Ok(self.redirect(&req.redirect_uri, req.state.as_deref(), &[("code", &code)]))

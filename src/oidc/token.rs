@@ -7,7 +7,7 @@ use super::client_auth::ClientCredentials;
 use super::dpop;
 use super::signing::SigningAlg;
 use super::{OidcError, Provider};
-use crate::audit::{Event, Kind, Outcome};
+use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::crypto;
 use crate::store::{ClientRow, CodeRedemption, NewTokens};
 use serde::{Deserialize, Serialize};
@@ -154,12 +154,15 @@ impl Provider {
         let redeemed = match (form.redirect_uri.as_deref(), well_formed_verifier(form)) {
             (Some(redirect_uri), Some(verifier)) => {
                 let challenge = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
+                // Person, client, method and level of the row come from the code.
+                let audit = Audit::row(&Event::new(Kind::TokenIssued, Outcome::Ok), now);
                 let redemption = CodeRedemption {
                     code_hash: &hash,
                     client_id: &client.id,
                     redirect_uri,
                     code_challenge: &challenge,
                     grant_expires_at: now + self.cfg.refresh_token_ttl_s,
+                    audit: &audit,
                 };
                 self.store.redeem_code(&redemption, now, &tokens).await?
             }
@@ -173,16 +176,14 @@ impl Provider {
         if let (Some(jkt), true) = (jkt, public) {
             self.bind_dpop(jkt, &redeemed.grant_id, now).await?;
         }
-        self.audit
-            .record(
-                Event::new(Kind::TokenIssued, Outcome::Ok)
-                    .person(&redeemed.person_id)
-                    .client(&client.id)
-                    .factor(details.login.method)
-                    .level(details.login.acr),
-                now,
-            )
-            .await;
+        // Stored with the redemption; the metrics still see it.
+        self.audit.observe(
+            &Event::new(Kind::TokenIssued, Outcome::Ok)
+                .person(&redeemed.person_id)
+                .client(&client.id)
+                .factor(details.login.method)
+                .level(details.login.acr),
+        );
         let access = self.person_access_token(
             client,
             &redeemed.person_id,

@@ -24,6 +24,9 @@ pub struct CodeRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// The login's method and level (`amr` value, level URI), for the exchange's audit row.
+    pub method: Option<String>,
+    pub acr: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct CodeRedemption<'a> {
     /// `BASE64URL(SHA-256(code_verifier))`.
     pub code_challenge: &'a str,
     pub grant_expires_at: i64,
+    /// The audit row of the exchange, written by the redemption itself: its id, kind, outcome
+    /// and detail; person, client, method and level come from the code.
+    pub audit: &'a super::AuditRow,
 }
 
 /// What an access token opens (for userinfo).
@@ -158,8 +164,8 @@ impl Store {
         c: &CodeRow,
     ) -> Result<()> {
         const CODE: &str = "INSERT INTO auth_codes (code_hash, grant_id, client_id, person_id, \
-            redirect_uri, code_challenge, details, created_at, expires_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+            redirect_uri, code_challenge, details, created_at, expires_at, method, acr) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $12, $13)";
         const GRANT_SESSION: &str = "INSERT INTO grant_sessions (grant_id, sid, person_id, \
             client_id, created_at) SELECT $2, $11, $4, $3, $8 WHERE $11 IS NOT NULL";
         const PENDING: &str = "DELETE FROM pending_auth WHERE id = $10";
@@ -182,6 +188,8 @@ impl Store {
                 .bind(c.expires_at)
                 .bind(pending_id)
                 .bind(sid)
+                .bind(c.method)
+                .bind(c.acr)
         });
         self.write_batch(sql, bind).await?;
         Ok(())
@@ -190,7 +198,7 @@ impl Store {
     pub async fn code(&self, code_hash: &str) -> Result<Option<CodeRow>> {
         let row = sqlx::query(
             "SELECT code_hash, grant_id, client_id, person_id, redirect_uri, code_challenge, details, \
-             created_at, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
+             created_at, expires_at, used_at, method, acr FROM auth_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
         .fetch_optional(&mut *self.read.get().await?)
@@ -207,6 +215,8 @@ impl Store {
                 created_at: col(&r, "created_at")?,
                 expires_at: col(&r, "expires_at")?,
                 used_at: col(&r, "used_at")?,
+                method: col(&r, "method")?,
+                acr: col(&r, "acr")?,
             })
         })
         .transpose()
@@ -229,6 +239,10 @@ impl Store {
     ) -> Result<Option<Redeemed>> {
         const MATCHES: &str = "WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
             AND expires_at > $1 AND redirect_uri = $4 AND code_challenge = $5";
+        // The exchange's audit row, from the redeemed code (one write less per exchange).
+        const AUDIT: &str = "INSERT INTO audit (id, at, kind, outcome, person_id, client_id, \
+            method, acr, address, detail) \
+            SELECT $12, $1, $13, $14, person_id, client_id, method, acr, NULL, $15";
         // PostgreSQL: data-modifying `WITH`s. SQLite: the three statements and their BEGIN and
         // COMMIT as one command to the writer ([`Store::write_batch`]); each insert takes its
         // row from the code only if the statement before it changed one (`changes()`), so an
@@ -236,9 +250,10 @@ impl Store {
         let sql = if self.backend == Backend::Postgres {
             format!(
                 "WITH used AS (UPDATE auth_codes SET used_at = $1 {MATCHES} \
-                   RETURNING grant_id, client_id, person_id, details), \
+                   RETURNING grant_id, client_id, person_id, details, method, acr), \
                  g AS (INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
                    SELECT grant_id, client_id, person_id, details, $1, $6 FROM used RETURNING id), \
+                 a AS ({AUDIT} FROM used), \
                  t AS (INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, \
                    access_expires_at, created_at) SELECT $7, id, $8, $9, $10, $11 FROM g) \
                  SELECT grant_id, person_id, details FROM used"
@@ -250,6 +265,7 @@ impl Store {
                  INSERT INTO grants (id, client_id, person_id, details, created_at, expires_at) \
                    SELECT grant_id, client_id, person_id, details, $1, $6 FROM auth_codes \
                    WHERE code_hash = $2 AND changes() = 1; \
+                 {AUDIT} FROM auth_codes WHERE code_hash = $2 AND changes() = 1; \
                  INSERT INTO tokens (id, grant_id, access_hash, refresh_hash, access_expires_at, \
                    created_at) \
                    SELECT $7, grant_id, $8, $9, $10, $11 FROM auth_codes \
@@ -268,6 +284,7 @@ impl Store {
             r.grant_expires_at,
         );
         let tokens = tokens.clone();
+        let audit = r.audit.clone();
         let bind = binds(move |q| {
             q.bind(now)
                 .bind(code_hash)
@@ -280,6 +297,10 @@ impl Store {
                 .bind(tokens.refresh_hash)
                 .bind(tokens.access_expires_at)
                 .bind(tokens.created_at)
+                .bind(audit.id)
+                .bind(audit.kind)
+                .bind(audit.outcome)
+                .bind(audit.detail)
         });
         let rows = self.write_batch(sql, bind).await?;
         rows.first().map(redeemed_from_row).transpose()
