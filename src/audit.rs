@@ -218,8 +218,12 @@ impl Audit {
     /// action it describes has already happened.
     pub async fn record(&self, e: Event, now: i64) {
         self.observe(&e);
-        let row = Self::row(&e, now);
-        if let Err(err) = self.store.insert_audit(&row).await {
+        self.store(&Self::row(&e, now)).await;
+    }
+
+    /// Stores a row made by [`Audit::row`] (its event observed already); a failure is logged.
+    pub async fn store(&self, row: &AuditRow) {
+        if let Err(err) = self.store.insert_audit(row).await {
             tracing::error!(error = %err, kind = %row.kind, "audit event could not be stored");
         }
     }

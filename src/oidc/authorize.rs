@@ -133,6 +133,13 @@ const MAX_PARAM: usize = 2048;
 /// An ID token is longer than the other parameters (signature, claims).
 const MAX_ID_TOKEN_HINT: usize = 8192;
 
+/// What a code answers: the pending request it ends (if stored) and the audit row of the login
+/// just made (if any), both written with the code; the row is taken when it is.
+pub struct Answering<'a> {
+    pub pending_id: Option<&'a str>,
+    pub login_audit: &'a mut Option<crate::store::AuditRow>,
+}
+
 impl Provider {
     /// Validates an authorization request. With `pushed_by`, the request came through PAR from
     /// that (authenticated) client.
@@ -485,13 +492,14 @@ impl Provider {
         }
     }
 
-    /// Issues a code for a satisfied request, which is done with (its pending row, if any,
-    /// goes with the code's write); returns the URL to send the browser to.
+    /// Issues a code for a satisfied request, which is done with (its pending row, if any, and
+    /// the audit row of the login it answers go with the code's write); returns the URL to
+    /// send the browser to.
     #[allow(clippy::too_many_arguments)]
     pub async fn issue_code(
         &self,
         req: &AuthRequest,
-        pending_id: Option<&str>,
+        answering: Answering<'_>,
         login: &Login,
         person: &Person,
         facts: &super::PersonFacts,
@@ -523,7 +531,9 @@ impl Provider {
             method: Some(login.method.as_str().to_string()),
             acr: Some(login.acr.uri().to_string()),
         };
-        self.store.issue_code(pending_id, grant_sid.as_deref(), &code_row).await?;
+        let Answering { pending_id, login_audit } = answering;
+        let audit = login_audit.take();
+        self.store.issue_code(pending_id, grant_sid.as_deref(), &code_row, audit.as_ref()).await?;
         Ok(self.redirect(&req.redirect_uri, req.state.as_deref(), &[("code", &code)]))
     }
 

@@ -2,10 +2,10 @@
 //! login: the one place that asks the policy, fetches the CoBRHA facts, issues the code, keeps
 //! the request for a step-up or tells the client why not. The web layer renders [`Resume`].
 
-use super::authorize::{Access, AuthRequest, Next};
+use super::authorize::{Access, Answering, AuthRequest, Next};
 use super::{AuthorizeError, Provider};
 use crate::assurance::AssuranceLevel;
-use crate::audit::{Event, Kind, Outcome};
+use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::policy::Allowed;
 use crate::policy::Subject;
 use crate::session::{Login, SessionData};
@@ -103,7 +103,7 @@ impl Provider {
         req: &AuthRequest,
         now: i64,
     ) -> Result<Resume, AuthorizeError> {
-        self.resume(session, None, req, false, now).await
+        self.resume(session, None, req, &mut None, false, now).await
     }
 
     /// A login just succeeded: it becomes the session's login, is audited, and answers the
@@ -122,23 +122,28 @@ impl Provider {
             Some(id) => self.load_pending(&id, now).await?.map(|r| (id, r)),
             None => None,
         };
-        self.audit
-            .record(
-                Event::new(Kind::Login, Outcome::Ok)
-                    .person(&login.person_id)
-                    .client_opt(pending.as_ref().map(|(_, r)| r.client_id.as_str()))
-                    .factor(login.method)
-                    .level(login.acr)
-                    .address(address),
-                now,
-            )
-            .await;
-        match pending {
-            Some((id, req)) => self.resume(session, Some(id), &req, true, now).await,
+        let event = Event::new(Kind::Login, Outcome::Ok)
+            .person(&login.person_id)
+            .client_opt(pending.as_ref().map(|(_, r)| r.client_id.as_str()))
+            .factor(login.method)
+            .level(login.acr)
+            .address(address);
+        self.audit.observe(&event);
+        // Written with the code when the login answers the request at once; else here, after
+        // whatever the request led to (an error included).
+        let mut login_audit = Some(Audit::row(&event, now));
+        let resume = match pending {
+            Some((id, req)) => {
+                self.resume(session, Some(id), &req, &mut login_audit, true, now).await
+            }
             None => {
                 Ok(Resume::Return { to: session.return_to.take().unwrap_or("/account".into()) })
             }
+        };
+        if let Some(row) = login_audit {
+            self.audit.store(&row).await;
         }
+        resume
     }
 
     /// The waiting request of this session and what the policy says of the session's login for
@@ -180,6 +185,7 @@ impl Provider {
         session: &mut SessionData,
         pending_id: Option<String>,
         req: &AuthRequest,
+        login_audit: &mut Option<crate::store::AuditRow>,
         after_login: bool,
         now: i64,
     ) -> Result<Resume, AuthorizeError> {
@@ -195,9 +201,9 @@ impl Provider {
                 // The request is done with: its pending row goes with the code's write.
                 session.pending = None;
                 let sid = session.sid.as_ref().map(|s| s.sid.clone());
-                let url = self
-                    .issue_code(req, pending_id.as_deref(), &login, &person, &facts, sid, now)
-                    .await?;
+                let answering = Answering { pending_id: pending_id.as_deref(), login_audit };
+                let url =
+                    self.issue_code(req, answering, &login, &person, &facts, sid, now).await?;
                 Resume::Code { url }
             }
             (Next::LoginRequired, ..) => Resume::ErrorRedirect {

@@ -162,6 +162,7 @@ impl Store {
         pending_id: Option<&str>,
         sid: Option<&str>,
         c: &CodeRow,
+        audit: Option<&super::AuditRow>,
     ) -> Result<()> {
         const CODE: &str = "INSERT INTO auth_codes (code_hash, grant_id, client_id, person_id, \
             redirect_uri, code_challenge, details, created_at, expires_at, method, acr) \
@@ -169,11 +170,17 @@ impl Store {
         const GRANT_SESSION: &str = "INSERT INTO grant_sessions (grant_id, sid, person_id, \
             client_id, created_at) SELECT $2, $11, $4, $3, $8 WHERE $11 IS NOT NULL";
         const PENDING: &str = "DELETE FROM pending_auth WHERE id = $10";
+        // The login's audit row, when the code answers a login just made.
+        const AUDIT: &str = "INSERT INTO audit (id, at, kind, outcome, person_id, client_id, \
+            method, acr, address, detail) \
+            SELECT $14, $15, $16, $17, $18, $19, $20, $21, $22, $23 WHERE $14 IS NOT NULL";
         let sql = if self.backend == Backend::Postgres {
-            format!("WITH d AS ({PENDING}), s AS ({GRANT_SESSION}) {CODE}")
+            format!("WITH d AS ({PENDING}), s AS ({GRANT_SESSION}), a AS ({AUDIT}) {CODE}")
         } else {
-            format!("BEGIN IMMEDIATE; {PENDING}; {GRANT_SESSION}; {CODE}; COMMIT")
+            format!("BEGIN IMMEDIATE; {PENDING}; {GRANT_SESSION}; {AUDIT}; {CODE}; COMMIT")
         };
+        let a = audit.cloned().unwrap_or_default();
+        let audit_id = audit.map(|a| a.id.clone());
         let c = c.clone();
         let (pending_id, sid) = (pending_id.map(str::to_string), sid.map(str::to_string));
         let bind = binds(move |q| {
@@ -190,6 +197,16 @@ impl Store {
                 .bind(sid)
                 .bind(c.method)
                 .bind(c.acr)
+                .bind(audit_id)
+                .bind(a.at)
+                .bind(a.kind)
+                .bind(a.outcome)
+                .bind(a.person_id)
+                .bind(a.client_id)
+                .bind(a.method)
+                .bind(a.acr)
+                .bind(a.address)
+                .bind(a.detail)
         });
         self.write_batch(sql, bind).await?;
         Ok(())

@@ -12,13 +12,34 @@ async fn connections_the_database_drops_are_replaced() {
     let url = fresh_pg_database().await;
     let store = Store::connect(&url, 4).await.unwrap();
     store.migrate().await.unwrap();
-    // Several statements at once, so that the store holds several connections.
-    let pings: Vec<_> = (0..8).map(|_| store.ping()).collect();
-    for r in futures::future::join_all(pings).await {
-        r.unwrap();
-    }
     let db = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
     let mut admin = sqlx::postgres::PgConnection::connect(&pg_base_url()).await.unwrap();
+    // Statements at once, in tasks of their own, until the store holds several connections
+    // (how many one burst opens depends on timing; held ones are kept).
+    let mut held = 0;
+    for _ in 0..50 {
+        let pings: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.ping().await })
+            })
+            .collect();
+        for r in futures::future::join_all(pings).await {
+            r.unwrap().unwrap();
+        }
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&db)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        held = n;
+        if held >= 2 {
+            break;
+        }
+    }
+    assert!(held >= 2, "the store held {held} connections after bursts of statements");
     let ended: Vec<(bool,)> = sqlx::query_as(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = $1 AND pid <> pg_backend_pid()",
