@@ -160,6 +160,18 @@ impl Session {
         crypto::token_hash(&self.id)
     }
 
+    /// The row that stores this session with `data` (its JSON) under its current id.
+    fn row(&self, data: String, now: i64, expires_at: i64) -> SessionRow {
+        SessionRow {
+            id_hash: self.id_hash(),
+            csrf: self.csrf.clone(),
+            data,
+            person_id: self.data.login.as_ref().map(|l| l.person_id.clone()),
+            created_at: now,
+            expires_at,
+        }
+    }
+
     /// Constant-time check of a form's CSRF token.
     pub fn csrf_ok(&self, token: Option<&str>) -> bool {
         token.is_some_and(|t| crypto::ct_eq(t.as_bytes(), self.csrf.as_bytes()))
@@ -220,14 +232,7 @@ impl Sessions {
         let data = serde_json::to_string(&s.data).unwrap_or_default();
         let expires_at = now + self.ttl_s;
         let Some(stored) = &s.stored else {
-            let row = SessionRow {
-                id_hash: s.id_hash(),
-                csrf: s.csrf.clone(),
-                data,
-                person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
-                created_at: now,
-                expires_at,
-            };
+            let row = s.row(data, now, expires_at);
             self.store.insert_session(&row).await?;
             s.expires_at = expires_at;
             s.stored = Some(row.data);
@@ -263,14 +268,7 @@ impl Sessions {
         let expires_at = now + self.ttl_s;
         s.id = crypto::random_token(32);
         s.csrf = crypto::random_token(32);
-        let renamed = SessionRow {
-            id_hash: s.id_hash(),
-            csrf: s.csrf.clone(),
-            data,
-            person_id: s.data.login.as_ref().map(|l| l.person_id.clone()),
-            created_at: now,
-            expires_at,
-        };
+        let renamed = s.row(data, now, expires_at);
         self.store.rename_session(&old, &renamed).await?;
         s.expires_at = expires_at;
         s.stored = Some(renamed.data);

@@ -14,6 +14,7 @@ both_backends!(
     cancel_failure_and_low_level_get_a_clear_page,
     linking_refuses_other_persons_and_locks_after_five_tries,
     no_bis_number_files_a_request,
+    an_assertion_answers_one_request_once,
 );
 
 struct Eidas {
@@ -306,4 +307,39 @@ async fn sp_metadata_is_signed_and_names_both_certificates() {
     assert_eq!(xml.matches("use=\"encryption\"").count(), 2, "RSA and EC encryption keys");
     assert!(xml.contains("xmlenc11#ECDH-ES") && xml.contains("sha256-rsa-MGF1"));
     assert!(xml.contains("Signature"));
+}
+
+/// The ACS's one write (replay-cache row and answer): an assertion seen once is refused for any
+/// other request, which stays unanswered; a request is answered once; an answer without an
+/// assertion (a cancel) needs no cache row. Only concurrent posts reach the first case over
+/// HTTP (a lone replay is refused when the request is read), so it is driven on the store.
+async fn an_assertion_answers_one_request_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let store = &s.handle.store;
+    let now = 1_900_000_000;
+    for id in ["r1", "r2", "r3"] {
+        let row = cozo_broker::store::SamlRequestRow {
+            id: id.into(),
+            relay: format!("relay-{id}"),
+            session_ref: "session".into(),
+            min_level: cozo_broker::assurance::AssuranceLevel::Substantial,
+            country: "NL".into(),
+            created_at: now,
+            expires_at: now + 900,
+            answered_at: None,
+            result: None,
+            consumed_at: None,
+        };
+        store.insert_saml_request(&row).await.unwrap();
+    }
+    let seen = Some(("saml-assertion:_a1", now + 600));
+    assert!(store.answer_saml_request("r1", "{}", seen, now).await.unwrap());
+    let other = Some(("saml-assertion:_a2", now + 600));
+    assert!(!store.answer_saml_request("r1", "{}", other, now).await.unwrap(), "answered before");
+    assert!(!store.answer_saml_request("r2", "{}", seen, now).await.unwrap(), "assertion seen");
+    let r2 = store.saml_request_by_relay("relay-r2").await.unwrap().unwrap();
+    assert_eq!((r2.answered_at, r2.result), (None, None), "the refused answer changed nothing");
+    assert!(store.answer_saml_request("r3", "{}", None, now).await.unwrap(), "a cancel");
+    let r1 = store.saml_request_by_relay("relay-r1").await.unwrap().unwrap();
+    assert_eq!(r1.answered_at, Some(now));
 }
