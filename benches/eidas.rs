@@ -4,10 +4,11 @@
 //! replay cache) → the linked Bis number (linking lookup) → the code → `/token`.
 //!
 //! `cargo bench --bench eidas -- [--db sqlite|postgres] [--duration 10] [--concurrency 16]
-//! [--kind ecdh|pss]` (release build). The broker runs in this process; the mock node (idp-mocks)
+//! [--kind ecdh|pss] [--access-token-alg RS256|ES256]` (release build). The broker runs in this process; the mock node (idp-mocks)
 //! and the load generator run in a child process (this binary again, `--load`), so this
 //! process's CPU (`/proc/self/stat`) is the broker's alone: the figure printed is broker CPU per
-//! complete login of an already linked citizen. `--kind ecdh`: the node signs with ECDSA and
+//! complete login of an already linked citizen, with the process's context switches per login
+//! (each statement handed to a SQLite connection thread costs about two). `--kind ecdh`: the node signs with ECDSA and
 //! agrees keys with ECDH-ES; `pss`: RSASSA-PSS and RSA-OAEP-3072. Without `--run` (or
 //! `COZO_BENCH_EIDAS=1`) it does nothing, so that `cargo test --all-targets` may build it.
 
@@ -30,6 +31,10 @@ struct Env {
     client_id: String,
     client_secret: String,
     redirect_uri: String,
+    /// The app's back end calling `/token`: its connections are kept, as an app server's HTTP
+    /// client does (`COZO_BENCH_TOKEN_CONN=new`: a new connection per login, as this bench did
+    /// until the late night of 2026-12-07, for comparison).
+    app: reqwest::Client,
 }
 
 fn http() -> reqwest::Client {
@@ -139,7 +144,8 @@ async fn login(env: &Env, citizen: &node::Citizen, link_bis: Option<&str>) -> Re
         next = location(&r)?;
     }
     let code = query(&next, "code")?;
-    let r = reqwest::Client::new()
+    let r = env
+        .app
         .post(format!("{}/token", env.base))
         .basic_auth(&env.client_id, Some(&env.client_secret))
         .form(&[
@@ -164,6 +170,32 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
+}
+
+/// Context switches of each of this process's threads (`/proc/self/task/*/status`): every
+/// statement handed to a SQLite connection thread, or work to a blocking thread, costs some,
+/// so their count per login shows hand-offs that the noisy CPU figure hides.
+fn context_switches() -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.insert(task.file_name().to_string_lossy().into_owned(), n);
+    }
+    out
+}
+
+/// Switches between two readings: threads that started in between count from zero (a thread
+/// that ended in between is not counted).
+fn switches_since(before: &std::collections::HashMap<String, u64>) -> u64 {
+    context_switches()
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 fn rss_mib() -> f64 {
@@ -222,6 +254,11 @@ async fn load(args: &[String]) {
         client_id: client_id.to_string(),
         client_secret: client_secret.to_string(),
         redirect_uri: "http://127.0.0.1:9/cb".into(),
+        app: if std::env::var("COZO_BENCH_TOKEN_CONN").is_ok_and(|v| v == "new") {
+            reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("http client")
+        } else {
+            reqwest::Client::new()
+        },
     });
     let citizen = node::citizen("nl-substantial").expect("citizen");
     // First login: linking to the Bis number (not timed); from then on DigiD alone suffices.
@@ -319,6 +356,12 @@ async fn main() {
         _ => format!("sqlite://{}/bench.db", dir.path().display()),
     };
     cfg.database.max_connections = 16;
+    // `--access-token-alg ES256`: the RFC 9068 access token signed with ECDSA instead of RSA
+    // (`[oidc] access_token_alg`), to show the second RSA signature's share of a login.
+    if let Some(alg) = arg(&args, "--access-token-alg") {
+        cfg.oidc.access_token_alg =
+            serde_json::from_value(serde_json::Value::String(alg)).expect("RS256, ES256 or EdDSA");
+    }
     // One generator address: the per-address rate limit would measure itself (as in run.sh).
     cfg.server.rate_limit_per_s = 0;
     cfg.secrets.master_key_file = dir.path().join("master.key");
@@ -345,22 +388,25 @@ async fn main() {
     .unwrap();
     assert_eq!(started.0.first().map(String::as_str), Some("start"), "{:?}", started.0);
     let cpu0 = cpu_seconds();
+    let switches0 = context_switches();
     let read_line = started.1;
     let done = tokio::task::spawn_blocking(read_line).await.unwrap();
     let cpu = cpu_seconds() - cpu0;
+    let switches = switches_since(&switches0);
     let _ = child.wait();
     let n: u64 = done.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     let failed: u64 = done.get(2).and_then(|v| v.parse().ok()).unwrap_or(0);
     let wall: f64 = done.get(3).and_then(|v| v.parse().ok()).unwrap_or(1.0);
     let node_kind = if kind == "pss" { "RSASSA-PSS + RSA-OAEP-3072" } else { "ECDSA + ECDH-ES" };
     println!(
-        "eidas logins/s ({db}, {concurrency} concurrent, node {node_kind}; node and generator in another process): {:.0}  [{} ok, {} failed in {:.1} s; broker CPU {:.2} ms per login ({:.2} cores); RSS {:.0} MiB, before start {:.0} MiB]",
+        "eidas logins/s ({db}, {concurrency} concurrent, node {node_kind}; node and generator in another process): {:.0}  [{} ok, {} failed in {:.1} s; broker CPU {:.2} ms per login ({:.2} cores), {:.0} context switches per login; RSS {:.0} MiB, before start {:.0} MiB]",
         n as f64 / wall,
         n,
         failed,
         wall,
         cpu * 1000.0 / (n.max(1) as f64),
         cpu / wall,
+        switches as f64 / (n.max(1) as f64),
         rss_mib(),
         rss_before,
     );

@@ -103,17 +103,15 @@ impl Eidas {
                 consumed_at: None,
             })
             .await?;
-        let sp = self.sp.clone();
+        // Signing an AuthnRequest (ECDSA P-256, deflate) takes tens of microseconds: done here,
+        // as the token endpoint signs, rather than handed to a blocking thread and back (two
+        // thread switches per login; BENCHMARKS.md, #17).
         let at = crate::clock::to_utc(now);
         if self.post_binding {
-            let (action, saml_request) =
-                tokio::task::spawn_blocking(move || sp.post_request_at(&spec, at)).await??;
+            let (action, saml_request) = self.sp.post_request_at(&spec, at)?;
             Ok(Outgoing::Post { action, saml_request, relay_state: relay })
         } else {
-            let url =
-                tokio::task::spawn_blocking(move || sp.redirect_request_at(&spec, &relay, at))
-                    .await??;
-            Ok(Outgoing::Redirect { url })
+            Ok(Outgoing::Redirect { url: self.sp.redirect_request_at(&spec, &relay, at)? })
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::login::logged_in;
 use super::pages::{self, render, Chrome, CountryLink, FormError, Link};
-use super::{AppState, CsrfForm, Ctx, WebError};
+use super::{AppState, CrossSite, CsrfForm, Ctx, WebError};
 use crate::assurance::Method;
 use crate::eidas::login::{Accepted, Finished, Outgoing, Refusal};
 use crate::eidas::Eidas;
@@ -111,7 +111,7 @@ pub struct AcsForm {
 /// browser continues at `/saml/eidas/continue`.
 pub async fn acs(
     State(st): State<AppState>,
-    ctx: Ctx,
+    ctx: CrossSite,
     Form(form): Form<AcsForm>,
 ) -> Result<Response, WebError> {
     let eidas = node(&st)?;

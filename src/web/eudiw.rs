@@ -4,7 +4,7 @@
 
 use super::login::logged_in;
 use super::pages::{self, render, Chrome, Link};
-use super::{AppState, Ctx, WebError};
+use super::{AppState, CrossSite, Ctx, WebError};
 use crate::assurance::Method;
 use crate::eudiw::login::{Accepted, Finished, Poll, WalletPost};
 use crate::eudiw::sdjwt::Refusal;
@@ -55,7 +55,7 @@ pub async fn start(State(st): State<AppState>, mut ctx: Ctx) -> Result<Response,
 /// The signed request object, once (OpenID4VP `request_uri`).
 pub async fn request_object(
     State(st): State<AppState>,
-    ctx: Ctx,
+    ctx: CrossSite,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     match verifier(&st)?.request_object(&id, ctx.now).await? {
@@ -76,7 +76,7 @@ fn wallet_error(code: &str, status: StatusCode) -> Response {
 /// (same device), or why the response is refused.
 pub async fn response(
     State(st): State<AppState>,
-    ctx: Ctx,
+    ctx: CrossSite,
     Form(post): Form<WalletPost>,
 ) -> Result<Response, WebError> {
     Ok(match verifier(&st)?.accept(post, &ctx.address, ctx.now).await? {

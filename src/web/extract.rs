@@ -129,6 +129,33 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
+/// A request that arrives cross-site, where a browser does not send its `SameSite=Lax` session
+/// cookie (a SAML node's POST to the ACS; a wallet's requests): the request's clock read, language and client
+/// address, and no session. A cookie that does arrive (a client that sends cookies everywhere)
+/// is not looked up: such a handler must not depend on it, and one read of the database less
+/// per login (BENCHMARKS.md, #17).
+pub struct CrossSite {
+    pub now: i64,
+    pub tr: Tr,
+    pub address: String,
+}
+
+impl FromRequestParts<AppState> for CrossSite {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, WebError> {
+        let now = st.clock.now();
+        let lang = request_language(&parts.headers, None).unwrap_or(st.cfg.ui.default_language);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let address = st.client_address(&parts.headers, peer);
+        Ok(CrossSite { now, tr: Tr::new(lang), address })
+    }
+}
+
 /// The language of a request: the one kept in its session, else the one picked on a page (the
 /// cookie), else the browser's (`Accept-Language`).
 pub fn request_language(headers: &HeaderMap, session: Option<&Session>) -> Option<Lang> {

@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use error::WebError;
-pub use extract::{CsrfForm, Ctx};
+pub use extract::{CrossSite, CsrfForm, Ctx};
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
