@@ -15,6 +15,9 @@
 // A benchmark: it stops on the first broken answer and times with the wall clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{context_switches, cpu_seconds, rss_mib, switches_since};
 use cozo_broker::clock::Clock;
 use cozo_broker::config::Config;
 use idp_mocks::eidas::{self as node, EidasNodeConfig, MockEidasNode, Outcome};
@@ -161,51 +164,6 @@ async fn login(env: &Env, citizen: &node::Citizen, link_bis: Option<&str>) -> Re
         return Err(format!("token: {}", r.status()));
     }
     Ok(())
-}
-
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100/s on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
-
-/// Context switches of each of this process's threads (`/proc/self/task/*/status`): every
-/// statement handed to a SQLite connection thread, or work to a blocking thread, costs some,
-/// so their count per login shows hand-offs that the noisy CPU figure hides.
-fn context_switches() -> std::collections::HashMap<String, u64> {
-    let mut out = std::collections::HashMap::new();
-    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        let n: u64 = status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum();
-        out.insert(task.file_name().to_string_lossy().into_owned(), n);
-    }
-    out
-}
-
-/// Switches between two readings: threads that started in between count from zero (a thread
-/// that ended in between is not counted).
-fn switches_since(before: &std::collections::HashMap<String, u64>) -> u64 {
-    context_switches()
-        .iter()
-        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
-}
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {

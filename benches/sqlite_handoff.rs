@@ -15,6 +15,9 @@
 // A benchmark: it stops on the first broken answer and times with the wall clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{context_switches, cpu_seconds, switches_since};
 use cozo_broker::store::{SessionRow, Store};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -24,29 +27,6 @@ const SESSIONS: usize = 10_000;
 const TASKS: usize = 16;
 const SQL: &str = "SELECT id_hash, csrf, data, person_id, created_at, expires_at FROM sessions \
                    WHERE id_hash = ?1 AND expires_at > ?2";
-
-/// utime + stime of this process, in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
-
-/// Context switches of all of this process's threads (threads that ended are not counted).
-fn context_switches() -> u64 {
-    let mut n = 0;
-    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        n += status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum::<u64>();
-    }
-    n
-}
 
 fn id(i: usize) -> String {
     format!("session-{i:06}")
@@ -73,7 +53,7 @@ where
     }
     let n = (reads / TASKS * TASKS) as f64;
     let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
-    let switches = context_switches().saturating_sub(switches0) as f64;
+    let switches = switches_since(&switches0) as f64;
     println!(
         "{what}: {:.1} µs of CPU per read, {:.1} context switches per read, {:.0} reads/s",
         cpu * 1e6 / n,

@@ -33,6 +33,8 @@ use crate::config::LoginConfig;
 use crate::crypto::{self, MasterKey};
 use crate::metrics::Metrics;
 use crate::session::{KeyStep, Login};
+/// A person's account of digital keys, as the activation pages show it.
+pub use crate::store::Account;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 

@@ -21,7 +21,9 @@ use crate::assurance::AssuranceLevel;
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::crypto;
 use crate::session::Login;
-use crate::store::{Operator, Registration, Store, StoreError};
+/// The office's records, as its pages show them: the web names them through this module.
+pub use crate::store::{Operator, Registration, RegistrationStatus};
+use crate::store::{Store, StoreError};
 use std::fmt;
 
 /// Code and link are valid for 14 days (SPEC §7).

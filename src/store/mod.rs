@@ -288,7 +288,6 @@ impl Store {
     }
 }
 
-/// Reads a column, turning a type mismatch into [`StoreError::Corrupt`].
 impl Store {
     /// Runs a write of several statements as one command on a writer connection: one round
     /// trip (on SQLite one hand-off to the writer's thread and one commit) instead of one per
@@ -316,6 +315,7 @@ impl Store {
     }
 }
 
+/// Reads a column, turning a type mismatch into [`StoreError::Corrupt`].
 fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,

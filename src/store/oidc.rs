@@ -155,8 +155,9 @@ impl Store {
 
     /// What answering an authorization request writes, in one transaction and one round trip:
     /// its pending row is deleted (`pending_id`), the broker session `sid` its grant belongs to
-    /// is remembered, and the code is stored. Three statements on their own were three commits
-    /// on SQLite's writer per login (BENCHMARKS.md, #17).
+    /// is remembered, the audit row of the login it answers (`audit`) is stored, and so is the
+    /// code. On their own these statements were a commit each on SQLite's writer per login
+    /// (BENCHMARKS.md, #17).
     pub async fn issue_code(
         &self,
         pending_id: Option<&str>,

@@ -11,10 +11,10 @@
 use super::{AppState, WebError};
 use crate::i18n::{self, Lang, Tr};
 use crate::keys::enrol::EnrolmentStage;
+use crate::keys::Account;
 use crate::office::OperatorCheck;
 use crate::session::{Browser, Enrolment, Session, SessionCookie};
-use crate::store::Account;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// The cookie that remembers a language picked on a page.
@@ -118,22 +117,17 @@ impl FromRequestParts<AppState> for Ctx {
         let (browser, session) = Browser::open(&st.sessions, cookie, now).await?;
         let lang = request_language(&parts.headers, session.as_ref())
             .unwrap_or(st.cfg.ui.default_language);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let address = st.client_address(&parts.headers, peer);
+        let address = st.request_address(&parts.extensions, &parts.headers);
         let cookies = parts.extensions.get::<CookieSlot>().cloned().unwrap_or_default();
         Ok(Ctx { now, session, tr: Tr::new(lang), address, browser, cookies })
     }
 }
 
 /// A request that arrives cross-site, where a browser does not send its `SameSite=Lax` session
-/// cookie (a SAML node's POST to the ACS; a wallet's requests): the request's clock read, language and client
-/// address, and no session. A cookie that does arrive (a client that sends cookies everywhere)
-/// is not looked up: such a handler must not depend on it, and one read of the database less
-/// per login (BENCHMARKS.md, #17).
+/// cookie (a SAML node's POST to the ACS; a wallet's requests): the request's clock read,
+/// language and client address, and no session. A cookie that does arrive (a client that sends
+/// cookies everywhere) is not looked up: such a handler must not depend on it, and it saves a
+/// database read per login (BENCHMARKS.md, #17).
 pub struct CrossSite {
     pub now: i64,
     pub tr: Tr,
@@ -146,12 +140,7 @@ impl FromRequestParts<AppState> for CrossSite {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, WebError> {
         let now = st.clock.now();
         let lang = request_language(&parts.headers, None).unwrap_or(st.cfg.ui.default_language);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let address = st.client_address(&parts.headers, peer);
+        let address = st.request_address(&parts.extensions, &parts.headers);
         Ok(CrossSite { now, tr: Tr::new(lang), address })
     }
 }
@@ -336,7 +325,7 @@ impl<W: Admit + Send, T: DeserializeOwned + Send> FromRequest<AppState> for Admi
 pub struct Operator {
     pub ctx: Ctx,
     pub session: Session,
-    pub operator: crate::store::Operator,
+    pub operator: crate::office::Operator,
 }
 
 impl Admit for Operator {

@@ -82,7 +82,21 @@ impl Inner {
     /// The client's address: the peer, or the last `X-Forwarded-For` hop behind a trusted load
     /// balancer (`[server] trust_forwarded_for`). The session throttle and the rate limiter
     /// both key on it.
-    pub fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
+    /// [`AppState::client_address`] of a request: its connection's peer (axum's `ConnectInfo`;
+    /// unspecified when the server was started without it) and its headers.
+    pub fn request_address(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &HeaderMap,
+    ) -> String {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        self.client_address(headers, peer)
+    }
+
+    fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
         if self.cfg.server.trust_forwarded_for {
             headers
                 .get("x-forwarded-for")

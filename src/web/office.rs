@@ -8,7 +8,7 @@ use super::{AppState, Ctx, WebError};
 use crate::i18n::Tr;
 use crate::identity::Insz;
 use crate::office::{DocumentType, Issued, Registered, RegistrationForm, Reissued};
-use crate::store::{Registration, RegistrationStatus};
+use crate::office::{Registration, RegistrationStatus};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};

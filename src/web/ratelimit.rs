@@ -9,20 +9,19 @@
 //! Two buckets per address, so that a person's browser and an app's back end do not eat each
 //! other's allowance: the browser login routes, and the OAuth endpoints apps call (`/token`,
 //! `/par`, `/revoke`, `/userinfo`). The address is the one every handler uses
-//! ([`super::AppState::client_address`]: the peer, or `X-Forwarded-For` when
+//! ([`super::AppState::request_address`]: the peer, or `X-Forwarded-For` when
 //! `[server] trust_forwarded_for`).
 
 use super::AppState;
 use crate::config::ServerConfig;
 use crate::i18n::Tr;
 use crate::metrics::ThrottleEvent;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
 /// Which allowance a route draws from.
@@ -100,12 +99,7 @@ pub async fn limit(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let Some(class) = Class::of(req.uri().path()) else {
         return next.run(req).await;
     };
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let address = st.client_address(req.headers(), peer);
+    let address = st.request_address(req.extensions(), req.headers());
     let Err(wait) = st.rate_limits.check(class, &address) else {
         return next.run(req).await;
     };
