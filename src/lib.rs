@@ -36,6 +36,12 @@ pub mod web;
 #[cfg(feature = "demo")]
 pub mod demo;
 
+/// Every binary linking the broker (the server, its tests and benches) allocates with mimalloc:
+/// with the system's malloc, allocation was ~7 % of a login's CPU and its locks a share of the
+/// kernel's (BENCHMARKS.md, #17); mimalloc keeps per-thread free lists and frees without locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use assurance::Method;
 use clock::Clock;
 use config::Config;
