@@ -7,6 +7,21 @@ use crate::crypto;
 use crate::store::{SessionRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+/// A login that just succeeded, with its person when the login step read it already (a linked
+/// eIDAS identity is read with its person in one query): what follows the login needs the
+/// person next and need not read it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedIn {
+    pub login: Login,
+    pub person: Option<crate::store::Person>,
+}
+
+impl From<Login> for LoggedIn {
+    fn from(login: Login) -> Self {
+        Self { login, person: None }
+    }
+}
+
 /// A completed login: who, when, how and how strongly. It is carried into codes and grants, so
 /// every token says how its person logged in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,7 +10,7 @@ use crate::audit::{Event, Kind, Outcome};
 use crate::crypto;
 use crate::linking::{self, ForeignIdentity};
 use crate::saml::{AuthnRequestSpec, ResponseError};
-use crate::session::{EidasLink, Login};
+use crate::session::{EidasLink, LoggedIn};
 use crate::store::SamlRequestRow;
 
 /// How the AuthnRequest reaches the node.
@@ -62,8 +62,8 @@ pub enum Accepted {
 /// What the continue step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finished {
-    /// A linked identity: logged in.
-    LoggedIn(Login),
+    /// A linked identity: logged in (its person read with the link).
+    LoggedIn(LoggedIn),
     /// First login of this identity: link it to a Bis number (`/link`).
     NeedsLink(EidasLink),
     Cancelled,
@@ -225,8 +225,12 @@ impl Eidas {
             Answer::Failed => return Ok(Finished::Failed),
             Answer::LevelTooLow => return Ok(Finished::LevelTooLow),
         };
-        match self.store.identity_person(linking::EIDAS, &link.identity.person_identifier).await? {
-            Some(person_id) => Ok(Finished::LoggedIn(linking::login_of(&person_id, &link, now))),
+        let pid = &link.identity.person_identifier;
+        match self.store.person_by_identity(linking::EIDAS, pid).await? {
+            Some(person) => {
+                let login = linking::login_of(&person.id, &link, now);
+                Ok(Finished::LoggedIn(LoggedIn { login, person: Some(person) }))
+            }
             None => Ok(Finished::NeedsLink(link)),
         }
     }

@@ -13,7 +13,7 @@ use crate::audit::{Event, Kind, Outcome};
 use crate::crypto;
 use crate::identity::Insz;
 use crate::linking::{self, ForeignIdentity, LinkVia};
-use crate::session::{EidasLink, Login};
+use crate::session::{EidasLink, LoggedIn, Login};
 use crate::store::EudiwRequestRow;
 use serde_json::{json, Value};
 
@@ -87,7 +87,8 @@ pub enum Poll {
 /// What the continue step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finished {
-    LoggedIn(Login),
+    /// The PID's holder is known: logged in (with the person the step read).
+    LoggedIn(LoggedIn),
     /// First login of this PID: link it to a Bis number (`/link`).
     NeedsLink(EidasLink),
     Cancelled,
@@ -462,11 +463,13 @@ impl Eudiw {
                     now,
                 )
                 .await?;
-            return Ok(Finished::LoggedIn(login(person.id)));
+            let login = login(person.id.clone());
+            return Ok(Finished::LoggedIn(LoggedIn { login, person: Some(person) }));
         }
         let subject = link_key(&pid);
-        if let Some(person_id) = self.store.identity_person(linking::EUDIW, &subject).await? {
-            return Ok(Finished::LoggedIn(login(person_id)));
+        if let Some(person) = self.store.person_by_identity(linking::EUDIW, &subject).await? {
+            let login = login(person.id.clone());
+            return Ok(Finished::LoggedIn(LoggedIn { login, person: Some(person) }));
         }
         Ok(Finished::NeedsLink(EidasLink {
             identity: ForeignIdentity {

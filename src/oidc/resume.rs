@@ -8,7 +8,15 @@ use crate::assurance::AssuranceLevel;
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::policy::Allowed;
 use crate::policy::Subject;
-use crate::session::{Login, SessionData};
+use crate::session::{LoggedIn, Login, SessionData};
+use crate::store::Person;
+
+/// Why a request is resumed: at `/authorize` (the session's login, if any, and its person read
+/// from the store), or right after a login (whose person the login step may have read already).
+enum Trigger {
+    Authorize,
+    Login { person: Option<Person> },
+}
 
 /// Where the browser goes next.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +111,7 @@ impl Provider {
         req: &AuthRequest,
         now: i64,
     ) -> Result<Resume, AuthorizeError> {
-        self.resume(session, None, req, &mut None, false, now).await
+        self.resume(session, None, req, &mut None, Trigger::Authorize, now).await
     }
 
     /// A login just succeeded: it becomes the session's login, is audited, and answers the
@@ -111,10 +119,11 @@ impl Provider {
     pub async fn after_login(
         &self,
         session: &mut SessionData,
-        login: Login,
+        logged_in: LoggedIn,
         address: &str,
         now: i64,
     ) -> Result<Resume, AuthorizeError> {
+        let LoggedIn { login, person } = logged_in;
         session.key_step = None;
         session.join_broker_session(&login.person_id);
         session.login = Some(login.clone());
@@ -134,7 +143,8 @@ impl Provider {
         let mut login_audit = Some(Audit::row(&event, now));
         let resume = match pending {
             Some((id, req)) => {
-                self.resume(session, Some(id), &req, &mut login_audit, true, now).await
+                let trigger = Trigger::Login { person };
+                self.resume(session, Some(id), &req, &mut login_audit, trigger, now).await
             }
             None => {
                 Ok(Resume::Return { to: session.return_to.take().unwrap_or("/account".into()) })
@@ -156,24 +166,28 @@ impl Provider {
     ) -> Result<Option<(AuthRequest, Access)>, AuthorizeError> {
         let Some(id) = &session.pending else { return Ok(None) };
         let Some(req) = self.load_pending(id, now).await? else { return Ok(None) };
-        let (login, subject, _) = self.login_facts(session, &req, now).await?;
+        let (login, subject, _) = self.login_facts(session, &req, None, now).await?;
         let access = self.access(&req, &subject, login.as_ref(), now)?;
         Ok(Some((req, access)))
     }
 
     /// The session's login (if its person still exists), the policy's view of that person, and
-    /// the person's facts for the token.
+    /// the person's facts for the token. `known`: the login's person as the login step read it
+    /// (used only if it is that login's person).
     async fn login_facts(
         &self,
         session: &SessionData,
         req: &AuthRequest,
+        known: Option<Person>,
         now: i64,
-    ) -> Result<
-        (Option<Login>, Subject, Option<(crate::store::Person, super::PersonFacts)>),
-        AuthorizeError,
-    > {
+    ) -> Result<(Option<Login>, Subject, Option<(Person, super::PersonFacts)>), AuthorizeError>
+    {
         let Some(login) = &session.login else { return Ok((None, Subject::anyone(), None)) };
-        let Some(person) = self.store.person(&login.person_id).await? else {
+        let person = match known.filter(|p| p.id == login.person_id) {
+            Some(p) => Some(p),
+            None => self.store.person(&login.person_id).await?,
+        };
+        let Some(person) = person else {
             return Ok((None, Subject::anyone(), None));
         };
         let facts = self.person_facts(&person, req, now).await;
@@ -186,10 +200,14 @@ impl Provider {
         pending_id: Option<String>,
         req: &AuthRequest,
         login_audit: &mut Option<crate::store::AuditRow>,
-        after_login: bool,
+        trigger: Trigger,
         now: i64,
     ) -> Result<Resume, AuthorizeError> {
-        let (login, subject, person) = self.login_facts(session, req, now).await?;
+        let (after_login, known) = match trigger {
+            Trigger::Authorize => (false, None),
+            Trigger::Login { person } => (true, person),
+        };
+        let (login, subject, person) = self.login_facts(session, req, known, now).await?;
         let access = self.access(req, &subject, login.as_ref(), now)?;
         let next = match (&access, after_login) {
             (Access::Answer, true) => Next::Answer,

@@ -7,6 +7,13 @@
 //! #18). Here a statement takes a connection from a queue and the guard puts it back when
 //! dropped, so the next waiter has it at once.
 //!
+//! On PostgreSQL, waiters are served in the order they came (a fair semaphore with one permit
+//! per connection in use): with the queue alone, a statement arriving while a connection was on
+//! its way to a woken waiter took it first, and under 100 concurrent clients some requests
+//! waited many times the median (`/token` p99 at 100 clients 257 → 73 ms, #18). SQLite's one
+//! writer is left to whoever is ready: handed in order, it idles until the woken waiter gets a
+//! turn on workers busy signing, and refreshes fell by a third (BENCHMARKS.md).
+//!
 //! What the ping protected stays protected: a statement or transaction cancelled half-way
 //! leaves its connection with work pending, which sqlx's next command on that connection
 //! finishes first (a queued rollback, unread replies). A connection that failed (network,
@@ -54,11 +61,24 @@ struct Held {
 struct Queue {
     idle_tx: flume::Sender<Held>,
     idle_rx: flume::Receiver<Held>,
+    /// With [`Handout::InOrder`]: `max` permits, one per connection in use, handed out first
+    /// come, first served. A holder's connection goes back to the queue before its permit is
+    /// released, so a new holder always finds an idle connection or room for a new one.
+    permits: Option<Arc<tokio::sync::Semaphore>>,
     /// Connections taken from the pool and not discarded.
     live: AtomicU32,
     max: u32,
     /// Set by [`Conns::close`]: connections given back then are dropped into the pool.
     closed: AtomicBool,
+}
+
+/// Who gets a connection given back while statements wait for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handout {
+    /// The statement that asked first (PostgreSQL: many connections, latency under load).
+    InOrder,
+    /// Whichever statement is ready first (SQLite: one writer that must not idle).
+    FirstReady,
 }
 
 /// Up to `max` connections of one sqlx pool, held for the life of the store.
@@ -78,13 +98,16 @@ impl std::fmt::Debug for Conns {
 }
 
 impl Conns {
-    pub(super) fn new(pool: AnyPool, max: u32) -> Self {
+    pub(super) fn new(pool: AnyPool, max: u32, handout: Handout) -> Self {
         let (idle_tx, idle_rx) = flume::unbounded();
+        let max = max.max(1);
         let queue = Queue {
             idle_tx,
             idle_rx,
+            permits: (handout == Handout::InOrder)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(max as usize))),
             live: AtomicU32::new(0),
-            max: max.max(1),
+            max,
             closed: AtomicBool::new(false),
         };
         Self { pool, queue: Arc::new(queue) }
@@ -96,10 +119,20 @@ impl Conns {
         &self.pool
     }
 
-    /// A connection: an idle held one, else a new one while fewer than `max` are held, else
-    /// the next one given back.
+    /// A connection, in the order statements asked for one: an idle held one, else a new one
+    /// while fewer than `max` are held.
     pub(super) async fn get(&self) -> Result<Conn> {
         let q = &self.queue;
+        let permit = match &q.permits {
+            Some(permits) => Some(
+                permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?,
+            ),
+            None => None,
+        };
         loop {
             let held = match q.idle_rx.try_recv() {
                 Ok(h) => h,
@@ -111,6 +144,8 @@ impl Conns {
                         return Err(StoreError::Db(e));
                     }
                 },
+                // In order: not reached while every holder gives its connection back before
+                // its permit. First ready: the next connection given back.
                 Err(_) => q
                     .idle_rx
                     .recv_async()
@@ -118,7 +153,7 @@ impl Conns {
                     .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?,
             };
             if let Some(held) = self.checked(held).await {
-                return Ok(Conn { held: Some(held), queue: q.clone() });
+                return Ok(Conn { held: Some(held), queue: q.clone(), _permit: permit });
             }
         }
     }
@@ -155,6 +190,9 @@ impl Conns {
     /// back to the queue meanwhile is closed on the next turn (bounded: 5 s).
     pub(super) async fn close(&self) {
         self.queue.closed.store(true, Ordering::SeqCst);
+        if let Some(permits) = &self.queue.permits {
+            permits.close();
+        }
         for _ in 0..50 {
             while let Ok(h) = self.queue.idle_rx.try_recv() {
                 let _ = h.conn.close().await;
@@ -172,6 +210,8 @@ pub(super) struct Conn {
     /// `Some` until dropped.
     held: Option<Held>,
     queue: Arc<Queue>,
+    /// Released after `drop` has given the connection back (fields drop after `Drop::drop`).
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Deref for Conn {

@@ -190,7 +190,11 @@ impl Store {
             .await?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let readers = max_connections.clamp(1, SQLITE_READERS);
-        let pool = conns::Conns::new(pool, writers);
+        let handout = match backend {
+            Backend::Sqlite => conns::Handout::FirstReady,
+            Backend::Postgres => conns::Handout::InOrder,
+        };
+        let pool = conns::Conns::new(pool, writers, handout);
         let read = if backend == Backend::Sqlite && !in_memory {
             let read = AnyPoolOptions::new()
                 .max_connections(readers)
@@ -206,7 +210,7 @@ impl Store {
                 })
                 .connect(&url)
                 .await?;
-            conns::Conns::new(read, readers)
+            conns::Conns::new(read, readers, conns::Handout::FirstReady)
         } else {
             pool.clone()
         };

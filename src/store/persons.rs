@@ -5,7 +5,7 @@ use crate::assurance::Method;
 use crate::identity::Insz;
 use sqlx::any::AnyRow;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Person {
     pub id: String,
     pub insz: Insz,
@@ -134,6 +134,24 @@ impl Store {
     pub async fn person(&self, id: &str) -> Result<Option<Person>> {
         let sql = format!("SELECT {PERSON_COLS} FROM persons WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.read.get().await?).await?;
+        row.as_ref().map(Person::from_row).transpose()
+    }
+
+    /// The person an external identity is linked to, read with the link in one query (the
+    /// login's next step needs the person).
+    pub async fn person_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Person>> {
+        let sql = "SELECT p.id, p.insz, p.given_name, p.family_name, p.birthdate, p.created_at \
+                   FROM identities i JOIN persons p ON p.id = i.person_id \
+                   WHERE i.provider = $1 AND i.subject = $2";
+        let row = sqlx::query(sql)
+            .bind(provider)
+            .bind(subject)
+            .fetch_optional(&mut *self.read.get().await?)
+            .await?;
         row.as_ref().map(Person::from_row).transpose()
     }
 

@@ -9,7 +9,7 @@ use crate::i18n::Tr;
 use crate::keys::second_step::{SecondStep, StepError, StepNotice, Usable};
 use crate::keys::{KeyService, PasswordCheck};
 use crate::oidc::Resume;
-use crate::session::{Login, Session};
+use crate::session::{LoggedIn, Session};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -236,9 +236,10 @@ pub async fn logged_in(
     st: &AppState,
     ctx: &Ctx,
     mut session: Session,
-    login: Login,
+    login: impl Into<LoggedIn>,
 ) -> Result<Response, WebError> {
-    let resume = st.provider.after_login(&mut session.data, login, &ctx.address, ctx.now).await?;
+    let resume =
+        st.provider.after_login(&mut session.data, login.into(), &ctx.address, ctx.now).await?;
     ctx.renew(&mut session).await?;
     Ok(resume_response(&ctx.tr, resume))
 }
