@@ -223,7 +223,21 @@ impl Cluster {
 
     /// Kills the replica in `slot`; the proxy is not told (it finds out by connection refused).
     fn kill(&mut self, slot: usize) {
-        self.replicas[slot].take().expect("a replica in that slot").kill();
+        let replica = self.replicas[slot].take().expect("a replica in that slot");
+        let addr = replica.addr;
+        replica.kill();
+        // `shutdown_background` leaves the runtime's threads to drop its tasks, the listener
+        // among them, a moment later: until then the kernel still accepts connections nobody
+        // answers (the proxy then got "error sending request", not "connection refused"). A
+        // killed process's port refuses at once; wait until this one does too.
+        for _ in 0..300 {
+            let timeout = std::time::Duration::from_millis(50);
+            if std::net::TcpStream::connect_timeout(&addr, timeout).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the killed replica's port {addr} still accepts connections");
     }
 
     /// A fresh replica in `slot` (after a kill), ready to serve.
