@@ -111,7 +111,7 @@ impl EidLogins {
             .store
             .person_or_create(&insz, &card.given_name, &card.family_name, None, now)
             .await?;
-        if self.store.identity_person("eid", insz.as_str()).await?.is_none() {
+        if self.store.person_by_identity("eid", insz.as_str()).await?.is_none() {
             // A concurrent first login may have linked it: either way it is linked.
             let _ = self.store.link_identity("eid", insz.as_str(), &person.id, now).await;
         }

@@ -100,7 +100,7 @@ impl FederalLogin {
             .store
             .person_or_create(&insz, &fed.given_name, &fed.family_name, None, now)
             .await?;
-        if self.store.identity_person("fas", &fed.subject).await?.is_none() {
+        if self.store.person_by_identity("fas", &fed.subject).await?.is_none() {
             // A concurrent first login may have linked it: either way it is linked.
             let _ = self.store.link_identity("fas", &fed.subject, &person.id, now).await;
         }

@@ -152,16 +152,6 @@ impl Store {
         row.map(|r| col(&r, "result")).transpose()
     }
 
-    pub async fn identity_person(&self, provider: &str, subject: &str) -> Result<Option<String>> {
-        let row =
-            sqlx::query("SELECT person_id FROM identities WHERE provider = $1 AND subject = $2")
-                .bind(provider)
-                .bind(subject)
-                .fetch_optional(&mut *self.read.get().await?)
-                .await?;
-        row.map(|r| col(&r, "person_id")).transpose()
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub async fn insert_bis_request(
         &self,

@@ -274,7 +274,7 @@ async fn linking_refuses_other_persons_and_locks_after_five_tries(backend: Backe
         .s
         .handle
         .store
-        .identity_person("eidas", citizen.person_identifier)
+        .person_by_identity("eidas", citizen.person_identifier)
         .await
         .unwrap()
         .is_none());
