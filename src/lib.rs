@@ -225,10 +225,15 @@ impl Broker {
         });
         let eid = eid::EidState::new(&cfg.eid)?;
         let sessions = session::Sessions::new(store.clone(), cfg.oidc.session_ttl_s);
-        let keys =
-            keys::KeyService::new(store.clone(), master.clone(), cfg.login.clone(), audit.clone())?
-                .with_passkeys(&cfg.server.public_url)
-                .with_metrics(&metrics);
+        let keys = keys::KeyService::new(
+            store.clone(),
+            sessions.clone(),
+            master.clone(),
+            cfg.login.clone(),
+            audit.clone(),
+        )?
+        .with_passkeys(&cfg.server.public_url)
+        .with_metrics(&metrics);
         let offices =
             office::Offices::new(store.clone(), cfg.server.public_url.clone(), audit.clone());
         let state = web::AppState(Arc::new(web::Inner {

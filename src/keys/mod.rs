@@ -32,7 +32,7 @@ use crate::audit::Audit;
 use crate::config::LoginConfig;
 use crate::crypto::{self, MasterKey};
 use crate::metrics::Metrics;
-use crate::session::{KeyStep, Login};
+use crate::session::{KeyStep, Login, Sessions};
 /// A person's account of digital keys, as the activation pages show it.
 pub use crate::store::Account;
 use crate::store::{Store, StoreError};
@@ -122,6 +122,9 @@ pub fn recent_strong_login(login: &Login, now: i64) -> bool {
 /// takes the time of its request (`now`); the service never reads a clock.
 pub struct KeyService {
     store: Store,
+    /// The browser sessions a key login's steps are kept in: the second step saves its
+    /// challenge there itself, so that no handler passes a session store.
+    sessions: Sessions,
     master: MasterKey,
     cfg: LoginConfig,
     /// Verified against when the username is unknown, so both cost the same time: made with
@@ -138,6 +141,7 @@ pub struct KeyService {
 impl KeyService {
     pub fn new(
         store: Store,
+        sessions: Sessions,
         master: MasterKey,
         cfg: LoginConfig,
         audit: Audit,
@@ -145,7 +149,7 @@ impl KeyService {
         let dummy_hash =
             password::hash(cost(&cfg), &crypto::random_token(16)).map_err(KeyError::Hash)?;
         let passkeys = None;
-        Ok(Self { store, master, cfg, dummy_hash, passkeys, metrics: None, audit })
+        Ok(Self { store, sessions, master, cfg, dummy_hash, passkeys, metrics: None, audit })
     }
 
     /// Counts each password verification in `metrics` (tests prove with it that known and

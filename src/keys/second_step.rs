@@ -6,7 +6,7 @@
 use super::{ChallengeStart, CodeCheck, KeyError, KeyService, KEY_STEP_TTL_S};
 use crate::assurance::Method;
 use crate::policy::Allowed;
-use crate::session::{KeyStep, Login, Session, Sessions};
+use crate::session::{KeyStep, Login, Session};
 
 /// Why the code page is shown again.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,6 @@ impl KeyService {
     #[allow(clippy::too_many_arguments)]
     pub async fn second_step(
         &self,
-        sessions: &Sessions,
         session: &mut Session,
         usable: &Usable,
         method: Option<&str>,
@@ -101,7 +100,7 @@ impl KeyService {
     ) -> Result<SecondStep, KeyError> {
         if !Self::step_is_live(session.data.key_step.as_ref(), now) {
             session.data.key_step = None;
-            sessions.save(session, now).await?;
+            self.sessions.save(session, now).await?;
             return Ok(SecondStep::Expired);
         }
         let Some(step) = session.data.key_step.clone() else { return Ok(SecondStep::Expired) };
@@ -134,7 +133,7 @@ impl KeyService {
                     return Ok(again(chosen, None, Some(StepError::CardUsedUp)))
                 }
             };
-            sessions.save(session, now).await?;
+            self.sessions.save(session, now).await?;
             return Ok(again(chosen, Some(notice), None));
         }
         if method == Method::Webauthn && code.is_empty() {
@@ -148,13 +147,13 @@ impl KeyService {
             if let Some(s) = session.data.key_step.as_mut() {
                 s.webauthn = Some(state);
             }
-            sessions.save(session, now).await?;
+            self.sessions.save(session, now).await?;
             let challenge = serde_json::to_string(&challenge).unwrap_or_default();
             return Ok(again(chosen, Some(StepNotice::SecurityKey { challenge }), None));
         }
         let outcome = if method == Method::Webauthn {
             let state = session.data.key_step.as_mut().and_then(|s| s.webauthn.take());
-            sessions.save(session, now).await?;
+            self.sessions.save(session, now).await?;
             self.check_webauthn(&step, state.as_ref(), code, address, now).await?
         } else {
             self.check_code(&step, method, code, address, now).await?

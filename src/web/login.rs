@@ -168,15 +168,7 @@ pub async fn key_code(
     let code = form.code.unwrap_or_default();
     let step = st
         .keys
-        .second_step(
-            &st.sessions,
-            &mut session,
-            &usable,
-            form.method.as_deref(),
-            &code,
-            &ctx.address,
-            ctx.now,
-        )
+        .second_step(&mut session, &usable, form.method.as_deref(), &code, &ctx.address, ctx.now)
         .await?;
     let tr = &ctx.tr;
     match step {
