@@ -12,6 +12,13 @@ pub fn backoff_s(attempts: i64) -> i64 {
     1i64.checked_shl(attempts.clamp(0, 30) as u32).unwrap_or(i64::MAX).min(3600)
 }
 
+/// The demo mailbox could not be read (the store failed).
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("demo mailbox: {0}")]
+    Store(#[from] StoreError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error("{0}")]
@@ -199,8 +206,8 @@ impl Mailbox {
     }
 
     /// The newest messages of the outbox.
-    pub async fn messages(&self) -> Result<Vec<OutboxMessage>, crate::store::StoreError> {
-        self.store.outbox(100).await
+    pub async fn messages(&self) -> Result<Vec<OutboxMessage>, MailboxError> {
+        Ok(self.store.outbox(100).await?)
     }
 }
 

@@ -304,6 +304,14 @@ pub enum SessionCookie {
     Clear,
 }
 
+/// Why the browser session of a request could not be read or written (the session store
+/// failed): the web layer shows its internal-error page.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("browser session: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// The browser session of one request: the use case behind the session cookie. It decides when
 /// a session is created (the first form), saved, renewed (after a login: no session fixation)
 /// or ended; the web layer asks it and writes the [`SessionCookie`] it answers with.
@@ -320,7 +328,7 @@ impl Browser {
         sessions: &Sessions,
         cookie: Option<&str>,
         now: i64,
-    ) -> Result<(Self, Option<Session>), StoreError> {
+    ) -> Result<(Self, Option<Session>), SessionError> {
         let current = match cookie {
             Some(id) => sessions.load(id, now).await?,
             None => None,
@@ -332,7 +340,7 @@ impl Browser {
     pub async fn or_new(
         &self,
         current: Option<Session>,
-    ) -> Result<(Session, Option<SessionCookie>), StoreError> {
+    ) -> Result<(Session, Option<SessionCookie>), SessionError> {
         match current {
             Some(s) => Ok((s, None)),
             None => {
@@ -357,19 +365,19 @@ impl Browser {
     }
 
     /// Saves the session's data (and extends its life); stores a new session.
-    pub async fn save(&self, s: &mut Session) -> Result<(), StoreError> {
-        self.sessions.save(s, self.now).await
+    pub async fn save(&self, s: &mut Session) -> Result<(), SessionError> {
+        Ok(self.sessions.save(s, self.now).await?)
     }
 
     /// A fresh id and CSRF token after a login, the session's data saved with them; the
     /// cookie follows.
-    pub async fn renew(&self, s: &mut Session) -> Result<SessionCookie, StoreError> {
+    pub async fn renew(&self, s: &mut Session) -> Result<SessionCookie, SessionError> {
         self.sessions.renew_id(s, self.now).await?;
         Ok(SessionCookie::Set(s.id.clone()))
     }
 
     /// Ends the session, if there is one; the cookie is cleared either way.
-    pub async fn end(&self, current: Option<Session>) -> Result<SessionCookie, StoreError> {
+    pub async fn end(&self, current: Option<Session>) -> Result<SessionCookie, SessionError> {
         if let Some(s) = current {
             self.sessions.destroy(&s).await?;
         }
@@ -381,7 +389,7 @@ impl Browser {
         &self,
         s: &mut Session,
         lang: crate::i18n::Lang,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), SessionError> {
         s.data.lang = Some(lang);
         self.save(s).await
     }

@@ -3,6 +3,7 @@
 //! request with a one-time ticket ([`EidLogins::answer`]); back on the broker, the ticket opens
 //! the login for that same session, once ([`EidLogins::finish`]).
 
+use super::EidError;
 use super::{Card, CardProblem, EidTls};
 use crate::assurance::{AssuranceLevel, Method};
 use crate::audit::{Audit, Event, Kind, Outcome};
@@ -41,7 +42,7 @@ impl EidLogins {
     }
 
     /// A request bound to this browser session; returns its id (for the listener's URL).
-    pub async fn begin(&self, session_id: &str, now: i64) -> Result<String, StoreError> {
+    pub async fn begin(&self, session_id: &str, now: i64) -> Result<String, EidError> {
         let id = crypto::random_token(24);
         self.store
             .insert_eid_request(&id, &crypto::token_hash(session_id), now, now + EID_TTL_S)
@@ -58,7 +59,7 @@ impl EidLogins {
         id: Option<String>,
         address: &str,
         now: i64,
-    ) -> Result<Answered, StoreError> {
+    ) -> Result<Answered, EidError> {
         let card = match tls.verify_card(Some(chain).filter(|c| !c.is_empty()), now) {
             Ok(c) => c,
             Err(refusal) => {
@@ -97,7 +98,7 @@ impl EidLogins {
         id: &str,
         ticket: &str,
         now: i64,
-    ) -> Result<Option<Login>, StoreError> {
+    ) -> Result<Option<Login>, EidError> {
         let answer = self
             .store
             .take_eid_answer(id, &crypto::token_hash(session_id), &crypto::token_hash(ticket), now)

@@ -19,6 +19,9 @@ use std::sync::Arc;
 pub enum EidError {
     #[error("eid.{0}: {1}")]
     Config(&'static str, String),
+    /// The store failed during a card login's steps.
+    #[error("eID login: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Why a card certificate is refused; each has a page telling the person what to check.

@@ -8,7 +8,7 @@ use crate::assurance::Method;
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::identity::Insz;
 use crate::session::Login;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use std::sync::Arc;
 
 /// How long the person has at FAS.
@@ -62,7 +62,7 @@ impl FederalLogin {
         q: CallbackParams,
         address: &str,
         now: i64,
-    ) -> Result<Returned, StoreError> {
+    ) -> Result<Returned, FasError> {
         let Some(pending) = pending else { return Ok(Returned::Refused("unsolicited")) };
         let state_ok = q
             .state

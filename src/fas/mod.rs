@@ -76,6 +76,9 @@ pub enum FasError {
     /// refused (fail closed), never given some default level.
     #[error("the federal login level {0:?} is not in [fas.levels]")]
     UnknownLevel(String),
+    /// The store failed while a verified login was being placed.
+    #[error("federal login: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What the browser session keeps between `/login/fas` and the callback.

@@ -3,12 +3,12 @@
 //! who has none. Five failed tries lock linking for that identity for a day; an invalid number
 //! names the rule it breaks and is not counted.
 
-use super::{matches, BisRegister, LinkVia};
+use super::{matches, BisRegister, LinkVia, LinkingError};
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::i18n::Tr;
 use crate::identity::Insz;
 use crate::session::{EidasLink, Login};
-use crate::store::{OutboxMessage, Person, Store, StoreError};
+use crate::store::{OutboxMessage, Person, Store};
 use std::sync::Arc;
 
 /// Tries of the Bis field per foreign identity before linking locks.
@@ -85,7 +85,7 @@ impl Linking {
         bis: &str,
         address: &str,
         now: i64,
-    ) -> Result<Linked, StoreError> {
+    ) -> Result<Linked, LinkingError> {
         let pid = &link.identity.person_identifier;
         if let Some(until) = self.store.locked_until(&lock_key(&link.via, pid), now).await? {
             return Ok(Linked::Locked { until });
@@ -154,7 +154,7 @@ impl Linking {
         email: &str,
         tr: &Tr,
         now: i64,
-    ) -> Result<BisRequested, StoreError> {
+    ) -> Result<BisRequested, LinkingError> {
         let email = email.trim().to_string();
         if !plausible_email(&email) {
             return Ok(BisRequested::InvalidEmail);

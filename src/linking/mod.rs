@@ -52,6 +52,14 @@ pub struct BisEntry {
     pub birthdate: String,
 }
 
+/// Why linking could not go on (the store failed); everything a person can cause is a
+/// decision ([`Linked`], [`BisRequested`]), not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkingError {
+    #[error("linking: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BisError {
     #[error("the Bis register is unavailable: {0}")]

@@ -62,7 +62,11 @@ macro_rules! internal_from {
 }
 
 internal_from!(
-    crate::store::StoreError,
+    crate::session::SessionError,
+    crate::eid::EidError,
+    crate::linking::LinkingError,
+    crate::outbox::MailboxError,
+    crate::fas::FasError,
     crate::policy::PolicyError,
     crate::eidas::EidasError,
     crate::eudiw::EudiwError,
