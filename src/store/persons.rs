@@ -144,10 +144,11 @@ impl Store {
         provider: &str,
         subject: &str,
     ) -> Result<Option<Person>> {
-        let sql = "SELECT p.id, p.insz, p.given_name, p.family_name, p.birthdate, p.created_at \
-                   FROM identities i JOIN persons p ON p.id = i.person_id \
-                   WHERE i.provider = $1 AND i.subject = $2";
-        let row = sqlx::query(sql)
+        let sql = format!(
+            "SELECT {PERSON_COLS} FROM persons WHERE id = \
+             (SELECT person_id FROM identities WHERE provider = $1 AND subject = $2)"
+        );
+        let row = sqlx::query(&sql)
             .bind(provider)
             .bind(subject)
             .fetch_optional(&mut *self.read.get().await?)
