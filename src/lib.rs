@@ -242,7 +242,7 @@ impl Broker {
             mailbox: outbox::Mailbox::new(store.clone()),
             clock: clock.clone(),
             provider,
-            sessions,
+            browsers: session::Browsers::new(sessions),
             keys,
             eidas,
             eudiw,

@@ -322,20 +322,33 @@ pub struct Browser {
     now: i64,
 }
 
-impl Browser {
-    /// The live session the cookie names, if any, and the use case for the rest of the request.
-    pub async fn open(
-        sessions: &Sessions,
-        cookie: Option<&str>,
-        now: i64,
-    ) -> Result<(Self, Option<Session>), SessionError> {
-        let current = match cookie {
-            Some(id) => sessions.load(id, now).await?,
-            None => None,
-        };
-        Ok((Self { sessions: sessions.clone(), now }, current))
+/// Where each request's [`Browser`] comes from: the web layer holds this, not the session
+/// store itself.
+#[derive(Clone, Debug)]
+pub struct Browsers {
+    sessions: Sessions,
+}
+
+impl Browsers {
+    pub fn new(sessions: Sessions) -> Self {
+        Self { sessions }
     }
 
+    /// The live session the cookie names, if any, and the use case for the rest of the request.
+    pub async fn open(
+        &self,
+        cookie: Option<&str>,
+        now: i64,
+    ) -> Result<(Browser, Option<Session>), SessionError> {
+        let current = match cookie {
+            Some(id) => self.sessions.load(id, now).await?,
+            None => None,
+        };
+        Ok((Browser { sessions: self.sessions.clone(), now }, current))
+    }
+}
+
+impl Browser {
     /// `current`, or a new session (forms need one for their CSRF token) and its cookie.
     pub async fn or_new(
         &self,

@@ -114,7 +114,7 @@ impl FromRequestParts<AppState> for Ctx {
         let now = st.clock.now();
         let jar = CookieJar::from_headers(&parts.headers);
         let cookie = jar.get(st.session_cookie_name()).map(|c| c.value());
-        let (browser, session) = Browser::open(&st.sessions, cookie, now).await?;
+        let (browser, session) = st.browsers.open(cookie, now).await?;
         let lang = request_language(&parts.headers, session.as_ref())
             .unwrap_or(st.cfg.ui.default_language);
         let address = st.request_address(&parts.extensions, &parts.headers);

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::i18n::{self};
 use crate::keys::KeyService;
 use crate::oidc::Provider;
-use crate::session::Sessions;
+use crate::session::Browsers;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -44,7 +44,7 @@ pub struct Inner {
     pub mailbox: crate::outbox::Mailbox,
     pub clock: Clock,
     pub provider: Arc<Provider>,
-    pub sessions: Sessions,
+    pub browsers: Browsers,
     pub keys: KeyService,
     pub eidas: Option<Arc<crate::eidas::Eidas>>,
     pub eudiw: Option<Arc<crate::eudiw::Eudiw>>,
